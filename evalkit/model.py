@@ -1,0 +1,158 @@
+"""The backbone: load weights and tokenizer, turn texts into token ids, run the forward pass.
+
+Token ids for last-token pooling are built here, not by the tokenizer's post-processor:
+BOS + text truncated to max_length - 2 + EOS. Some tokenizers (transformers >= 5) drop the
+EOS, or the BOS, silently; building the ids ourselves and asserting them makes that impossible.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import json
+import os
+from pathlib import Path
+
+import torch
+
+from evalkit import EvalkitError
+from evalkit.config import ModelConfig
+from evalkit.pooling import pool
+
+DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+
+
+def cache_root() -> Path:
+    return Path(os.environ.get("EVALKIT_CACHE", Path.home() / ".cache" / "evalkit"))
+
+
+def resolve_path(name_or_path: str) -> str:
+    """`pkg:<module>/<rel>` -> the folder inside the installed package; other values unchanged."""
+    if not name_or_path.startswith("pkg:"):
+        return name_or_path
+    module, _, rel = name_or_path[4:].partition("/")
+    spec = importlib.util.find_spec(module)
+    if spec is None or not spec.submodule_search_locations:
+        raise EvalkitError(f"package {module!r} is not installed (needed for {name_or_path})")
+    return str(Path(spec.submodule_search_locations[0]) / rel)
+
+
+def _is_local(path: str) -> bool:
+    return path.startswith(("/", ".", "~")) or os.path.exists(path)
+
+
+def sentencepiece_folder(model_file: Path) -> Path:
+    """A tokenizer folder around a bare sentencepiece model (the Mistral-7B tokenizer.model)."""
+    digest = hashlib.sha256(model_file.read_bytes()).hexdigest()[:16]
+    folder = cache_root() / "tokenizers" / digest
+    if not (folder / "tokenizer_config.json").is_file():
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "tokenizer.model").write_bytes(model_file.read_bytes())
+        config = {
+            "tokenizer_class": "LlamaTokenizer",
+            "bos_token": "<s>",
+            "eos_token": "</s>",
+            "unk_token": "<unk>",
+            "add_bos_token": True,
+            "add_eos_token": False,
+        }
+        tmp = folder / "tokenizer_config.json.tmp"
+        tmp.write_text(json.dumps(config))
+        tmp.replace(folder / "tokenizer_config.json")
+    return folder
+
+
+def load_tokenizer(cfg: ModelConfig):
+    from transformers import AutoTokenizer
+
+    source = resolve_path(cfg.tokenizer or cfg.name_or_path)
+    if _is_local(source) and not os.path.exists(source):
+        raise EvalkitError(f"tokenizer path does not exist: {source}")
+    if source.endswith(".model") and os.path.isfile(source):
+        source = str(sentencepiece_folder(Path(source)))
+    revision = None if _is_local(source) else cfg.revision
+    tok = _from_hub(AutoTokenizer, source, revision=revision, trust_remote_code=cfg.trust_remote_code)
+    if tok.pad_token_id is None:
+        tok.pad_token = tok.eos_token  # e5-mistral pads with EOS; the mask says which tokens are real
+    return tok
+
+
+def load_model(cfg: ModelConfig, device: torch.device):
+    from transformers import AutoConfig, AutoModel
+
+    dtype = DTYPES[cfg.dtype]
+    if cfg.random_init is not None:
+        arch = AutoConfig.for_model(cfg.random_init.model_type, **cfg.random_init.config)
+        arch._attn_implementation = cfg.attn_implementation
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(cfg.random_init.seed)
+            model = AutoModel.from_config(arch, dtype=torch.float32)
+        model = model.to(dtype)
+    else:
+        source = resolve_path(cfg.name_or_path)
+        if _is_local(source) and not os.path.isdir(source):
+            raise EvalkitError(f"model path does not exist: {source}")
+        model = _from_hub(
+            AutoModel,
+            source,
+            revision=None if _is_local(source) else cfg.revision,
+            trust_remote_code=cfg.trust_remote_code,
+            dtype=dtype,
+            use_safetensors=True,
+            attn_implementation=cfg.attn_implementation,
+        )
+    return model.to(device).eval()
+
+
+def _from_hub(cls, source: str, **kwargs):
+    """from_pretrained, with offline / missing-model failures turned into one line."""
+    try:
+        return cls.from_pretrained(source, **kwargs)
+    except OSError as exc:
+        offline = os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false")
+        if offline and not _is_local(source):
+            raise EvalkitError(
+                f"{source!r} is not in the local Hugging Face cache and HF_HUB_OFFLINE=1 forbids downloading it"
+            ) from None
+        raise EvalkitError(f"cannot load {source!r}: {str(exc).splitlines()[0]}") from None
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def token_ids(tokenizer, texts: list[str], cfg: ModelConfig) -> list[list[int]]:
+    """Token ids per text. Last pooling: [BOS] + text[: max_length - 2] + [EOS], asserted."""
+    if cfg.pooling != "last":
+        return tokenizer(texts, truncation=True, max_length=cfg.max_length)["input_ids"]
+    bos, eos = tokenizer.bos_token_id, tokenizer.eos_token_id
+    if eos is None:
+        raise EvalkitError(f"tokenizer of {cfg.name} has no EOS token; last-token pooling needs one")
+    head = [] if bos is None else [bos]
+    room = cfg.max_length - 1 - len(head)
+    bodies = tokenizer(texts, add_special_tokens=False)["input_ids"]
+    ids = [head + body[:room] + [eos] for body in bodies]
+    for seq in ids:
+        assert seq[-1] == eos and (bos is None or seq[0] == bos) and len(seq) <= cfg.max_length
+    return ids
+
+
+def pad_batch(seqs: list[list[int]], pad_id: int, side: str) -> tuple[torch.Tensor, torch.Tensor]:
+    width = max(len(s) for s in seqs)
+    ids = torch.full((len(seqs), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(seqs), width), dtype=torch.long)
+    for row, seq in enumerate(seqs):
+        span = slice(width - len(seq), width) if side == "left" else slice(0, len(seq))
+        ids[row, span] = torch.tensor(seq, dtype=torch.long)
+        mask[row, span] = 1
+    return ids, mask
+
+
+@torch.inference_mode()
+def forward_pooled(model, seqs: list[list[int]], cfg: ModelConfig, pad_id: int, device: torch.device) -> torch.Tensor:
+    """One padded batch -> pooled float32 embeddings (B, H) on the CPU."""
+    ids, mask = pad_batch(seqs, pad_id, cfg.padding_side)
+    out = model(input_ids=ids.to(device), attention_mask=mask.to(device))
+    return pool(cfg.pooling, out.last_hidden_state, mask.to(device)).cpu()

@@ -1,0 +1,110 @@
+"""One task, one model: data -> encoder -> mteb evaluation -> result file and run record."""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from evalkit import EvalkitError
+from evalkit.config import RunConfig, TaskSpec
+from evalkit.data import attach_to_task, read_beir_folder
+from evalkit.encoder import Encoder
+from evalkit.results import environment, model_dir, task_score, write_result
+from evalkit.tasks import get_mteb_task, subtask_names
+
+log = logging.getLogger(__name__)
+
+PER_QUERY_METRICS = {"ndcg_cut_10": "ndcg_at_10", "map_cut_10": "map_at_10", "recall_100": "recall_at_100"}
+
+
+def result_path(cfg: RunConfig) -> Path:
+    return model_dir(cfg.results_dir, cfg.model.name, cfg.model.revision) / f"{cfg.task.mteb_task}.json"
+
+
+def load_task(cfg: RunConfig):
+    """The mteb task with its data loaded: from data_dir when given, else from the hub."""
+    spec = cfg.task
+    task = get_mteb_task(spec)
+    if cfg.data_dir is not None:
+        attach_to_task(task, read_beir_folder(cfg.data_dir, spec.split), spec.split, spec.hf_subset)
+        return task
+    try:
+        task.load_data()
+    except Exception as exc:  # datasets raises many kinds; the user needs one line
+        if os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false"):
+            raise EvalkitError(
+                f"the data of {spec.mteb_task} is not in the local cache and HF_HUB_OFFLINE=1 forbids downloading it "
+                f"(pass data_dir=<BEIR folder> for retrieval tasks)"
+            ) from None
+        raise EvalkitError(f"cannot load the data of {spec.mteb_task}: {str(exc).splitlines()[0]}") from None
+    return task
+
+
+def capture_per_query(task) -> dict[str, dict[str, float]]:
+    """Per-query retrieval scores (nDCG@10 and friends), caught from mteb's own evaluation hook."""
+    captured: dict[str, dict[str, float]] = {}
+    original = getattr(task, "task_specific_scores", None)
+    if original is None or subtask_names(task) != [task.metadata.name]:
+        return captured  # aggregates (CQADupstack) score in their parts
+
+    def hook(scores, qrels, results, hf_split, hf_subset):
+        for qid, per_metric in scores.items():
+            for trec_key, name in PER_QUERY_METRICS.items():
+                if trec_key in per_metric:
+                    captured.setdefault(name, {})[qid] = per_metric[trec_key]
+        return original(scores, qrels, results, hf_split, hf_subset)
+
+    task.task_specific_scores = hook
+    return captured
+
+
+def run(cfg: RunConfig) -> dict[str, Any]:
+    """Evaluate and write; returns a summary. A finished task is skipped unless cfg.overwrite."""
+    import mteb
+
+    spec = cfg.task
+    out = result_path(cfg)
+    summary = {"task": spec.name, "mteb_task": spec.mteb_task, "metric": spec.metric, "path": str(out)}
+    if out.exists() and not cfg.overwrite:
+        log.info("%s exists; skipping (overwrite=true to run again)", out)
+        return {**summary, "skipped": True}
+    task = load_task(cfg)
+    encoder = Encoder(cfg.model, {name: spec for name in subtask_names(task)}, cfg.encode)
+    per_query = capture_per_query(task)
+    start = time.perf_counter()
+    model_result = mteb.evaluate(
+        encoder, task, cache=None, overwrite_strategy="always", raise_error=True,
+        encode_kwargs={"batch_size": cfg.encode.batch_size}, show_progress_bar=False,
+    )
+    wall = time.perf_counter() - start
+    task_result = model_result.task_results[0]
+    score = task_score(task_result, spec.split, spec.hf_subset, spec.metric)
+    record = run_record(cfg, encoder, wall, score, per_query)
+    write_result(out, task_result, record, encoder.mteb_model_meta)
+    return {**summary, "skipped": False, "score": score, "wall_time_s": wall}
+
+
+def run_record(cfg: RunConfig, encoder: Encoder, wall: float, score: float, per_query: dict) -> dict[str, Any]:
+    spec: TaskSpec = cfg.task
+    return {
+        "task": spec.name,
+        "mteb_task": spec.mteb_task,
+        "type": spec.type,
+        "split": spec.split,
+        "hf_subset": spec.hf_subset,
+        "metric": spec.metric,
+        "score": score,
+        "instruction": spec.instruction if cfg.model.prompt else None,
+        "model": asdict(cfg.model),
+        "config": asdict(cfg),
+        "data_dir": str(Path(cfg.data_dir).resolve()) if cfg.data_dir else None,
+        "special_tokens": encoder.special_tokens(),
+        "encode": encoder.stats.as_record(),
+        "wall_time_s": wall,
+        "per_query": per_query,
+        **environment(),
+    }
