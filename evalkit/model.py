@@ -68,7 +68,7 @@ def load_tokenizer(cfg: ModelConfig):
     source = resolve_path(cfg.tokenizer or cfg.name_or_path)
     if _is_local(source) and not os.path.exists(source):
         raise EvalkitError(f"tokenizer path does not exist: {source}")
-    if source.endswith(".model") and os.path.isfile(source):
+    if os.path.isfile(source):  # a bare sentencepiece model file
         source = str(sentencepiece_folder(Path(source)))
     revision = None if _is_local(source) else cfg.revision
     tok = _from_hub(AutoTokenizer, source, revision=revision, trust_remote_code=cfg.trust_remote_code)
