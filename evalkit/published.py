@@ -1,0 +1,115 @@
+"""Published MTEB numbers shipped with evalkit (`evalkit/reference/*.tsv`), in points (0-100).
+
+`load_published("intfloat/e5-mistral-7b-instruct")` gives the model's per-task scores keyed by mteb v2
+metric key, plus the paper's Table-1 averages where the paper gives them. See reference/README.md.
+"""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+
+from evalkit.scale import CATEGORY_LABELS, short_model_name, v2_metric, model_from_folder
+
+REFERENCE_DIR = Path(__file__).parent / "reference"
+E5 = "intfloat/e5-mistral-7b-instruct"
+TASK_FILES = {E5: "e5-mistral-7b-instruct.tsv"}
+AVERAGES_FILES = {E5: "e5-mistral-7b-instruct.averages.tsv"}
+BASELINES_FILE = "baselines.tsv"
+# baselines.tsv has several rows per (model, task, metric); this is the `kind` each model uses.
+PREFERRED_KIND = {
+    "sentence-transformers/all-MiniLM-L6-v2": "mteb_results_run",
+    "BAAI/bge-small-en-v1.5": "model_card",
+    E5: "model_card",
+}
+KIND_DESCRIPTIONS = {
+    "model_card": "HF model card (model-index)",
+    "mteb_results_run": "mteb run in embeddings-benchmark/results",
+    "mteb_legacy_run": "legacy mteb 0.0.2 run in embeddings-benchmark/results",
+}
+
+
+@dataclass(frozen=True)
+class Published:
+    """One model's published numbers."""
+
+    model: str
+    kind: str
+    scores: dict[str, dict[str, float]]  # task -> mteb v2 metric key -> points
+    types: dict[str, str]  # task -> task type, where known
+    averages: dict[str, tuple[float, int]] = field(default_factory=dict)  # Table-1 label -> (points, n tasks)
+    averages_source: str = ""
+    averages_decimals: int = 1
+
+    @property
+    def name(self) -> str:
+        """Short model name, plus the kind where it is not the model's usual one."""
+        suffix = "" if self.kind == PREFERRED_KIND.get(self.model) else f":{self.kind}"
+        return short_model_name(self.model) + suffix
+
+    @property
+    def label(self) -> str:
+        return f"{self.name} (published)"
+
+    def score(self, task: str, metric: str) -> float | None:
+        return self.scores.get(task, {}).get(metric)
+
+
+def _read_tsv(name: str) -> list[dict[str, str]]:
+    with open(REFERENCE_DIR / name, encoding="utf-8", newline="") as handle:
+        return list(csv.DictReader(handle, delimiter="\t"))
+
+
+@lru_cache(maxsize=1)
+def mteb_english_tasks() -> dict[str, tuple[str, str]]:
+    """The 56 MTEB-English (v1) tasks of the paper's Table 1 -> (task type, mteb v2 main-metric key)."""
+    return {row["task"]: (row["type"], v2_metric(row["metric"], row["task"])) for row in _read_tsv(TASK_FILES[E5])}
+
+
+def available_models() -> dict[str, list[str]]:
+    """Model -> the `kind`s of published numbers shipped for it (preferred kind first)."""
+    kinds: dict[str, list[str]] = {model: [kind] for model, kind in PREFERRED_KIND.items()}
+    for row in _read_tsv(BASELINES_FILE):
+        kinds.setdefault(row["model"], [])
+        if row["kind"] not in kinds[row["model"]]:
+            kinds[row["model"]].append(row["kind"])
+    return kinds
+
+
+def resolve_model(name: str) -> str:
+    """Full model name for `name`: full, `org__model` or short name, any case."""
+    wanted = model_from_folder(name).lower()
+    for model in available_models():
+        if wanted in (model.lower(), short_model_name(model).lower()):
+            return model
+    known = ", ".join(available_models())
+    raise KeyError(f"no published numbers for {name!r} (known: {known})")
+
+
+def load_published(name: str, kind: str | None = None) -> Published:
+    """Published numbers for a model; `name` may end in `:KIND` to pick a baselines.tsv kind."""
+    if kind is None and ":" in name:
+        name, kind = name.split(":", 1)
+    model = resolve_model(name)
+    kinds = available_models()[model]
+    kind = kind or kinds[0]
+    if kind not in kinds:
+        raise KeyError(f"no {kind!r} numbers for {model} (available: {', '.join(kinds)})")
+    scores: dict[str, dict[str, float]] = {}
+    types = {task: task_type for task, (task_type, _) in mteb_english_tasks().items()}
+    for row in _read_tsv(BASELINES_FILE):
+        if row["model"] == model and row["kind"] == kind:
+            scores.setdefault(row["task"], {})[v2_metric(row["metric"], row["task"])] = float(row["score"])
+    averages: dict[str, tuple[float, int]] = {}
+    source = ""
+    if model in TASK_FILES and kind == PREFERRED_KIND[model]:
+        for row in _read_tsv(TASK_FILES[model]):
+            scores.setdefault(row["task"], {})[v2_metric(row["metric"], row["task"])] = float(row["score"])
+        for row in _read_tsv(AVERAGES_FILES[model]):
+            averages[row["paper_label"]] = (float(row["score"]), int(row["n_datasets"]))
+            source = source or row["source"].split(" [", 1)[0]
+        if not set(averages) >= {*CATEGORY_LABELS.values(), "Avg", "BEIR"}:
+            raise ValueError(f"{AVERAGES_FILES[model]} lacks a Table-1 column")
+    return Published(model, kind, scores, types, averages, source)
