@@ -1,0 +1,281 @@
+"""The report's tables: per-task scores next to published ones, and the paper's Table-1 layout.
+
+Frames hold raw numbers in points; `write_tables` writes each table as Markdown, LaTeX (booktabs,
+best value in bold) and CSV (raw numbers, 4 decimals).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from statistics import fmean
+from typing import TYPE_CHECKING
+
+import pandas as pd
+
+from evalkit.published import Published, mteb_english_tasks
+from evalkit.scale import BEIR_METRIC, CATEGORIES, CATEGORY_LABELS, metric_label
+
+if TYPE_CHECKING:
+    from evalkit.report import Run
+
+BLANK = "–"
+TABLE1_COLUMNS = (*CATEGORY_LABELS.values(), "Avg", "BEIR")
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """One task of one run, next to its reference's published score (points)."""
+
+    task: str
+    type: str
+    metric: str
+    ours: float
+    published: float | None
+    ci: tuple[float, float] | None
+
+    @property
+    def delta(self) -> float | None:
+        return None if self.published is None else self.ours - self.published
+
+    @property
+    def outside_ci(self) -> bool | None:
+        if self.published is None or self.ci is None:
+            return None
+        return not self.ci[0] <= self.published <= self.ci[1]
+
+
+def reference_for(run: Run, references: list[Published]) -> Published | None:
+    """The published numbers a run's Δ is taken against: its own model's, else the first --compare."""
+    return next((p for p in references if p.model == run.model), references[0] if references else None)
+
+
+def task_order(task: str, task_type: str) -> tuple[int, str]:
+    return (CATEGORIES.index(task_type) if task_type in CATEGORIES else len(CATEGORIES), task.lower())
+
+
+def comparisons(run: Run, reference: Published | None) -> list[Comparison]:
+    scores = sorted(run.scores.values(), key=lambda s: task_order(s.task, s.type))
+    return [Comparison(s.task, s.type, s.metric, s.score, reference and reference.score(s.task, s.metric), s.ci)
+            for s in scores]
+
+
+def warn_missing_published(runs: list[Run], references: list[Published], warn) -> None:
+    seen = set()
+    for run in runs:
+        reference = reference_for(run, references)
+        for c in comparisons(run, reference) if reference else []:
+            if c.published is None and (c.task, c.metric, reference.label) not in seen:
+                seen.add((c.task, c.metric, reference.label))
+                warn(f"{c.task}: no published {metric_label(c.metric)} in {reference.label}; no Δ")
+
+
+def per_task_frame(runs: list[Run], references: list[Published]) -> pd.DataFrame:
+    """One row per task run: our scores (+ CI), the published scores, Δ against each run's reference."""
+    first = {}
+    for run in runs:
+        for score in run.scores.values():
+            first.setdefault(score.task, score)
+    rows = []
+    for task in sorted(first, key=lambda t: task_order(t, first[t].type)):
+        row = {"Task": task, "Type": first[task].type, "Metric": metric_label(first[task].metric)}
+        for run in runs:
+            score = run.scores.get(task)
+            row[run.label] = score.score if score else None
+            row[f"{run.name} CI low"], row[f"{run.name} CI high"] = score.ci if score and score.ci else (None, None)
+        for reference in references:
+            row[reference.label] = reference.score(task, first[task].metric)
+        for run in runs:
+            reference = reference_for(run, references)
+            mine = [c for c in comparisons(run, reference) if c.task == task] if reference else []
+            row[f"Δ {run.name}"] = mine[0].delta if mine else None
+            row[f"Δ {run.name} outside CI"] = mine[0].outside_ci if mine else None
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _means(main: dict[str, float], beir: dict[str, float]) -> dict[str, tuple[float | None, int]]:
+    """Table-1 column -> (mean in points or None, number of tasks), over the tasks given."""
+    types = {task: task_type for task, (task_type, _) in mteb_english_tasks().items()}
+    cells = {}
+    for category, label in CATEGORY_LABELS.items():
+        values = [v for task, v in main.items() if types[task] == category]
+        cells[label] = (fmean(values) if values else None, len(values))
+    cells["Avg"] = (fmean(main.values()) if main else None, len(main))
+    cells["BEIR"] = (fmean(beir.values()) if beir else None, len(beir))
+    return cells
+
+
+def table1_rows(runs: list[Run], references: list[Published]) -> list[tuple[str, dict, int]]:
+    """(row name, Table-1 cells, decimals): ours, then each published row under them."""
+    english = mteb_english_tasks()
+    rows = []
+    for run in runs:
+        main = {t: s.score for t, s in run.scores.items() if t in english}
+        beir = {t: s.score for t, s in run.scores.items()
+                if t in english and english[t][0] == "Retrieval" and s.metric == BEIR_METRIC}
+        rows.append((run.label, _means(main, beir), 2))
+    for ref in references:
+        if ref.averages:
+            rows.append((f"{ref.name} (published, paper)", ref.averages, ref.averages_decimals))
+            full_tasks = set(english)
+        else:
+            main = {t: ref.score(t, m) for t, (_, m) in english.items() if ref.score(t, m) is not None}
+            beir = {t: ref.score(t, BEIR_METRIC) for t, (ty, _) in english.items()
+                    if ty == "Retrieval" and ref.score(t, BEIR_METRIC) is not None}
+            rows.append((ref.label, _means(main, beir), 2))
+            full_tasks = set(main)
+        same: dict[frozenset, tuple[list[str], dict[str, float]]] = {}  # task set -> (runs, scores)
+        for run in runs:
+            pairs = {t: ref.score(t, s.metric) for t, s in run.scores.items() if t in english}
+            main = {t: v for t, v in pairs.items() if v is not None}
+            if set(main) != full_tasks:
+                same.setdefault(frozenset(main), ([], main))[0].append(run.name)
+        for names, main in same.values():
+            beir = {t: ref.score(t, BEIR_METRIC) for t in main
+                    if english[t][0] == "Retrieval" and ref.score(t, BEIR_METRIC) is not None}
+            which = "same tasks" if len(runs) == 1 else f"same tasks as {' and '.join(names)}"
+            rows.append((f"{ref.name} (published, {which})", _means(main, beir), 2))
+    return rows
+
+
+def table1_frame(rows: list[tuple[str, dict, int]]) -> pd.DataFrame:
+    records = []
+    for name, cells, _ in rows:
+        record = {"Model": name}
+        for column in TABLE1_COLUMNS:
+            record[column], record[f"{column} n"] = cells[column]
+        records.append(record)
+    return pd.DataFrame(records)
+
+
+def _fmt(value, decimals: int = 2, signed: bool = False) -> str:
+    if value is None or pd.isna(value):
+        return BLANK
+    return f"{value:+.{decimals}f}" if signed else f"{value:.{decimals}f}"
+
+
+def _bold_max(values: dict[str, float | None]) -> set[str]:
+    """The keys holding the largest value, when at least two values compete."""
+    present = {k: v for k, v in values.items() if v is not None and not pd.isna(v)}
+    if len(present) < 2:
+        return set()
+    best = max(present.values())
+    return {k for k, v in present.items() if v == best}
+
+
+def per_task_display(raw: pd.DataFrame, runs: list[Run], references: list[Published]):
+    """Formatted cells, and per row the best score (the LaTeX bold), for the per-task table."""
+    score_columns = [run.label for run in runs] + [ref.label for ref in references]
+    cells, bold = [], []
+    for _, row in raw.iterrows():
+        out = {"Task": row["Task"], "Type": row["Type"], "Metric": row["Metric"]}
+        for run in runs:
+            low, high = row[f"{run.name} CI low"], row[f"{run.name} CI high"]
+            out[run.label] = _fmt(row[run.label])
+            out[f"{run.name} 95% CI"] = BLANK if pd.isna(low) else f"[{low:.2f}, {high:.2f}]"
+        for ref in references:
+            out[ref.label] = _fmt(row[ref.label])
+        for run in runs:
+            outside = row[f"Δ {run.name} outside CI"]
+            out[f"Δ {run.name}"] = _fmt(row[f"Δ {run.name}"], signed=True)
+            out[f"Δ {run.name} outside CI"] = BLANK if outside is None or pd.isna(outside) else (
+                "yes" if outside else "no")
+        cells.append(out)
+        bold.append(_bold_max({c: row[c] for c in score_columns}))
+    return pd.DataFrame(cells, columns=list(cells[0]) if cells else None), bold
+
+
+def table1_display(rows: list[tuple[str, dict, int]]):
+    """Formatted "mean (k/K)" cells, and per row the cells that are best in their column."""
+    english = mteb_english_tasks()
+    totals = {label: sum(t == cat for t, _ in english.values()) for cat, label in CATEGORY_LABELS.items()}
+    totals.update(Avg=len(english), BEIR=totals["Retr."])
+    cells = []
+    for name, row, decimals in rows:
+        out = {"Model": name}
+        for column in TABLE1_COLUMNS:
+            value, n = row[column]
+            out[column] = BLANK if value is None else f"{value:.{decimals}f} ({n}/{totals[column]})"
+        cells.append(out)
+    best = {c: _bold_max({i: row[c][0] for i, (_, row, _) in enumerate(rows)}) for c in TABLE1_COLUMNS}
+    bold = [{c for c in TABLE1_COLUMNS if i in best[c]} for i in range(len(rows))]
+    return pd.DataFrame(cells), bold
+
+
+def to_markdown(title: str, frame: pd.DataFrame, notes: list[str]) -> str:
+    text_columns = {"Task", "Type", "Metric", "Model"}
+    lines = [f"## {title}", "", "| " + " | ".join(frame.columns) + " |",
+             "| " + " | ".join("---" if c in text_columns else "---:" for c in frame.columns) + " |"]
+    lines += ["| " + " | ".join(str(v) for v in row) + " |" for row in frame.itertuples(index=False)]
+    return "\n".join(lines + [""] + [f"- {note}" for note in notes]) + "\n"
+
+
+def _latex_escape(text: str) -> str:
+    for old, new in (("\\", r"\textbackslash{}"), ("&", r"\&"), ("%", r"\%"), ("#", r"\#"), ("_", r"\_"),
+                     ("$", r"\$"), ("Δ", r"$\Delta$"), ("–", "--"), ("−", "$-$")):
+        text = text.replace(old, new)
+    return text
+
+
+def to_latex(caption: str, frame: pd.DataFrame, bold: list[set[str]]) -> str:
+    """A booktabs table; the cells named in `bold` (per row) are set in bold."""
+    text_columns = {"Task", "Type", "Metric", "Model"}
+    spec = "".join("l" if c in text_columns else "r" for c in frame.columns)
+    body = []
+    for (_, row), strong in zip(frame.iterrows(), bold):
+        cells = [_latex_escape(str(row[c])) for c in frame.columns]
+        body.append(" & ".join(rf"\textbf{{{v}}}" if c in strong else v for c, v in zip(frame.columns, cells))
+                    + r" \\")
+    return "\n".join([r"\begin{table}[t]", r"\centering", r"\small", rf"\caption{{{_latex_escape(caption)}}}",
+                      rf"\begin{{tabular}}{{{spec}}}", r"\toprule",
+                      " & ".join(_latex_escape(c) for c in frame.columns) + r" \\", r"\midrule", *body,
+                      r"\bottomrule", r"\end{tabular}", r"\end{table}"]) + "\n"
+
+
+def reference_notes(references: list[Published]) -> list[str]:
+    from evalkit.published import KIND_DESCRIPTIONS
+
+    return [f"{ref.label}: {KIND_DESCRIPTIONS.get(ref.kind, ref.kind)}, shipped in evalkit/reference/"
+            for ref in references]
+
+
+def write_tables(runs: list[Run], references: list[Published], out: Path, *, seed: int = 0,
+                 resamples: int = 1000) -> list[Path]:
+    """per_task.{md,tex,csv} and table1.{md,tex,csv} under `out`; returns the paths written."""
+    out.mkdir(parents=True, exist_ok=True)
+    raw = per_task_frame(runs, references)
+    display, bold = per_task_display(raw, runs, references)
+    deltas = [f"Δ {run.name} = {run.label} − {ref.label}" for run in runs
+              if (ref := reference_for(run, references))]
+    notes = ["Main metric of each task, in points (0–100). Δ in points: " + ("; ".join(deltas) or "none") + ".",
+             f"95% CI: percentile bootstrap of the mean over queries ({resamples} resamples, seed {seed}); "
+             "retrieval tasks with per-query scores in the run record only. "
+             "'outside CI': the published score lies outside it.", *reference_notes(references)]
+    written = _write(out / "per_task", "Per-task scores", display, bold, raw, notes)
+
+    rows = table1_rows(runs, references)
+    display, bold = table1_display(rows)
+    english = mteb_english_tasks()
+    extra = sorted({t for run in runs for t in run.scores if t not in english})
+    names = [name for name, _, _ in rows]
+    notes = ["Mean of the main metric (points) over the tasks present; (k/K): k of the K MTEB-English tasks "
+             "of that column were present. Avg: all tasks present; BEIR: mean nDCG@10 of the 15 retrieval tasks."]
+    if any(name.endswith("(published, paper)") for name in names):
+        notes.append("(published, paper): arXiv:2401.00368 Table 1 (Table 3 for BEIR), 1 decimal, all 56 tasks.")
+    if any("(published, same tasks" in name for name in names):
+        notes.append("(published, same tasks…): the published per-task scores averaged over the tasks that run "
+                     "has — the like-for-like comparison.")
+    notes += reference_notes(references)
+    if extra:
+        notes.append(f"Not MTEB-English tasks, left out of this table: {', '.join(extra)}.")
+    return written + _write(out / "table1", "Table 1 layout (MTEB English, 56 tasks)", display, bold,
+                            table1_frame(rows), notes)
+
+
+def _write(stem: Path, title: str, display: pd.DataFrame, bold, raw: pd.DataFrame, notes) -> list[Path]:
+    paths = [stem.with_suffix(s) for s in (".md", ".tex", ".csv")]
+    paths[0].write_text(to_markdown(title, display, notes), encoding="utf-8")
+    paths[1].write_text(to_latex(title, display, bold), encoding="utf-8")
+    raw.to_csv(paths[2], index=False, float_format="%.4f", lineterminator="\n")
+    return paths
