@@ -62,7 +62,8 @@ def hydra_job(cfg) -> None:
     if summary["skipped"]:
         print(f"{summary['mteb_task']}: already done, skipped ({summary['path']}; overwrite=true to redo)")
     else:
-        print(f"{summary['mteb_task']}: {summary['metric']} = {summary['score']:.5f} "
+        others = "".join(f", {k} = {v:.5f}" for k, v in summary["scores"].items())
+        print(f"{summary['mteb_task']}: {summary['metric']} = {summary['score']:.5f}{others} "
               f"({summary['wall_time_s']:.1f} s) -> {summary['path']}")
 
 

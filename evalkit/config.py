@@ -84,8 +84,14 @@ class ModelConfig:
 
 @dataclass
 class EncodeConfig:
-    batch_size: int = 32
-    max_tokens_per_batch: Optional[int] = None  # padded-token budget per batch; None = batch_size only
+    batch_size: int = 32  # texts per mteb data-loader batch; evalkit's own batches are cut by tokens
+    max_tokens_per_batch: Optional[int] = None  # tokens per forward pass; None = from free memory and model size
+    packing: str = "auto"  # auto | packed | padded: packed = no padding (llama-family decoders)
+    varlen_kernel: str = "auto"  # auto | flash | flex | sdpa: attention inside packed batches
+    cache: bool = True  # content-addressed embedding cache: re-runs and shared corpora skip the model
+    cache_dir: Optional[str] = None  # default $EVALKIT_CACHE/embeddings or ~/.cache/evalkit/embeddings
+    cache_max_gb: Optional[float] = None  # least recently used shards go beyond this size
+    cache_shard_texts: int = 4096  # texts per cache shard: a killed run resumes from the last full shard
     show_progress: bool = True
 
 
@@ -93,7 +99,8 @@ class EncodeConfig:
 class RunConfig:
     task: TaskSpec = MISSING
     model: ModelConfig = MISSING
-    data_dir: Optional[str] = None
+    data_dir: Optional[str] = None  # a local BEIR folder for this task
+    data_root: Optional[str] = None  # a folder of BEIR folders named by the tasks' BEIR names (sweeps)
     results_dir: str = "results"
     overwrite: bool = False
     encode: EncodeConfig = field(default_factory=EncodeConfig)
@@ -171,6 +178,23 @@ def to_run_config(cfg: Any) -> RunConfig:
     run = structured(RunConfig, plain, "config")
     check_model(run.model)
     check_task(run.task)
-    if run.encode.batch_size < 1:
-        raise EvalkitError(f"encode.batch_size must be >= 1, got {run.encode.batch_size}")
+    check_encode(run.encode)
     return run
+
+
+_ENCODE_CHOICES = {"packing": ("auto", "packed", "padded"), "varlen_kernel": ("auto", "flash", "flex", "sdpa")}
+
+
+def check_encode(enc: EncodeConfig, where: str = "encode") -> EncodeConfig:
+    if enc.batch_size < 1:
+        raise EvalkitError(f"{where}.batch_size must be >= 1, got {enc.batch_size}")
+    for key, allowed in _ENCODE_CHOICES.items():
+        if getattr(enc, key) not in allowed:
+            raise EvalkitError(f"{where}: {key}={getattr(enc, key)!r} is not one of {', '.join(allowed)}")
+    if enc.max_tokens_per_batch is not None and enc.max_tokens_per_batch < 1:
+        raise EvalkitError(f"{where}.max_tokens_per_batch must be >= 1 or null, got {enc.max_tokens_per_batch}")
+    if enc.cache_max_gb is not None and enc.cache_max_gb <= 0:
+        raise EvalkitError(f"{where}.cache_max_gb must be > 0 or null, got {enc.cache_max_gb}")
+    if enc.cache_shard_texts < 1:
+        raise EvalkitError(f"{where}.cache_shard_texts must be >= 1, got {enc.cache_shard_texts}")
+    return enc

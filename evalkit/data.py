@@ -37,7 +37,7 @@ def _first_bad_jsonl_line(path: Path) -> str:
     return f"{path}: unreadable"
 
 
-def _first_bad_qrels_line(path: Path) -> str:
+def _first_bad_qrels_line(path: Path) -> str | None:
     with path.open("rb") as fh:
         for number, raw in enumerate(fh, start=1):
             try:
@@ -48,7 +48,7 @@ def _first_bad_qrels_line(path: Path) -> str:
                 continue  # header
             if len(cells) < 3 or not cells[2].strip().lstrip("-").isdigit():
                 return f"{path}:{number}: expected 'query-id<TAB>corpus-id<TAB>integer score', got {raw[:80]!r}"
-    return f"{path}: unreadable"
+    return None
 
 
 def read_beir_folder(folder: str | Path, split: str) -> BeirData:
@@ -64,18 +64,17 @@ def read_beir_folder(folder: str | Path, split: str) -> BeirData:
             raise EvalkitError(f"data_dir {root} has no {path.relative_to(root)}")
 
     loader = GenericDataLoader(data_folder=str(root))
-    stage = corpus_file
-    try:
-        loader.load_corpus()
-        stage = query_file
+    for path, load in ((corpus_file, loader.load_corpus), (query_file, lambda: loader.load(split=split))):
         try:
-            loader.load(split=split)  # filters queries to those in qrels; KeyError if some are missing
+            load()
+        except (UnicodeDecodeError, json.JSONDecodeError, AttributeError, TypeError):
+            raise EvalkitError(_first_bad_jsonl_line(path)) from None
+        except (IndexError, ValueError):  # a bad qrels row, or beir logging the first item of an empty dict
+            problem = _first_bad_qrels_line(qrels_file) if path == query_file else None
+            if problem:
+                raise EvalkitError(problem) from None
         except KeyError:
-            pass  # counted below, with the other mismatches
-    except (UnicodeDecodeError, json.JSONDecodeError, AttributeError, TypeError) as exc:
-        raise EvalkitError(_first_bad_jsonl_line(stage) if stage.suffix == ".jsonl" else str(exc)) from None
-    except (IndexError, ValueError):
-        raise EvalkitError(_first_bad_qrels_line(qrels_file)) from None
+            pass  # qrels name queries that queries.jsonl lacks: counted below with the other mismatches
     return _checked(root, loader.corpus, loader.queries, loader.qrels)
 
 

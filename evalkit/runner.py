@@ -18,6 +18,7 @@ from evalkit.tasks import get_mteb_task, subtask_names
 
 log = logging.getLogger(__name__)
 
+SUMMARY_METRICS = ("ndcg_at_10", "map_at_10", "recall_at_100", "mrr_at_10")
 PER_QUERY_METRICS = {"ndcg_cut_10": "ndcg_at_10", "map_cut_10": "map_at_10", "recall_100": "recall_at_100"}
 
 
@@ -25,12 +26,26 @@ def result_path(cfg: RunConfig) -> Path:
     return model_dir(cfg.results_dir, cfg.model.name, cfg.model.revision) / f"{cfg.task.mteb_task}.json"
 
 
-def load_task(cfg: RunConfig):
-    """The mteb task with its data loaded: from data_dir when given, else from the hub."""
+def local_data_dir(cfg: RunConfig) -> Path | None:
+    """data_dir, or the task's folder under data_root (named by a BEIR alias or the task name)."""
+    if cfg.data_dir is not None:
+        return Path(cfg.data_dir)
+    if cfg.data_root is None:
+        return None
+    candidates = [Path(cfg.data_root) / name for name in (*cfg.task.aliases, cfg.task.name)]
+    for folder in candidates:
+        if folder.is_dir():
+            return folder
+    raise EvalkitError(f"data_root {cfg.data_root} has no folder for {cfg.task.name} "
+                       f"(looked for {', '.join(c.name for c in candidates)})")
+
+
+def load_task(cfg: RunConfig, folder: Path | None):
+    """The mteb task with its data loaded: from a local BEIR folder when given, else from the hub."""
     spec = cfg.task
     task = get_mteb_task(spec)
-    if cfg.data_dir is not None:
-        attach_to_task(task, read_beir_folder(cfg.data_dir, spec.split), spec.split, spec.hf_subset)
+    if folder is not None:
+        attach_to_task(task, read_beir_folder(folder, spec.split), spec.split, spec.hf_subset)
         return task
     try:
         task.load_data()
@@ -72,7 +87,8 @@ def run(cfg: RunConfig) -> dict[str, Any]:
     if out.exists() and not cfg.overwrite:
         log.info("%s exists; skipping (overwrite=true to run again)", out)
         return {**summary, "skipped": True}
-    task = load_task(cfg)
+    folder = local_data_dir(cfg)
+    task = load_task(cfg, folder)
     encoder = Encoder(cfg.model, {name: spec for name in subtask_names(task)}, cfg.encode)
     per_query = capture_per_query(task)
     start = time.perf_counter()
@@ -83,12 +99,15 @@ def run(cfg: RunConfig) -> dict[str, Any]:
     wall = time.perf_counter() - start
     task_result = model_result.task_results[0]
     score = task_score(task_result, spec.split, spec.hf_subset, spec.metric)
-    record = run_record(cfg, encoder, wall, score, per_query)
+    record = run_record(cfg, encoder, wall, score, per_query, folder)
     write_result(out, task_result, record, encoder.mteb_model_meta)
-    return {**summary, "skipped": False, "score": score, "wall_time_s": wall}
+    entry = next(e for e in task_result.scores[spec.split] if e.get("hf_subset") == spec.hf_subset)
+    shown = {k: entry[k] for k in SUMMARY_METRICS if k in entry and k != spec.metric}
+    return {**summary, "skipped": False, "score": score, "scores": shown, "wall_time_s": wall}
 
 
-def run_record(cfg: RunConfig, encoder: Encoder, wall: float, score: float, per_query: dict) -> dict[str, Any]:
+def run_record(cfg: RunConfig, encoder: Encoder, wall: float, score: float, per_query: dict,
+               folder: Path | None) -> dict[str, Any]:
     spec: TaskSpec = cfg.task
     return {
         "task": spec.name,
@@ -101,7 +120,7 @@ def run_record(cfg: RunConfig, encoder: Encoder, wall: float, score: float, per_
         "instruction": spec.instruction if cfg.model.prompt else None,
         "model": asdict(cfg.model),
         "config": asdict(cfg),
-        "data_dir": str(Path(cfg.data_dir).resolve()) if cfg.data_dir else None,
+        "data_dir": str(folder.resolve()) if folder else None,
         "special_tokens": encoder.special_tokens(),
         "encode": encoder.stats.as_record(),
         "wall_time_s": wall,

@@ -1,0 +1,93 @@
+"""The command line: fast help and list, and bad input -> one line, exit 2, no result file."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from conftest import REPO
+
+
+def evalkit(*args: str, env: dict | None = None, timeout: int = 120) -> subprocess.CompletedProcess:
+    full_env = {**os.environ, "HF_HUB_OFFLINE": "1", **(env or {})}
+    return subprocess.run([sys.executable, "-m", "evalkit", *args], cwd=REPO, env=full_env,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def assert_one_line_error(proc: subprocess.CompletedProcess, *needles: str) -> None:
+    assert proc.returncode == 2, proc.stderr
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("evalkit: error: ")]
+    assert len(errors) == 1, proc.stderr
+    assert "Traceback" not in proc.stderr
+    for needle in needles:
+        assert needle in errors[0], errors[0]
+
+
+@pytest.mark.parametrize("args", [["list"], ["--help"]])
+def test_list_and_help_do_not_import_torch(args):
+    code = ("import sys; from evalkit.__main__ import main; sys.argv = ['evalkit', *sys.argv[1:]]\n"
+            "try:\n    main()\nexcept SystemExit:\n    pass\n"
+            "assert 'torch' not in sys.modules and 'mteb' not in sys.modules, 'heavy import'")
+    proc = subprocess.run([sys.executable, "-c", code, *args], cwd=REPO, capture_output=True, text=True, timeout=60,
+                          env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    assert proc.returncode == 0, proc.stderr
+    assert "SciFact" in proc.stdout
+
+
+def test_list_shows_tasks_and_models():
+    proc = evalkit("list")
+    assert proc.returncode == 0
+    assert "MSMARCO" in proc.stdout and "msmarco" in proc.stdout and "56 tasks" in proc.stdout
+    assert "e5_mistral_7b" in proc.stdout and "minilm" in proc.stdout
+
+
+def test_unknown_task(tmp_path):
+    proc = evalkit("task=scifct", f"results_dir={tmp_path}/r")
+    assert_one_line_error(proc, "unknown task 'scifct'", "did you mean scifact")
+    assert not (tmp_path / "r").exists()
+
+
+def test_unknown_model(tmp_path):
+    proc = evalkit("task=scifact", "model=minilmm", f"results_dir={tmp_path}/r")
+    assert_one_line_error(proc, "unknown model 'minilmm'", "did you mean minilm")
+
+
+def test_missing_data_dir(tmp_path):
+    proc = evalkit("task=scifact", "model=minilm", f"data_dir={tmp_path}/none", f"results_dir={tmp_path}/r")
+    assert_one_line_error(proc, "data_dir does not exist")
+    assert not (tmp_path / "r").exists()
+
+
+def test_malformed_jsonl(small_beir, tmp_path):
+    (small_beir / "queries.jsonl").write_text('{"_id": "q0", "text": "ok"}\n{"_id": "q1", "text": \n')
+    proc = evalkit("task=scifact", "model=minilm", f"data_dir={small_beir}", f"results_dir={tmp_path}/r")
+    assert_one_line_error(proc, "queries.jsonl:2: malformed JSON")
+    assert not (tmp_path / "r").exists()
+
+
+def test_model_path_that_does_not_exist(small_beir, tmp_path):
+    proc = evalkit("task=scifact", "model=minilm", "model.name_or_path=/nonexistent/model",
+                   f"data_dir={small_beir}", f"results_dir={tmp_path}/r")
+    assert_one_line_error(proc, "path does not exist: /nonexistent/model")
+    assert not (tmp_path / "r").exists()
+
+
+def test_hub_model_offline_fails_fast(small_beir, tmp_path):
+    proc = evalkit("task=scifact", "model=e5_mistral_7b", f"data_dir={small_beir}", f"results_dir={tmp_path}/r",
+                   env={"HF_HOME": str(tmp_path / "hf")}, timeout=90)
+    assert_one_line_error(proc, "'intfloat/e5-mistral-7b-instruct' is not in the local Hugging Face cache",
+                          "HF_HUB_OFFLINE=1")
+
+
+def test_hub_dataset_offline_fails_fast(tmp_path):
+    proc = evalkit("task=Banking77Classification", "model=minilm", f"results_dir={tmp_path}/r",
+                   env={"HF_HOME": str(tmp_path / "hf")}, timeout=90)
+    assert_one_line_error(proc, "data of Banking77Classification is not in the local cache", "HF_HUB_OFFLINE=1")
+
+
+def test_unknown_config_key(tmp_path):
+    proc = evalkit("task=scifact", "model=minilm", "model.polling=mean", f"results_dir={tmp_path}/r")
+    assert proc.returncode != 0 and "polling" in proc.stderr

@@ -1,0 +1,127 @@
+"""Every config file loads and validates; the task registry matches the paper's instructions."""
+
+from __future__ import annotations
+
+import csv
+
+import pytest
+from hydra import compose, initialize_config_dir
+from hydra.errors import ConfigCompositionException
+
+from evalkit import EvalkitError
+from evalkit.__main__ import canonical_overrides, register_tasks
+from evalkit.config import CONF_DIR, ModelConfig, load_model_config, model_names, structured, to_run_config
+from evalkit.tasks import get_task_spec, load_task_specs, resolve_task_name
+
+from conftest import shared_path
+
+BEIR_ALIASES = {
+    "msmarco": "MSMARCO", "scifact": "SciFact", "nfcorpus": "NFCorpus", "arguana": "ArguAna", "scidocs": "SCIDOCS",
+    "fiqa": "FiQA2018", "trec-covid": "TRECCOVID", "webis-touche2020": "Touche2020", "quora": "QuoraRetrieval",
+    "nq": "NQ", "hotpotqa": "HotpotQA", "fever": "FEVER", "climate-fever": "ClimateFEVER",
+    "dbpedia-entity": "DBPedia", "cqadupstack": "CQADupstackRetrieval",
+}
+V1_TO_V2 = {"accuracy": "accuracy", "v_measure": "v_measure", "cos_sim_ap": "cosine_ap", "map": "map_at_1000",
+            "ndcg_at_10": "ndcg_at_10", "cos_sim_spearman": "cosine_spearman"}
+
+
+def read_tsv(path):
+    with open(path, encoding="utf-8") as fh:
+        return {row["task"]: row for row in csv.DictReader(fh, delimiter="\t")}
+
+
+def test_registry_has_the_56_tasks_with_the_papers_instructions():
+    reference = read_tsv(shared_path("reference", "e5-mistral-7b-instruct.tsv"))
+    instructions = read_tsv(shared_path("reference", "instructions.tsv"))
+    specs = {spec.mteb_task: spec for spec in load_task_specs().values()}
+    assert set(specs) == set(reference) and len(specs) == 56
+    for name, spec in specs.items():
+        ref = reference[name]
+        assert spec.instruction == instructions[name]["instruction"], name
+        assert (spec.type, spec.split, spec.hf_subset) == (ref["type"], ref["split"], ref["hf_subset"]), name
+        expected = "max_over_subqueries_map_at_1000" if name == "MindSmallReranking" else V1_TO_V2[ref["metric"]]
+        assert spec.metric == expected, name
+    assert [s.mteb_task for s in specs.values() if s.symmetric] == ["QuoraRetrieval"]
+
+
+@pytest.mark.parametrize("alias,mteb_name", sorted(BEIR_ALIASES.items()))
+def test_beir_aliases_resolve(alias, mteb_name):
+    assert get_task_spec(alias).mteb_task == mteb_name
+    assert get_task_spec(alias.upper()).mteb_task == mteb_name
+
+
+def test_msmarco_is_the_dev_split():
+    spec = get_task_spec("msmarco")
+    assert (spec.mteb_task, spec.split, spec.metric) == ("MSMARCO", "dev", "ndcg_at_10")
+
+
+def test_every_task_names_an_mteb_task_with_that_split_and_subset():
+    import mteb
+
+    for spec in load_task_specs().values():
+        meta = mteb.get_task(spec.mteb_task).metadata
+        assert spec.split in meta.eval_splits, spec.name
+        assert spec.hf_subset in meta.hf_subsets, spec.name
+        assert meta.type == spec.type, spec.name
+
+
+def test_unknown_task_suggests_close_names():
+    with pytest.raises(EvalkitError, match="did you mean scifact"):
+        resolve_task_name("scifct")
+
+
+@pytest.mark.parametrize("name", model_names())
+def test_every_model_config_loads(name):
+    cfg = load_model_config(name)
+    assert cfg.trust_remote_code is False
+    assert cfg.pooling in ("last", "mean", "cls")
+
+
+def test_e5_mistral_config_is_the_papers_protocol():
+    cfg = load_model_config("e5_mistral_7b")
+    assert (cfg.name, cfg.pooling, cfg.max_length, cfg.dtype) == ("intfloat/e5-mistral-7b-instruct", "last", 512, "float16")
+    assert cfg.revision and len(cfg.revision) == 40
+    assert cfg.prompt.template == "Instruct: {instruction}\nQuery: {text}"
+    assert cfg.unnormalized_types == ["Classification"]
+    assert set(cfg.prompt.instruct_documents_for) == {
+        "Classification", "Clustering", "PairClassification", "Reranking", "STS", "Summarization"}
+
+
+def test_unknown_model_key_is_rejected():
+    with pytest.raises(EvalkitError, match="bogus"):
+        structured(ModelConfig, {"name": "a/b", "name_or_path": "x", "bogus": 1}, "model")
+
+
+def test_bad_choice_is_rejected():
+    with pytest.raises(EvalkitError, match="pooling='max'"):
+        load_model_config("minilm", pooling="max")
+
+
+def compose_run(*overrides: str):
+    register_tasks()
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        return to_run_config(compose(config_name="config", overrides=canonical_overrides(list(overrides))))
+
+
+@pytest.mark.parametrize("model", model_names())
+def test_hydra_composes_every_model(model):
+    run = compose_run("task=scifact", f"model={model}")
+    assert run.model == load_model_config(model)
+    assert run.task == get_task_spec("SciFact")
+
+
+def test_hydra_overrides_reach_the_run_config():
+    run = compose_run("task=msmarco", "model=minilm", 'task.instruction="Find it"', "data_dir=/x",
+                      "results_dir=/y", "encode.batch_size=8", "model.max_length=128")
+    assert (run.task.mteb_task, run.task.instruction) == ("MSMARCO", "Find it")
+    assert (run.data_dir, run.results_dir, run.encode.batch_size, run.model.max_length) == ("/x", "/y", 8, 128)
+
+
+def test_hydra_rejects_unknown_keys():
+    with pytest.raises(ConfigCompositionException):
+        compose_run("task=scifact", "model=minilm", "model.bogus=1")
+
+
+def test_no_task_is_an_error():
+    with pytest.raises(EvalkitError, match="no task given"):
+        compose_run("model=minilm")

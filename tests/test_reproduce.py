@@ -1,0 +1,42 @@
+"""Real data, real weights: all-MiniLM-L6-v2 on the local SciFact and NFCorpus folders reproduces
+the published mteb scores (../shared/reference/baselines.tsv) to +-0.05 points. Minutes on CPU."""
+
+from __future__ import annotations
+
+import csv
+
+import pytest
+
+from evalkit.config import EncodeConfig, RunConfig, load_model_config
+from evalkit.results import task_score
+from evalkit.runner import result_path, run
+from evalkit.tasks import get_task_spec
+
+from conftest import shared_path
+
+METRICS = ("ndcg_at_10", "map_at_10", "recall_at_100", "mrr_at_10")
+
+
+def published(task: str) -> dict[str, float]:
+    with shared_path("reference", "baselines.tsv").open(encoding="utf-8") as fh:
+        rows = [r for r in csv.DictReader(fh, delimiter="\t")
+                if r["model"] == "sentence-transformers/all-MiniLM-L6-v2" and r["task"] == task
+                and r["kind"] == "mteb_results_run"]
+    return {r["metric"]: float(r["score"]) for r in rows}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("alias,task", [("scifact", "SciFact"), ("nfcorpus", "NFCorpus")])
+def test_minilm_reproduces_published_scores(alias, task, tmp_path):
+    expected = published(task)
+    assert set(expected) == set(METRICS)
+    cfg = RunConfig(task=get_task_spec(alias), model=load_model_config("minilm"),
+                    data_dir=str(shared_path("data", "beir", alias)), results_dir=str(tmp_path),
+                    encode=EncodeConfig(show_progress=False))
+    run(cfg)
+    from mteb.results import TaskResult
+
+    result = TaskResult.from_disk(result_path(cfg))
+    for metric in METRICS:
+        ours = 100 * task_score(result, "test", "default", metric)
+        assert ours == pytest.approx(expected[metric], abs=0.05), metric
