@@ -217,11 +217,15 @@ def find_runs(results_dir: Path, registry: dict[str, dict], seed: int = 0, resam
 
 
 def name_runs(runs: list[Run]) -> None:
-    """Short names; a model seen in several folders gets `@revision` (first 7 characters)."""
+    """Short, distinct names: a model seen in several folders gets `@revision` (7 characters), then `#n`."""
     models = [run.model for run in runs]
     for run in runs:
         suffix = f"@{run.revision[:7]}" if models.count(run.model) > 1 else ""
         run.name = short_model_name(run.model) + suffix
+    names = [run.name for run in runs]
+    for i, run in enumerate(runs):
+        if names.count(run.name) > 1:
+            run.name += f"#{names[:i].count(run.name) + 1}"
 
 
 def load_references(names: list[str], runs: list[Run]) -> list[Published]:

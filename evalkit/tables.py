@@ -233,11 +233,13 @@ def to_latex(caption: str, frame: pd.DataFrame, bold: list[set[str]]) -> str:
                       r"\bottomrule", r"\end{tabular}", r"\end{table}"]) + "\n"
 
 
-def reference_notes(references: list[Published]) -> list[str]:
+def source_notes(runs: list[Run], references: list[Published]) -> list[str]:
+    """Where each column comes from: the model and revision of each run, the source of each published set."""
     from evalkit.published import KIND_DESCRIPTIONS
 
-    return [f"{ref.label}: {KIND_DESCRIPTIONS.get(ref.kind, ref.kind)}, shipped in evalkit/reference/"
-            for ref in references]
+    return [f"{run.label}: {run.model}, revision {run.revision}" for run in runs] + [
+        f"{ref.label}: {KIND_DESCRIPTIONS.get(ref.kind, ref.kind)}, shipped in evalkit/reference/"
+        for ref in references]
 
 
 def write_tables(runs: list[Run], references: list[Published], out: Path, *, seed: int = 0,
@@ -251,7 +253,7 @@ def write_tables(runs: list[Run], references: list[Published], out: Path, *, see
     notes = ["Main metric of each task, in points (0–100). Δ in points: " + ("; ".join(deltas) or "none") + ".",
              f"95% CI: percentile bootstrap of the mean over queries ({resamples} resamples, seed {seed}); "
              "retrieval tasks with per-query scores in the run record only. "
-             "'outside CI': the published score lies outside it.", *reference_notes(references)]
+             "'outside CI': the published score lies outside it.", *source_notes(runs, references)]
     written = _write(out / "per_task", "Per-task scores", display, bold, raw, notes)
 
     rows = table1_rows(runs, references)
@@ -266,7 +268,7 @@ def write_tables(runs: list[Run], references: list[Published], out: Path, *, see
     if any("(published, same tasks" in name for name in names):
         notes.append("(published, same tasks…): the published per-task scores averaged over the tasks that run "
                      "has — the like-for-like comparison.")
-    notes += reference_notes(references)
+    notes += source_notes(runs, references)
     if extra:
         notes.append(f"Not MTEB-English tasks, left out of this table: {', '.join(extra)}.")
     return written + _write(out / "table1", "Table 1 layout (MTEB English, 56 tasks)", display, bold,

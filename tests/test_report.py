@@ -7,6 +7,7 @@ import os
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import csv  # noqa: E402
+import json  # noqa: E402
 import shutil  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
@@ -224,6 +225,29 @@ def test_result_file_outside_the_usual_layout(tmp_path, capsys):
     shutil.copytree(E5_RUN / "fixture0e5", folder)
     assert run_report(tmp_path, folder, "--no-plots") == 0
     assert "e5-mistral-7b-instruct (published, paper)" in (tmp_path / "out" / "table1.md").read_text()
+
+
+@pytest.mark.parametrize("spec_from", ["run record", "registry", "mteb"])
+def test_multilingual_task_reads_the_english_subset(tmp_path, spec_from):
+    """STS17 with ko-ko listed before en-en: the registry's (or mteb-fallback's) en-en subset is the one read."""
+    data = json.loads((E5_RUN / "fixture0e5" / "STS17.json").read_text())
+    data["scores"]["test"].reverse()
+    assert data["scores"]["test"][0]["hf_subset"] == "ko-ko"
+    path = tmp_path / "STS17.json"
+    path.write_text(json.dumps(data))
+    record = json.loads((E5_RUN / "fixture0e5" / "evalkit" / "STS17.run.json").read_text())
+    registry = report.load_registry() if spec_from == "registry" else {}
+    score = report.read_task_score(path, registry, record if spec_from == "run record" else None)
+    assert (score.score, score.metric, score.type) == (pytest.approx(90.0), "cosine_spearman", "STS")
+
+
+def test_two_folders_of_one_model_get_distinct_columns(tmp_path):
+    for revision in ("a", "b"):  # the same run copied twice: same model, same revision in the run records
+        shutil.copytree(E5_RUN / "fixture0e5", tmp_path / "results" / "intfloat__e5-mistral-7b-instruct" / revision)
+    assert run_report(tmp_path, tmp_path / "results") == 0
+    header = (tmp_path / "out" / "per_task.csv").read_text(encoding="utf-8").splitlines()[0]
+    assert "e5-mistral-7b-instruct@fixture#1 (ours)" in header and "e5-mistral-7b-instruct@fixture#2 (ours)" in header
+    assert len(list((tmp_path / "out" / "plots").glob("*.png"))) == 6
 
 
 # --- published numbers, scale and names ----------------------------------------------------------------
