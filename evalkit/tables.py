@@ -129,7 +129,7 @@ def table1_rows(runs: list[Run], references: list[Published]) -> list[tuple[str,
         for run in runs:
             pairs = {t: ref.score(t, s.metric) for t, s in run.scores.items() if t in english}
             main = {t: v for t, v in pairs.items() if v is not None}
-            if set(main) != full_tasks:
+            if main and set(main) != full_tasks:
                 same.setdefault(frozenset(main), ([], main))[0].append(run.name)
         for names, main in same.values():
             beir = {t: ref.score(t, BEIR_METRIC) for t in main
