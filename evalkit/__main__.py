@@ -14,7 +14,7 @@ from hydra.core.config_store import ConfigStore
 
 from evalkit import EvalkitError
 from evalkit.config import CONF_DIR, model_names, suggest, to_run_config
-from evalkit.tasks import load_task_specs, resolve_task_name
+from evalkit.tasks import load_task_specs, resolve_task_name, suite_task_names
 
 
 def fail(message: str) -> None:
@@ -27,7 +27,11 @@ def canonical_overrides(argv: list[str]) -> list[str]:
     out = []
     for arg in argv:
         key, eq, value = arg.partition("=")
-        if eq and key == "task":
+        if eq and key == "suite":  # a sweep over the suite's tasks
+            key, value = "task", ",".join(suite_task_names(value))
+            if not {"-m", "--multirun"} & set(argv):
+                out.insert(0, "--multirun")
+        elif eq and key == "task":
             value = ",".join(resolve_task_name(v.strip()) for v in value.split(","))
         elif eq and key == "model":
             for name in value.split(","):
@@ -72,6 +76,11 @@ def main(argv: list[str] | None = None) -> None:
     try:
         if argv[:1] == ["list"]:
             print_list()
+            return
+        if argv[:1] == ["plan"]:
+            from evalkit.plan import main as plan
+
+            plan(argv[1:])
             return
         argv = canonical_overrides(argv)
         register_tasks()

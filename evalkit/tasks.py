@@ -71,3 +71,17 @@ def subtask_names(task) -> list[str]:
     if parts:
         return [p.metadata.name for p in parts]
     return [task.metadata.name]
+
+
+def suite_task_names(name: str) -> list[str]:
+    """CLI names of a suite in conf/suites.yaml, or of a comma-separated list of task names."""
+    from evalkit.config import CONF_DIR
+
+    suites = yaml.safe_load((CONF_DIR / "suites.yaml").read_text(encoding="utf-8"))
+    specs = load_task_specs()
+    if name in suites:
+        wanted = suites[name] or {}
+        return [n for n, spec in specs.items() if all(getattr(spec, k) == v for k, v in wanted.items())]
+    if "," in name or name.lower() in _lookup_table(specs):
+        return [resolve_task_name(part.strip(), specs) for part in name.split(",")]
+    raise EvalkitError(f"unknown suite {name!r}{suggest(name, sorted(suites))}")

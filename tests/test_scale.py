@@ -1,0 +1,67 @@
+"""Sweeps and sizing: suites expand to their tasks, the joblib launcher runs a sweep, plan counts right."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+
+from evalkit import EvalkitError
+from evalkit.__main__ import canonical_overrides
+from evalkit.config import load_model_config
+from evalkit.data import read_beir_folder
+from evalkit.model import load_tokenizer, token_ids
+from evalkit.plan import make_plan, plan_from_stats
+from evalkit.tasks import get_task_spec, suite_task_names
+
+from test_cli import evalkit
+
+
+def test_suites_expand_to_the_registry():
+    assert len(suite_task_names("mteb_eng")) == 56
+    beir = suite_task_names("beir")
+    assert len(beir) == 15 and "MSMARCO" in beir and "CQADupstackRetrieval" in beir
+    assert suite_task_names("scifact,NFCorpus") == ["SciFact", "NFCorpus"]
+    with pytest.raises(EvalkitError, match="unknown suite 'bier'; did you mean beir"):
+        suite_task_names("bier")
+
+
+def test_suite_override_becomes_a_multirun_over_tasks():
+    argv = canonical_overrides(["suite=beir", "model=minilm"])
+    assert argv[0] == "--multirun" and argv[1] == "task=" + ",".join(suite_task_names("beir"))
+
+
+def test_joblib_launcher_runs_a_sweep_in_parallel_processes(small_beir, tmp_path):
+    root = tmp_path / "beir"
+    for name in ("scifact", "nfcorpus"):
+        shutil.copytree(small_beir, root / name)
+    proc = evalkit("-m", "task=scifact,nfcorpus", "model=tiny_mistral", f"data_root={root}",
+                   f"results_dir={tmp_path}/results", "hydra/launcher=local", "hydra.launcher.n_jobs=2", timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    folder = tmp_path / "results" / "evalkit__tiny-random-mistral" / "seed0"
+    assert {p.name for p in folder.glob("*.json")} == {"SciFact.json", "NFCorpus.json", "model_meta.json"}
+
+
+def test_plan_counts_local_tokens_exactly(small_beir, tmp_path):
+    (tmp_path / "root").mkdir()
+    shutil.copytree(small_beir, tmp_path / "root" / "scifact")
+    [plan] = make_plan("scifact", "tiny_mistral", str(tmp_path / "root"))
+    cfg, spec = load_model_config("tiny_mistral"), get_task_spec("scifact")
+    data = read_beir_folder(small_beir, "test")
+    texts = [(d["title"] + " " + d["text"]).strip() for d in data.corpus.values()]
+    texts += [f"Instruct: {spec.instruction}\nQuery: {q}" for q in data.queries.values()]
+    assert (plan.source, plan.texts) == ("local", 12)
+    assert plan.tokens == sum(len(ids) for ids in token_ids(load_tokenizer(cfg), texts, cfg))
+
+
+def test_plan_from_mteb_statistics_sizes_msmarco():
+    plan = plan_from_stats(get_task_spec("msmarco"), load_model_config("e5_mistral_7b"))
+    assert plan.texts > 8_800_000  # 8.8M passages + the dev queries
+    assert 300 * 10**6 < plan.tokens < plan.texts * 512
+    assert plan.hours(25_000) == pytest.approx(plan.tokens / 25_000 / 3600)
+
+
+def test_plan_command_prints_a_table():
+    proc = evalkit("plan", "suite=beir", "tokens_per_s=30000")
+    assert proc.returncode == 0, proc.stderr
+    assert "MSMARCO" in proc.stdout and "total" in proc.stdout and "30,000 tokens/s" in proc.stdout
