@@ -1,0 +1,125 @@
+"""`python -m evalkit.check suite=<name>`: the embedding-quality gate for CI.
+
+Exit status: 0 every check held (or the baseline was rewritten), 1 a check failed, 2 bad input.
+torch, transformers and mteb load only once a suite runs, so --help and --list are fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from evalkit import EvalkitError
+
+EPILOG = """examples:
+  python -m evalkit.check suite=ci --junit results/check/ci.junit.xml
+  python -m evalkit.check suite=ci --golden-only           golden embeddings only (seconds)
+  python -m evalkit.check suite=ci model.dtype=bfloat16    would this change pass the gate?
+  python -m evalkit.check suite=ci --update-baseline       accept the current numbers (says what changed)
+"""
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m evalkit.check", epilog=EPILOG,
+                                formatter_class=argparse.RawDescriptionHelpFormatter,
+                                description="Fail when embedding quality moves: golden embeddings of fixed probe texts, "
+                                            "then task scores, against results/baselines/<suite>.json.")
+    p.add_argument("overrides", nargs="*", metavar="key=value",
+                   help="suite=<name> (conf/check/<name>.yaml, or a path to a suite .yaml), and model.<key>=<value> "
+                        "to change every model of the suite")
+    p.add_argument("--update-baseline", action="store_true", help="run everything and rewrite the baseline file")
+    p.add_argument("--junit", type=Path, metavar="FILE", help="also write a JUnit XML report here")
+    p.add_argument("--baseline", type=Path, metavar="FILE", help="baseline file (default results/baselines/<suite>.json)")
+    p.add_argument("--results-dir", type=Path, metavar="DIR", help="where the score runs write (default results/check/<suite>)")
+    p.add_argument("--golden-only", action="store_true", help="skip the score checks")
+    p.add_argument("--keep-going", action="store_true", help="run the score checks even when golden checks failed")
+    p.add_argument("--list", action="store_true", help="list the suites and exit")
+    return p
+
+
+def parse_overrides(items: list[str]) -> tuple[str, dict]:
+    import yaml
+
+    suite, model = None, {}
+    for item in items:
+        key, eq, value = item.partition("=")
+        if not eq:
+            raise EvalkitError(f"expected key=value, got {item!r}")
+        if key == "suite":
+            suite = value
+        elif key.startswith("model.") and len(key) > 6:
+            model[key[6:]] = yaml.safe_load(value) if value else ""
+        else:
+            raise EvalkitError(f"unknown key {key!r}: use suite=<name> or model.<key>=<value>")
+    if not suite:
+        raise EvalkitError("no suite given: pass suite=<name> (--list shows them)")
+    return suite, model
+
+
+def report(outcome, baseline_note: str) -> str:
+    from evalkit.check.rows import table
+
+    lines = [baseline_note, "", table(outcome.rows), ""]
+    took = ", ".join(f"{k} {v:.0f} s" for k, v in outcome.seconds.items())
+    if outcome.updated:
+        lines.append(f"baseline rewritten: {outcome.baseline_path} ({took})")
+        lines += [f"  {c}" for c in outcome.changes] or ["  nothing changed"]
+    elif outcome.ok:
+        lines.append(f"PASS: {sum(r.ok is True for r in outcome.rows)} checks held"
+                     f"{', ' + str(sum(r.ok is None for r in outcome.rows)) + ' skipped' if any(r.ok is None for r in outcome.rows) else ''}"
+                     f" ({took})")
+    else:
+        lines.append(f"FAIL: {len(outcome.failed)} of {len(outcome.rows)} checks failed ({took}). If the change is "
+                     f"intended, rerun with --update-baseline and commit {outcome.baseline_path.name}.")
+        if outcome.environment_note:
+            lines.append(outcome.environment_note)
+    return "\n".join(lines)
+
+
+def describe_baseline(path: Path) -> str:
+    from evalkit.check import baseline
+
+    data = baseline.load(path)
+    if data is None:
+        return f"baseline {path}: none yet"
+    rec = data.get("recorded", {})
+    versions = rec.get("versions") or {}
+    return (f"baseline {path}: recorded {rec.get('date')} at {rec.get('git_sha')} "
+            f"(torch {versions.get('torch')}, transformers {versions.get('transformers')}, mteb {versions.get('mteb')})")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_intermixed_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(message)s")
+    logging.getLogger("evalkit").setLevel(logging.INFO)
+    try:
+        from evalkit.check.suite import load_suite, suite_names
+
+        if args.list:
+            print("\n".join(suite_names()))
+            return 0
+        name, model_overrides = parse_overrides(args.overrides)
+        suite = load_suite(name)
+        from evalkit.check.gate import baseline_path, check
+
+        path = args.baseline or baseline_path(suite.name)
+        note = describe_baseline(path)
+        outcome = check(suite, path, results_dir=args.results_dir, update=args.update_baseline,
+                        golden_only=args.golden_only, keep_going=args.keep_going, model_overrides=model_overrides)
+    except EvalkitError as exc:
+        print(f"evalkit.check: error: {exc}", file=sys.stderr)
+        return 2
+    text = report(outcome, note)
+    print(text)
+    if args.junit:
+        from evalkit.check import junit
+
+        junit.write(args.junit, suite.name, outcome.rows, outcome.seconds.get("total", 0.0), text)
+        print(f"JUnit report: {args.junit}")
+    return 0 if outcome.updated or outcome.ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

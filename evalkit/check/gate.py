@@ -1,0 +1,97 @@
+"""The gate: measure a suite (golden embeddings first, then scores), compare with its baseline, maybe rewrite it."""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+from evalkit.check import baseline as baseline_file
+from evalkit.check import golden, scores
+from evalkit.check.rows import Row
+from evalkit.check.suite import BASELINE_DIR, Suite, encode_config, load_probes
+from evalkit.config import ROOT
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Outcome:
+    suite: str
+    baseline_path: Path
+    rows: list[Row]
+    seconds: dict[str, float] = field(default_factory=dict)  # golden, scores, total
+    updated: bool = False
+    changes: list[str] = field(default_factory=list)  # what --update-baseline changed
+    environment_note: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return all(r.ok is not False for r in self.rows)
+
+    @property
+    def failed(self) -> list[Row]:
+        return [r for r in self.rows if r.ok is False]
+
+
+def baseline_path(suite_name: str) -> Path:
+    return BASELINE_DIR / f"{suite_name}.json"
+
+
+def default_results_dir(suite_name: str) -> Path:
+    return ROOT / "results" / "check" / suite_name
+
+
+def measure_golden(suite: Suite, specs, model_overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Model name -> baseline entry, for every golden model of the suite."""
+    from evalkit.encoder import load_encoder
+
+    probes = load_probes(suite.golden.probes)
+    instructions = {spec.mteb_task: spec for spec in specs.values()}
+    out = {}
+    for name in suite.golden.models:
+        encoder = load_encoder(name, instructions=instructions, encode=encode_config(suite), **dict(model_overrides or {}))
+        out[name] = golden.measure(encoder, probes, specs)
+        out[name]["_tokens"] = encoder.tokenizer.convert_ids_to_tokens  # for the notes; never written
+    return out
+
+
+def check(suite: Suite, path: Path | None = None, *, results_dir: Path | None = None, update: bool = False,
+          golden_only: bool = False, keep_going: bool = False, model_overrides: Mapping[str, Any] | None = None,
+          task_overrides: Mapping[str, Mapping[str, Any]] | None = None) -> Outcome:
+    """Run the suite and compare. Golden failures stop before the scores unless keep_going or update."""
+    start = time.perf_counter()
+    path = path or baseline_path(suite.name)
+    base = baseline_file.load(path)
+    specs = scores.specs_with(task_overrides)
+    outcome = Outcome(suite.name, path, [])
+    golden_now = None
+    if suite.golden:
+        t = time.perf_counter()
+        golden_now = measure_golden(suite, specs, model_overrides)
+        outcome.seconds["golden"] = time.perf_counter() - t
+        for name, entry in golden_now.items():
+            tokens = entry.pop("_tokens")
+            outcome.rows += golden.compare(name, (base or {}).get("golden", {}).get(name), entry,
+                                           suite.golden.min_cosine, tokens)
+    scores_now = None
+    if suite.scores:
+        run_scores = not golden_only and (outcome.ok or keep_going or update)
+        if run_scores:
+            t = time.perf_counter()
+            scores_now = scores.measure(suite, results_dir or default_results_dir(suite.name), specs, model_overrides)
+            outcome.seconds["scores"] = time.perf_counter() - t
+        elif not golden_only:
+            log.warning("golden embeddings changed: score checks skipped (--keep-going runs them anyway)")
+        outcome.rows += scores.compare(suite, (base or {}).get("scores", {}), scores_now)
+    if update:
+        from evalkit.results import environment
+
+        new = baseline_file.write(path, suite.name, base, golden_now, scores_now, environment())
+        outcome.updated, outcome.changes = True, baseline_file.changes(base, new)
+    elif not outcome.ok:
+        outcome.environment_note = baseline_file.environment_note(base)
+    outcome.seconds["total"] = time.perf_counter() - start
+    return outcome

@@ -1,0 +1,29 @@
+"""A JUnit XML report of the gate: one test case per table row, so CI systems list each check."""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+from evalkit.check.rows import Row, table
+
+
+def write(path: Path, suite: str, rows: list[Row], seconds: float, extra: str = "") -> None:
+    failures = sum(1 for r in rows if r.ok is False)
+    skipped = sum(1 for r in rows if r.ok is None)
+    root = ET.Element("testsuites", name="evalkit.check", tests=str(len(rows)), failures=str(failures),
+                      time=f"{seconds:.1f}")
+    ts = ET.SubElement(root, "testsuite", name=f"evalkit.check.{suite}", tests=str(len(rows)),
+                       failures=str(failures), errors="0", skipped=str(skipped), time=f"{seconds:.1f}")
+    for row in rows:
+        case = ET.SubElement(ts, "testcase", classname=f"{suite}.{row.task}", name=row.metric)
+        summary = f"baseline {row.baseline}, now {row.now}, Δ {row.delta}, tolerance {row.tolerance}"
+        if row.ok is False:
+            ET.SubElement(case, "failure", message=f"{row.task} {row.metric}: {row.note or summary}").text = summary
+        elif row.ok is None:
+            ET.SubElement(case, "skipped", message=row.note or "not run")
+        else:
+            ET.SubElement(case, "system-out").text = summary
+    ET.SubElement(ts, "system-out").text = table(rows) + ("\n" + extra if extra else "")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    ET.ElementTree(root).write(path, encoding="utf-8", xml_declaration=True)
