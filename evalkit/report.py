@@ -200,12 +200,19 @@ def load_run(folder: Path, registry: dict[str, dict], seed: int = 0, resamples: 
     return run
 
 
+def is_result_file(path: Path, results_dir: Path) -> bool:
+    """mteb's layout is <org__model>/<revision>/<Task>.json: at most three levels below a results root.
+    Deeper files (the gate's own runs under check/), run records, baselines and sweep metadata are not results."""
+    parts = path.relative_to(results_dir).parts
+    return len(parts) <= 3 and not any(p.startswith(".") or p in ("evalkit", "baselines") for p in parts[:-1])
+
+
 def find_runs(results_dir: Path, registry: dict[str, dict], seed: int = 0, resamples: int = 1000) -> list[Run]:
     """Every run under `results_dir` (a results root, a model folder or a revision folder)."""
     if not results_dir.is_dir():
         warn(f"{results_dir}: no such results folder")
         return []
-    files = [p for p in results_dir.rglob("*.json") if p.name != "model_meta.json" and p.parent.name != "evalkit"]
+    files = [p for p in results_dir.rglob("*.json") if p.name != "model_meta.json" and is_result_file(p, results_dir)]
     if not files:
         warn(f"{results_dir}: no result files (expected <org__model>/<revision>/<Task>.json)")
         return []

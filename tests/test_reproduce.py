@@ -15,6 +15,10 @@ from evalkit.tasks import get_task_spec
 from conftest import shared_path
 
 METRICS = ("ndcg_at_10", "map_at_10", "recall_at_100", "mrr_at_10")
+# NFCorpus has duplicate documents, so tied scores; mteb 2 breaks MRR ties by doc id (mteb #5092), the
+# published run (mteb 1.12.75) by insertion order. Measured here: 50.40 vs 50.46. nDCG/MAP/recall
+# come from pytrec_eval and match exactly.
+TOLERANCE = {("NFCorpus", "mrr_at_10"): 0.1}
 
 
 def published(task: str) -> dict[str, float]:
@@ -39,4 +43,4 @@ def test_minilm_reproduces_published_scores(alias, task, tmp_path):
     result = TaskResult.from_disk(result_path(cfg))
     for metric in METRICS:
         ours = 100 * task_score(result, "test", "default", metric)
-        assert ours == pytest.approx(expected[metric], abs=0.05), metric
+        assert ours == pytest.approx(expected[metric], abs=TOLERANCE.get((task, metric), 0.05)), metric
