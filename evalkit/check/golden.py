@@ -73,6 +73,7 @@ def setup(encoder) -> dict[str, Any]:
         "revision": cfg.revision,
         "class": type(model).__name__,
         "param_dtype": str(next(model.parameters()).dtype).removeprefix("torch."),
+        "weights_abs_sum": weights_checksum(model),
         "hidden_size": int(model.config.hidden_size),
         "pooling": cfg.pooling,
         "normalize": cfg.normalize,
@@ -80,6 +81,16 @@ def setup(encoder) -> dict[str, Any]:
         "max_length": cfg.max_length,
         "attn_implementation": cfg.attn_implementation,
     }
+
+
+def weights_checksum(model) -> str:
+    """Sum of |w| over all parameters, 6 significant digits: other weights (revision, seed, device of a
+    random draw, dtype) give another sum; summation order moves it far less than the rounding."""
+    import torch
+
+    with torch.no_grad():
+        total = sum(float(p.detach().abs().sum(dtype=torch.float64)) for p in model.parameters())
+    return f"{total:.6e}"
 
 
 def cosine(a: np.ndarray, b: np.ndarray) -> float:
