@@ -88,7 +88,7 @@ class EncodeConfig:
     max_tokens_per_batch: Optional[int] = None  # tokens per forward pass; None = from free memory and model size
     packing: str = "auto"  # auto | packed | padded: packed = no padding (llama-family decoders)
     varlen_kernel: str = "auto"  # auto | flash | flex | sdpa: attention inside packed batches
-    cache: bool = True  # content-addressed embedding cache: re-runs and shared corpora skip the model
+    cache: bool = False  # embedding cache: re-runs and shared corpora skip the model (conf/config.yaml: on)
     cache_dir: Optional[str] = None  # default $EVALKIT_CACHE/embeddings or ~/.cache/evalkit/embeddings
     cache_max_gb: Optional[float] = None  # least recently used shards go beyond this size
     cache_shard_texts: int = 4096  # texts per cache shard: a killed run resumes from the last full shard

@@ -6,24 +6,37 @@ the model config (`prompt`) and the task spec (`symmetric`); nothing task-specif
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import asdict, dataclass, field
-from typing import Any, Iterator, Mapping
+from typing import Any, Mapping
 
 import numpy as np
 import torch
 
 from evalkit import EvalkitError
+from evalkit.batching import PADDED_ROW_SLACK, Feeder, length_batches, packed_batches, token_budget
+from evalkit.cache import EmbeddingCache, default_root, model_identity, text_key
 from evalkit.config import EncodeConfig, ModelConfig, TaskSpec, load_model_config
-from evalkit.model import forward_pooled, load_model, load_tokenizer, pick_device, token_ids
+from evalkit.model import (forward_padded, load_model, load_tokenizer, mask_needed, pad_batch, peak_memory_bytes,
+                           pick_device, token_ids)
+from evalkit.packing import forward_packed, pack, packable, pick_kernel
+
+__all__ = ["Encoder", "EncodeStats", "load_encoder", "length_batches"]
 
 
 @dataclass
 class EncodeStats:
-    texts: int = 0
-    tokens: int = 0  # real tokens, special tokens included
-    padded_tokens: int = 0  # tokens the forward pass computed, padding included
-    forward_seconds: float = 0.0
+    texts: int = 0  # texts asked for, cache hits included
+    tokens: int = 0  # real tokens through the model, special tokens included
+    padded_tokens: int = 0  # tokens the forward passes computed, padding included
+    forward_seconds: float = 0.0  # forward passes, host-device copies included
+    wall_seconds: float = 0.0  # whole embed calls: cache, tokenization and forward passes
+    forward_passes: int = 0
+    cache_hits: int = 0  # texts served from the embedding cache
+    peak_memory_bytes: int = 0  # CUDA allocator peak on a GPU, peak resident memory on a CPU
+    packing: str = ""  # how the last call ran: packed/<kernel> or padded[/no-mask]
+    max_tokens_per_batch: int = 0
     samples: dict[str, Any] = field(default_factory=dict)  # first rendered input per side
 
     def as_record(self) -> dict[str, Any]:
@@ -31,21 +44,6 @@ class EncodeStats:
         record["tokens_per_second"] = self.tokens / self.forward_seconds if self.forward_seconds else None
         record["padding_fraction"] = 1 - self.tokens / self.padded_tokens if self.padded_tokens else 0.0
         return record
-
-
-def length_batches(lengths: list[int], batch_size: int, max_tokens: int | None) -> Iterator[list[int]]:
-    """Indices sorted longest first, cut into batches of at most batch_size rows and max_tokens padded tokens."""
-    order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
-    batch: list[int] = []
-    for i in order:
-        width = lengths[batch[0]] if batch else lengths[i]
-        full = len(batch) >= batch_size or (max_tokens is not None and (len(batch) + 1) * width > max_tokens)
-        if batch and full:
-            yield batch
-            batch = []
-        batch.append(i)
-    if batch:
-        yield batch
 
 
 class Encoder:
@@ -65,6 +63,7 @@ class Encoder:
         self.model = load_model(cfg, self.device)
         self.pad_id = self.tokenizer.pad_token_id
         self.stats = EncodeStats()
+        self._caches: dict[str, EmbeddingCache] = {}
 
     # -- mteb protocol -------------------------------------------------------------------
     def encode(self, inputs, *, task_metadata, hf_split: str, hf_subset: str, prompt_type=None, **kwargs) -> np.ndarray:
@@ -114,30 +113,110 @@ class Encoder:
         return [prompt.template.format(instruction=spec.instruction, text=text) for text in texts]
 
     def embed(self, texts: list[str], normalize: bool = True, side: str = "query") -> np.ndarray:
-        """Embeddings (N, H) float32, in the order of `texts`."""
-        ids = token_ids(self.tokenizer, texts, self.cfg)
-        if ids and side not in self.stats.samples:
-            self.stats.samples[side] = {"text": texts[0], "token_ids": ids[0]}
-        out = torch.empty((len(ids), self.model.config.hidden_size), dtype=torch.float32)
-        lengths = [len(s) for s in ids]
-        batches = list(length_batches(lengths, self.encode_cfg.batch_size, self.encode_cfg.max_tokens_per_batch))
-        for batch in self._progress(batches, len(ids)):
-            start = time.perf_counter()
-            out[batch] = forward_pooled(self.model, [ids[i] for i in batch], self.cfg, self.pad_id, self.device)
-            self.stats.forward_seconds += time.perf_counter() - start
-            self.stats.padded_tokens += len(batch) * max(lengths[i] for i in batch)
-        self.stats.texts += len(ids)
-        self.stats.tokens += sum(lengths)
+        """Embeddings (N, H) float32, in the order of `texts`; cached ones are read, not computed."""
+        start = time.perf_counter()
+        if texts and side not in self.stats.samples:
+            first_ids = token_ids(self.tokenizer, texts[:1], self.cfg)[0]
+            self.stats.samples[side] = {"text": texts[0], "token_ids": first_ids}
+        out = np.empty((len(texts), self.model.config.hidden_size), dtype=np.float32)
+        cache, keys, todo, copies = self._open_cache(), None, list(range(len(texts))), []
+        if cache is not None:
+            keys = [text_key(t) for t in texts]
+            found, vectors = cache.get(keys)
+            if vectors is not None:
+                out[found] = vectors
+            done, first = set(found.tolist()), {}  # first: key -> where that text first occurs
+            todo = [i for i in range(len(texts)) if i not in done and first.setdefault(keys[i], i) == i]
+            copies = [(i, first[keys[i]]) for i in range(len(texts)) if i not in done and first[keys[i]] != i]
+            self.stats.cache_hits += len(texts) - len(todo)
+        if todo:
+            tokenize = lambda part: token_ids(self.tokenizer, part, self.cfg)  # noqa: E731
+            self._run_model([texts[i] for i in todo], tokenize, todo, out, cache, keys)
+        for i, j in copies:  # the same text twice in one call: computed once
+            out[i] = out[j]
+        self.stats.texts += len(texts)
+        self.stats.wall_seconds += time.perf_counter() - start
+        self.stats.peak_memory_bytes = max(self.stats.peak_memory_bytes, peak_memory_bytes(self.device))
         if normalize:
-            out = torch.nn.functional.normalize(out, p=2, dim=-1)
-        return out.numpy()
+            out = torch.nn.functional.normalize(torch.from_numpy(out), p=2, dim=-1).numpy()
+        return out
 
-    def _progress(self, batches: list[list[int]], total: int):
+    def plan(self) -> tuple[str, str | bool]:
+        """("packed", kernel) or ("padded", whether the attention mask is needed)."""
+        want = self.encode_cfg.packing
+        reason = packable(self.model, self.cfg.max_length)
+        if want == "packed" and reason is not None:
+            raise EvalkitError(f"encode.packing=packed is not possible: {reason}")
+        if want == "padded" or reason is not None:
+            return "padded", mask_needed(self.model, self.cfg.padding_side)
+        dtype = next(self.model.parameters()).dtype
+        return "packed", pick_kernel(self.encode_cfg.varlen_kernel, self.device, dtype)
+
+    def embed_ids(self, seqs: list[list[int]]) -> np.ndarray:
+        """Raw pooled embeddings (N, H) of ready token id lists: no cache, no normalization (benchmarks)."""
+        out = np.empty((len(seqs), self.model.config.hidden_size), dtype=np.float32)
+        self._run_model(seqs, lambda part: part, list(range(len(seqs))), out, None, None)
+        self.stats.texts += len(seqs)
+        return out
+
+    def _run_model(self, items: list, tokenize, todo: list[int], out: np.ndarray, cache, keys) -> None:
+        """Encode `items` (texts, or whatever `tokenize` turns into token ids) into out[todo]."""
+        mode, detail = self.plan()
+        budget = token_budget(self.model, self.device, self.cfg.max_length, self.encode_cfg.max_tokens_per_batch)
+        pin = self.device.type == "cuda"
+        self.stats.packing = f"packed/{detail}" if mode == "packed" else "padded" + ("" if detail else "/no-mask")
+        self.stats.max_tokens_per_batch = budget
+        if mode == "packed":
+            plan, build = (lambda lengths: packed_batches(lengths, budget)), (lambda seqs: pack(seqs, pin))
+        else:
+            plan = lambda lengths: length_batches(lengths, None, budget, PADDED_ROW_SLACK)  # noqa: E731
+            build = lambda seqs: _pin(pad_batch(seqs, self.pad_id, self.cfg.padding_side), pin)  # noqa: E731
+        feeder = Feeder(items, tokenize, plan, build, padded=mode == "padded")
+        shard = ShardBuffer(cache, self.encode_cfg.cache_shard_texts, self._storage_dtype())
+        bar = self._progress(len(todo))
+        for batch in feeder:
+            begin = time.perf_counter()
+            if mode == "packed":
+                pooled = forward_packed(self.model, batch.inputs.to(self.device), self.cfg.pooling, detail)
+            else:
+                pooled = forward_padded(self.model, *batch.inputs, self.cfg.pooling, self.device, detail)
+            pooled = pooled.cpu()
+            self.stats.forward_seconds += time.perf_counter() - begin
+            self.stats.forward_passes += 1
+            self.stats.tokens += batch.tokens
+            self.stats.padded_tokens += batch.computed
+            rows = [todo[r] for r in batch.rows]
+            out[rows] = pooled.numpy()
+            if cache is not None:
+                shard.add([keys[r] for r in rows], pooled)
+            if bar is not None:
+                bar.update(len(rows))
+                bar.set_postfix_str(f"{self.stats.tokens / self.stats.forward_seconds:,.0f} tok/s", refresh=False)
+        shard.flush()
+        if bar is not None:
+            bar.close()
+
+    def _storage_dtype(self) -> torch.dtype:
+        """Pooling that picks one token is lossless in the forward dtype; a mean is kept in float32."""
+        return next(self.model.parameters()).dtype if self.cfg.pooling in ("last", "cls") else torch.float32
+
+    def _open_cache(self) -> EmbeddingCache | None:
+        if not self.encode_cfg.cache:
+            return None
+        identity = model_identity(self.cfg, self.device.type)
+        name = json.dumps(identity, sort_keys=True)
+        if name not in self._caches:
+            limit = self.encode_cfg.cache_max_gb
+            self._caches[name] = EmbeddingCache(self.encode_cfg.cache_dir or default_root(), identity,
+                                                int(limit * 1e9) if limit else None)
+        return self._caches[name]
+
+    def _progress(self, total: int):
         if not self.encode_cfg.show_progress or total < 1000:
-            return batches
+            return None
         from tqdm.auto import tqdm
 
-        return tqdm(batches, desc=f"encode {total} texts", unit="batch")
+        return tqdm(total=total, desc="encode", unit="text", mininterval=2.0)
 
     def special_tokens(self) -> dict[str, Any]:
         tok = self.tokenizer
@@ -148,3 +227,27 @@ class Encoder:
 def load_encoder(model: str = "e5_mistral_7b", instructions: Mapping[str, TaskSpec] | None = None,
                  encode: EncodeConfig | None = None, **overrides: Any) -> Encoder:
     return Encoder(load_model_config(model, **overrides), instructions=instructions, encode=encode)
+
+
+def _pin(tensors: tuple[torch.Tensor, ...], pin: bool) -> tuple[torch.Tensor, ...]:
+    return tuple(t.pin_memory() for t in tensors) if pin else tensors
+
+
+class ShardBuffer:
+    """Finished embeddings waiting to become one cache shard of `size` texts."""
+
+    def __init__(self, cache: EmbeddingCache | None, size: int, dtype: torch.dtype) -> None:
+        self.cache, self.size, self.dtype = cache, size, dtype
+        self.keys: list[bytes] = []
+        self.parts: list[torch.Tensor] = []
+
+    def add(self, keys: list[bytes], vectors: torch.Tensor) -> None:
+        self.keys.extend(keys)
+        self.parts.append(vectors.to(self.dtype))
+        if len(self.keys) >= self.size:
+            self.flush()
+
+    def flush(self) -> None:
+        if self.cache is not None and self.keys:
+            self.cache.put(self.keys, torch.cat(self.parts))
+        self.keys, self.parts = [], []

@@ -84,6 +84,10 @@ def load_model(cfg: ModelConfig, device: torch.device):
     if cfg.random_init is not None:
         arch = AutoConfig.for_model(cfg.random_init.model_type, **cfg.random_init.config)
         arch._attn_implementation = cfg.attn_implementation
+        if device.type == "cuda":  # a 7B-shaped model is drawn on the GPU in seconds (other numbers than on a CPU)
+            with torch.random.fork_rng(devices=[device]), torch.device(device):
+                torch.manual_seed(cfg.random_init.seed)
+                return AutoModel.from_config(arch, dtype=dtype).eval()
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(cfg.random_init.seed)
             model = AutoModel.from_config(arch, dtype=torch.float32)
@@ -150,9 +154,38 @@ def pad_batch(seqs: list[list[int]], pad_id: int, side: str) -> tuple[torch.Tens
     return ids, mask
 
 
+CAUSAL_TYPES = ("mistral", "mixtral", "llama", "qwen2", "qwen3", "gemma", "gemma2", "phi3")
+
+
+def mask_needed(model, padding_side: str) -> bool:
+    """False for a causal decoder padded on the right: no real token can see a pad after it."""
+    return not (padding_side == "right" and model.config.model_type in CAUSAL_TYPES)
+
+
 @torch.inference_mode()
-def forward_pooled(model, seqs: list[list[int]], cfg: ModelConfig, pad_id: int, device: torch.device) -> torch.Tensor:
+def forward_pooled(model, seqs: list[list[int]], cfg: ModelConfig, pad_id: int, device: torch.device,
+                   use_mask: bool = True) -> torch.Tensor:
     """One padded batch -> pooled float32 embeddings (B, H) on the CPU."""
     ids, mask = pad_batch(seqs, pad_id, cfg.padding_side)
-    out = model(input_ids=ids.to(device), attention_mask=mask.to(device))
-    return pool(cfg.pooling, out.last_hidden_state, mask.to(device)).cpu()
+    return forward_padded(model, ids, mask, cfg.pooling, device, use_mask).cpu()
+
+
+@torch.inference_mode()
+def forward_padded(model, ids: torch.Tensor, mask: torch.Tensor, pooling: str, device: torch.device,
+                   use_mask: bool = True) -> torch.Tensor:
+    """Padded ids and mask (any device) -> pooled float32 embeddings (B, H) on `device`.
+
+    Without `use_mask` the model gets no attention mask, so sdpa takes its causal flash path;
+    only right for a causal decoder padded on the right (see `mask_needed`)."""
+    ids, mask = ids.to(device, non_blocking=True), mask.to(device, non_blocking=True)
+    out = model(input_ids=ids, attention_mask=mask if use_mask else None, use_cache=False)
+    return pool(pooling, out.last_hidden_state, mask)
+
+
+def peak_memory_bytes(device: torch.device) -> int:
+    """Peak device memory of this process (CUDA allocator), or its peak resident memory on a CPU."""
+    if device.type == "cuda":
+        return int(torch.cuda.max_memory_allocated(device))
+    import resource
+
+    return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024

@@ -1,0 +1,143 @@
+"""Batches cut by tokens, tokenized and built on a background thread ahead of the forward passes.
+
+Texts are taken in windows; within a window they are sorted longest first (a text too long for
+the device fails at once, not after an hour) and cut into batches of at most `max_tokens`
+tokens: real tokens when packed, rows x longest row when padded. A worker thread tokenizes
+the next window and builds each batch's tensors (pinned on CUDA) while the device runs.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from dataclasses import dataclass
+from typing import Any, Callable, Iterator
+
+CPU_TOKEN_BUDGET = 16_384  # tokens per batch on a CPU: past this, larger batches gain nothing
+GPU_TOKEN_CAP = 65_536  # enough to saturate the matrix units; larger only delays the first result
+WINDOW_TEXTS = 16_384  # texts tokenized and sorted together
+PADDED_ROW_SLACK = 0.1  # padded batches: no row more than 10% padding (large budgets would mix lengths)
+
+
+def length_batches(lengths: list[int], batch_size: int | None, max_tokens: int | None,
+                   max_padding: float | None = None) -> Iterator[list[int]]:
+    """Indices sorted longest first, cut into batches of at most batch_size rows and max_tokens padded
+    tokens, and (with max_padding) before a row that would be more than that fraction padding."""
+    order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
+    batch: list[int] = []
+    for i in order:
+        width = lengths[batch[0]] if batch else lengths[i]
+        full = (batch_size is not None and len(batch) >= batch_size) or (
+            max_tokens is not None and (len(batch) + 1) * width > max_tokens) or (
+            max_padding is not None and lengths[i] < (1 - max_padding) * width)
+        if batch and full:
+            yield batch
+            batch = []
+        batch.append(i)
+    if batch:
+        yield batch
+
+
+def packed_batches(lengths: list[int], max_tokens: int) -> Iterator[list[int]]:
+    """Indices sorted longest first, cut into batches of at most max_tokens real tokens."""
+    order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
+    batch: list[int] = []
+    total = 0
+    for i in order:
+        if batch and total + lengths[i] > max_tokens:
+            yield batch
+            batch, total = [], 0
+        batch.append(i)
+        total += lengths[i]
+    if batch:
+        yield batch
+
+
+def activation_bytes_per_token(config, dtype_bytes: int) -> int:
+    """A generous bound on the activations one token holds at the peak of a decoder layer."""
+    hidden = config.hidden_size
+    inter = getattr(config, "intermediate_size", 4 * hidden)
+    heads = config.num_attention_heads
+    kv = getattr(config, "num_key_value_heads", None) or heads
+    head_dim = getattr(config, "head_dim", None) or hidden // heads
+    return dtype_bytes * (3 * inter + 6 * hidden + (heads + 2 * kv) * head_dim) + 4 * 2 * hidden  # + float32 norms
+
+
+def token_budget(model, device, max_length: int, fixed: int | None = None, cap: int = GPU_TOKEN_CAP) -> int:
+    """Tokens per batch: `fixed` when set, else what half the free device memory holds (CPU: a constant),
+    never less than max_length. A text longer than the budget goes through alone."""
+    if fixed is not None:
+        return fixed
+    if device.type != "cuda":
+        return max(CPU_TOKEN_BUDGET, max_length)
+    import torch
+
+    free, _ = torch.cuda.mem_get_info(device)
+    per_token = activation_bytes_per_token(model.config, next(model.parameters()).element_size())
+    return max(max_length, min(cap, int(0.5 * free / per_token)))
+
+
+@dataclass
+class Batch:
+    rows: list[int]  # positions in the caller's text list
+    tokens: int  # real tokens
+    computed: int  # tokens the linear layers compute (padding included)
+    inputs: Any  # what `build` made of the rows' token ids
+
+
+class Feeder:
+    """Iterates Batches; a daemon thread tokenizes, plans and builds them up to `depth` ahead."""
+
+    def __init__(self, texts: list[str], tokenize: Callable[[list[str]], list[list[int]]],
+                 plan: Callable[[list[int]], Iterator[list[int]]], build: Callable[[list[list[int]]], Any],
+                 padded: bool, window: int = WINDOW_TEXTS, depth: int = 4) -> None:
+        self.texts, self.tokenize, self.plan, self.build = texts, tokenize, plan, build
+        self.padded, self.window = padded, window
+        self.queue: queue.Queue = queue.Queue(maxsize=depth)
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._work, name="evalkit-feeder", daemon=True)
+        self.thread.start()
+
+    def _windows(self) -> Iterator[range]:
+        start, size = 0, min(self.window, 1024)  # a small first window gets the device going sooner
+        while start < len(self.texts):
+            yield range(start, min(start + size, len(self.texts)))
+            start, size = start + size, self.window
+
+    def _work(self) -> None:
+        try:
+            for span in self._windows():
+                ids = self.tokenize(self.texts[span.start:span.stop])
+                lengths = [len(s) for s in ids]
+                for local in self.plan(lengths):
+                    seqs = [ids[i] for i in local]
+                    width = max(lengths[i] for i in local)
+                    computed = len(local) * width if self.padded else sum(lengths[i] for i in local)
+                    batch = Batch([span.start + i for i in local], sum(lengths[i] for i in local), computed,
+                                  self.build(seqs))
+                    if not self._put(batch):
+                        return
+            self._put(None)
+        except BaseException as exc:  # handed to the consumer, raised there
+            self._put(exc)
+
+    def _put(self, item) -> bool:
+        while not self.stop.is_set():
+            try:
+                self.queue.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def __iter__(self) -> Iterator[Batch]:
+        try:
+            while True:
+                item = self.queue.get()
+                if item is None:
+                    return
+                if isinstance(item, BaseException):
+                    raise item
+                yield item
+        finally:
+            self.stop.set()

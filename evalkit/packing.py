@@ -1,0 +1,268 @@
+"""Packed forward passes: many texts in one row, no padding, attention kept within each text.
+
+Texts are concatenated into one token stream with position ids restarting at 0 per text and
+`cu` (cumulative lengths, N + 1 entries) marking where each text starts. The decoder layers of
+llama-family models (Mistral, Llama, Qwen2) run over the stream with their own weights; only the
+attention needs to know the boundaries, and that goes through one of PyTorch's kernels:
+
+  flash  FlashAttention-2 varlen (`aten._flash_attention_forward`), CUDA, float16/bfloat16
+  flex   flex attention with a block-sparse document mask (compiled on first use)
+  sdpa   texts gathered into a padded (N, L) block for `scaled_dot_product_attention(is_causal)`;
+         the linear layers, most of the work, still see no padding. Runs anywhere.
+
+Projections are fused (q|k|v and gate|up as one matrix each; the HF modules keep views of the
+same memory, so nothing is copied twice) and the final norm runs only on the pooled rows.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+
+import torch
+import torch.nn.functional as F
+
+from evalkit import EvalkitError
+
+PACKABLE_TYPES = ("mistral", "llama", "qwen2")
+
+
+@dataclass
+class Packed:
+    """One packed batch: the texts' token ids end to end."""
+
+    ids: torch.Tensor  # (T,) token ids
+    positions: torch.Tensor  # (T,) restarting at 0 per text
+    cu: torch.Tensor  # (N + 1,) int32 offsets of the texts in the stream
+    max_len: int
+
+    def to(self, device) -> "Packed":
+        return Packed(*(t.to(device, non_blocking=True) for t in (self.ids, self.positions, self.cu)), self.max_len)
+
+    def pinned(self) -> "Packed":
+        return Packed(self.ids.pin_memory(), self.positions.pin_memory(), self.cu.pin_memory(), self.max_len)
+
+
+def pack(seqs: list[list[int]], pin: bool = False) -> Packed:
+    """Token id lists -> one packed batch on the CPU (pinned when `pin`, for async copies)."""
+    lengths = torch.tensor([len(s) for s in seqs], dtype=torch.int64)
+    ids = torch.tensor([t for s in seqs for t in s], dtype=torch.long)
+    cu = torch.zeros(len(seqs) + 1, dtype=torch.int32)
+    cu[1:] = lengths.cumsum(0)
+    positions = torch.arange(len(ids), dtype=torch.long) - torch.repeat_interleave(cu[:-1].long(), lengths)
+    packed = Packed(ids, positions, cu, int(lengths.max()))
+    return packed.pinned() if pin else packed
+
+
+def packable(model, max_length: int) -> str | None:
+    """None when `model` can run packed; else the reason it cannot."""
+    cfg = model.config
+    if cfg.model_type not in PACKABLE_TYPES:
+        return f"model type {cfg.model_type!r} is not one of {', '.join(PACKABLE_TYPES)}"
+    window = getattr(cfg, "sliding_window", None)
+    if window is not None and getattr(cfg, "use_sliding_window", True) and max_length > window:
+        return f"max_length {max_length} exceeds the sliding window {window}"
+    if getattr(cfg, "hidden_act", "silu") != "silu":
+        return f"activation {cfg.hidden_act!r} is not silu"
+    return None
+
+
+def pick_kernel(name: str, device: torch.device, dtype: torch.dtype) -> str:
+    """`name`, or for auto: flash where it runs (CUDA, half precision), else sdpa."""
+    flash_ok = device.type == "cuda" and dtype in (torch.float16, torch.bfloat16) and flash_available()
+    if name == "flash" and not flash_ok:
+        raise EvalkitError("encode.varlen_kernel=flash needs a CUDA device and float16 or bfloat16")
+    if name != "auto":
+        return name
+    return "flash" if flash_ok else "sdpa"
+
+
+@lru_cache(maxsize=1)
+def flash_available() -> bool:
+    return torch.cuda.is_available() and hasattr(torch.ops.aten, "_flash_attention_forward")
+
+
+# -- attention over a packed stream: q (T, Hq, D), k and v (T, Hkv, D) -> (T, Hq, D) ----------------
+
+_flash_takes_gqa = [True]  # FlashAttention-2 takes fewer key/value heads; if a build refuses, expand them
+
+
+def flash_varlen(q, k, v, batch: Packed, scale: float, cu_q=None, max_q=None, causal=True) -> torch.Tensor:
+    grouped = k.shape[1] != q.shape[1]
+    if grouped and not _flash_takes_gqa[0]:
+        k, v = (x.repeat_interleave(q.shape[1] // x.shape[1], dim=1) for x in (k, v))
+    cu_q = batch.cu if cu_q is None else cu_q
+    try:
+        out = torch.ops.aten._flash_attention_forward(
+            q, k, v.contiguous(), cu_q, batch.cu, max_q or batch.max_len, batch.max_len, 0.0, causal, False,
+            scale=scale)
+    except RuntimeError:
+        if not (grouped and _flash_takes_gqa[0]):
+            raise
+        _flash_takes_gqa[0] = False
+        return flash_varlen(q, k, v, batch, scale, cu_q, max_q, causal)
+    return out[0]
+
+
+def flash_last(q_last, k, v, batch: Packed, scale: float) -> torch.Tensor:
+    """Attention of each text's last token only: q_last (N, Hq, D) against the whole stream."""
+    cu_q = torch.arange(len(batch.cu), dtype=torch.int32, device=q_last.device)
+    return flash_varlen(q_last, k, v, batch, scale, cu_q, 1, causal=False)  # the last token sees its whole text
+
+
+def sdpa_last(q_last, k, v, batch: Packed, scale: float) -> torch.Tensor:
+    index, valid = _blocks(batch, q_last.device)
+    out = F.scaled_dot_product_attention(q_last[:, :, None, :], k[index].transpose(1, 2), v[index].transpose(1, 2),
+                                         attn_mask=valid[:, None, None, :], scale=scale,
+                                         enable_gqa=k.shape[1] != q_last.shape[1])
+    return out[:, :, 0, :]
+
+
+def _blocks(batch: Packed, device) -> tuple[torch.Tensor, torch.Tensor]:
+    """(N, L) stream positions of each text's tokens (pads repeat its last token) and which are real."""
+    lengths = batch.cu[1:] - batch.cu[:-1]
+    steps = torch.arange(batch.max_len, device=device)
+    index = torch.minimum(batch.cu[:-1, None] + steps[None, :], batch.cu[1:, None] - 1)
+    return index, steps[None, :] < lengths[:, None]
+
+
+def sdpa_varlen(q, k, v, batch: Packed, scale: float) -> torch.Tensor:
+    index, valid = _blocks(batch, q.device)
+
+    def block(x):  # (T, H, D) -> (N, H, L, D)
+        return x[index].transpose(1, 2)
+
+    out = F.scaled_dot_product_attention(block(q), block(k), block(v), is_causal=True, scale=scale,
+                                         enable_gqa=k.shape[1] != q.shape[1])
+    return out.transpose(1, 2)[valid]  # row-major over (N, L): the packed order
+
+
+def flex_varlen(q, k, v, batch: Packed, scale: float) -> torch.Tensor:
+    """Flex attention over the stream padded to a multiple of FLEX_BLOCK tokens (the padding is a
+    text of its own), so that a few compiled shapes serve every batch."""
+    from torch.nn.attention.flex_attention import create_block_mask
+
+    total = q.shape[0]
+    size = -(-total // FLEX_BLOCK) * FLEX_BLOCK
+    lengths = (batch.cu[1:] - batch.cu[:-1]).long()
+    doc = torch.full((size,), len(lengths), dtype=torch.long, device=q.device)
+    doc[:total] = torch.repeat_interleave(torch.arange(len(lengths), device=q.device), lengths, output_size=total)
+
+    def same_text_causal(b, h, qi, ki):
+        return (doc[qi] == doc[ki]) & (qi >= ki)
+
+    def padded(x):  # (T, H, D) -> (1, H, size, D)
+        return F.pad(x, (0, 0, 0, 0, 0, size - total)).transpose(0, 1)[None]
+
+    mask = create_block_mask(same_text_causal, None, None, size, size, device=q.device, _compile=True)
+    out = _compiled_flex()(padded(q), padded(k), padded(v), block_mask=mask, scale=scale,
+                           enable_gqa=k.shape[1] != q.shape[1])
+    return out[0].transpose(0, 1)[:total]
+
+
+FLEX_BLOCK = 2048
+
+
+@lru_cache(maxsize=1)
+def _compiled_flex():
+    import torch._dynamo
+    from torch.nn.attention.flex_attention import flex_attention
+
+    torch._dynamo.config.cache_size_limit = max(torch._dynamo.config.cache_size_limit, 64)
+    return torch.compile(flex_attention, dynamic=False)
+
+
+KERNELS = {"flash": flash_varlen, "sdpa": sdpa_varlen, "flex": flex_varlen}
+LAST_TOKEN_KERNELS = {"flash": flash_last, "sdpa": sdpa_last, "flex": sdpa_last}
+
+
+# -- the decoder over a packed stream ----------------------------------------------------------------
+
+def fuse_projections(model) -> None:
+    """q|k|v and gate|up as one weight each; the HF Linear modules become views of it (idempotent)."""
+    for layer in model.layers:
+        attn, mlp = layer.self_attn, layer.mlp
+        fused = getattr(attn, "qkv_weight", None)
+        weight = attn.q_proj.weight
+        if fused is not None and fused.data_ptr() == weight.data_ptr() and fused.dtype == weight.dtype:
+            continue  # still the memory the modules use (not after .half() or .to())
+        attn.qkv_weight = _fuse_linears([attn.q_proj, attn.k_proj, attn.v_proj])
+        attn.qkv_bias = _fuse_biases([attn.q_proj, attn.k_proj, attn.v_proj])
+        mlp.gate_up_weight = _fuse_linears([mlp.gate_proj, mlp.up_proj])
+
+
+def _fuse_linears(linears) -> torch.Tensor:
+    fused = torch.cat([lin.weight.detach() for lin in linears])
+    start = 0
+    for lin in linears:
+        rows = lin.weight.shape[0]
+        lin.weight = torch.nn.Parameter(fused[start:start + rows], requires_grad=False)
+        start += rows
+    return fused
+
+
+def _fuse_biases(linears) -> torch.Tensor | None:
+    if all(lin.bias is None for lin in linears):
+        return None
+    return torch.cat([lin.bias.detach() if lin.bias is not None else
+                      torch.zeros(lin.weight.shape[0], dtype=lin.weight.dtype, device=lin.weight.device)
+                      for lin in linears])
+
+
+def _rms(x: torch.Tensor, norm) -> torch.Tensor:
+    """The HF RMSNorm (float32 statistics, cast back, then the weight) in fewer kernels."""
+    eps = getattr(norm, "variance_epsilon", None) or getattr(norm, "eps", 1e-6)
+    return norm.weight * F.rms_norm(x.float(), (x.shape[-1],), eps=eps).to(x.dtype)
+
+
+def _rotate(x, cos, sin):
+    half = x.shape[-1] // 2
+    rotated = torch.cat((-x[..., half:], x[..., :half]), dim=-1)
+    return x * cos + rotated * sin
+
+
+def forward_packed(model, batch: Packed, pooling: str, kernel: str = "sdpa") -> torch.Tensor:
+    """A packed batch (on the model's device) -> pooled embeddings (N, H), float32 on the device."""
+    with torch.no_grad():  # not inference mode: the fused weights must stay ordinary tensors
+        fuse_projections(model)
+    with torch.inference_mode():
+        return _decoder(model, batch, pooling, kernel)
+
+
+def _decoder(model, batch: Packed, pooling: str, kernel: str) -> torch.Tensor:
+    """The decoder layers over the stream. With last-token pooling the final layer computes its
+    attention output and MLP for the last tokens only: nothing else reaches the embedding."""
+    x = model.embed_tokens(batch.ids)
+    cos, sin = model.rotary_emb(x[None], batch.positions[None])
+    cos, sin = cos[0, :, None, :], sin[0, :, None, :]  # (T, 1, D)
+    last = batch.cu[1:].long() - 1
+    for number, layer in enumerate(model.layers, start=1):
+        attn, mlp = layer.self_attn, layer.mlp
+        dim = attn.head_dim
+        heads, kv_heads = attn.q_proj.weight.shape[0] // dim, attn.k_proj.weight.shape[0] // dim
+        qkv = F.linear(_rms(x, layer.input_layernorm), attn.qkv_weight, attn.qkv_bias)
+        q, k, v = qkv.split([heads * dim, kv_heads * dim, kv_heads * dim], dim=-1)
+        q = _rotate(q.view(-1, heads, dim), cos, sin)
+        k = _rotate(k.view(-1, kv_heads, dim), cos, sin)
+        v = v.reshape(-1, kv_heads, dim)
+        if pooling == "last" and number == len(model.layers):
+            out = LAST_TOKEN_KERNELS[kernel](q[last].contiguous(), k, v, batch, attn.scaling)
+            x = x[last]
+        else:
+            out = KERNELS[kernel](q, k, v, batch, attn.scaling)
+        x = x + attn.o_proj(out.reshape(len(x), heads * dim))
+        gate, up = F.linear(_rms(x, layer.post_attention_layernorm), mlp.gate_up_weight).chunk(2, dim=-1)
+        x = x + mlp.down_proj(F.silu(gate) * up)
+    if pooling == "last":
+        return _rms(x, model.norm).float()
+    return pool_packed(x, batch, pooling, model.norm)
+
+
+def pool_packed(x: torch.Tensor, batch: Packed, pooling: str, norm) -> torch.Tensor:
+    cu = batch.cu.long()
+    if pooling == "cls":
+        return _rms(x[cu[:-1]], norm).float()
+    lengths = cu[1:] - cu[:-1]
+    text = torch.repeat_interleave(torch.arange(len(lengths), device=x.device), lengths, output_size=len(x))
+    sums = torch.zeros((len(lengths), x.shape[-1]), dtype=torch.float32, device=x.device)
+    return sums.index_add_(0, text, _rms(x, norm).float()) / lengths[:, None].float()
