@@ -3,6 +3,8 @@
     python -m evalkit list                      tasks and models (no torch import)
     python -m evalkit task=scifact model=minilm data_dir=../shared/data/beir/scifact
     python -m evalkit -m task=scifact,nfcorpus  a sweep
+    python -m evalkit plan suite=beir           size a job before starting it
+    python -m evalkit cache info|clear          the embedding cache
 """
 
 from __future__ import annotations
@@ -74,6 +76,10 @@ def hydra_job(cfg) -> None:
 def main(argv: list[str] | None = None) -> None:
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
+        if argv[:1] == ["cache"]:
+            from evalkit.cache import main as cache_main
+
+            sys.exit(cache_main(argv[1:]))
         if argv[:1] == ["list"]:
             print_list()
             return

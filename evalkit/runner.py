@@ -13,6 +13,7 @@ from evalkit import EvalkitError
 from evalkit.config import RunConfig, TaskSpec
 from evalkit.data import attach_to_task, read_beir_folder
 from evalkit.encoder import Encoder
+from evalkit.search import ExactSearch
 from evalkit.results import environment, model_dir, task_score, write_result
 from evalkit.tasks import get_mteb_task, subtask_names
 
@@ -93,7 +94,7 @@ def run(cfg: RunConfig) -> dict[str, Any]:
     per_query = capture_per_query(task)
     start = time.perf_counter()
     model_result = mteb.evaluate(
-        encoder, task, cache=None, overwrite_strategy="always", raise_error=True,
+        ExactSearch(encoder), task, cache=None, overwrite_strategy="always", raise_error=True,
         encode_kwargs={"batch_size": cfg.encode.batch_size}, show_progress_bar=False,
     )
     wall = time.perf_counter() - start

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 import os
+import tempfile
 from pathlib import Path
 
 os.environ["HF_HUB_OFFLINE"] = "1"  # tests never touch the network
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+os.environ.setdefault("EVALKIT_CACHE", tempfile.mkdtemp(prefix="evalkit-test-cache-"))  # never the user's cache
 
 import pytest  # noqa: E402
 
