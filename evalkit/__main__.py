@@ -65,6 +65,8 @@ def hydra_job(cfg) -> None:
         summary = run(to_run_config(cfg))
     except EvalkitError as exc:
         fail(str(exc))
+    if not summary["main_rank"]:
+        return
     if summary["skipped"]:
         print(f"{summary['mteb_task']}: already done, skipped ({summary['path']}; overwrite=true to redo)")
     else:

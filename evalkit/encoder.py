@@ -18,6 +18,7 @@ from evalkit import EvalkitError
 from evalkit.batching import PADDED_ROW_SLACK, Feeder, length_batches, packed_batches, token_budget
 from evalkit.cache import EmbeddingCache, default_root, model_identity, text_key
 from evalkit.config import EncodeConfig, ModelConfig, TaskSpec, load_model_config
+from evalkit.distributed import barrier, exchange, my_share, world_size
 from evalkit.model import (forward_padded, load_model, load_tokenizer, mask_needed, pad_batch, peak_memory_bytes,
                            pick_device, token_ids)
 from evalkit.packing import forward_packed, pack, packable, pick_kernel
@@ -120,6 +121,7 @@ class Encoder:
             self.stats.samples[side] = {"text": texts[0], "token_ids": first_ids}
         out = np.empty((len(texts), self.model.config.hidden_size), dtype=np.float32)
         cache, keys, todo, copies = self._open_cache(), None, list(range(len(texts))), []
+        barrier()  # under torchrun every rank sees the same cache state between the two barriers
         if cache is not None:
             keys = [text_key(t) for t in texts]
             found, vectors = cache.get(keys)
@@ -129,9 +131,13 @@ class Encoder:
             todo = [i for i in range(len(texts)) if i not in done and first.setdefault(keys[i], i) == i]
             copies = [(i, first[keys[i]]) for i in range(len(texts)) if i not in done and first[keys[i]] != i]
             self.stats.cache_hits += len(texts) - len(todo)
-        if todo:
-            tokenize = lambda part: token_ids(self.tokenizer, part, self.cfg)  # noqa: E731
-            self._run_model([texts[i] for i in todo], tokenize, todo, out, cache, keys)
+        barrier()
+        if world_size() > 1:  # torchrun: this rank encodes its share, then the ranks swap results
+            mine = my_share(todo, [len(t) for t in texts])
+            self._encode_texts(texts, mine, out, cache, keys)
+            exchange(out, mine)
+        else:
+            self._encode_texts(texts, todo, out, cache, keys)
         for i, j in copies:  # the same text twice in one call: computed once
             out[i] = out[j]
         self.stats.texts += len(texts)
@@ -140,6 +146,11 @@ class Encoder:
         if normalize:
             out = torch.nn.functional.normalize(torch.from_numpy(out), p=2, dim=-1).numpy()
         return out
+
+    def _encode_texts(self, texts: list[str], todo: list[int], out: np.ndarray, cache, keys) -> None:
+        if todo:
+            tokenize = lambda part: token_ids(self.tokenizer, part, self.cfg)  # noqa: E731
+            self._run_model([texts[i] for i in todo], tokenize, todo, out, cache, keys)
 
     def plan(self) -> tuple[str, str | bool]:
         """("packed", kernel) or ("padded", whether the attention mask is needed)."""

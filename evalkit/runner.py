@@ -12,9 +12,10 @@ from typing import Any
 from evalkit import EvalkitError
 from evalkit.config import RunConfig, TaskSpec
 from evalkit.data import attach_to_task, read_beir_folder
+from evalkit.distributed import barrier, init_from_env, rank, world_size
 from evalkit.encoder import Encoder
-from evalkit.search import ExactSearch
 from evalkit.results import environment, model_dir, task_score, write_result
+from evalkit.search import ExactSearch
 from evalkit.tasks import get_mteb_task, subtask_names
 
 log = logging.getLogger(__name__)
@@ -82,9 +83,11 @@ def run(cfg: RunConfig) -> dict[str, Any]:
     """Evaluate and write; returns a summary. A finished task is skipped unless cfg.overwrite."""
     import mteb
 
+    init_from_env()  # under torchrun: join the ranks; they share the encoding, rank 0 writes
     spec = cfg.task
     out = result_path(cfg)
-    summary = {"task": spec.name, "mteb_task": spec.mteb_task, "metric": spec.metric, "path": str(out)}
+    summary = {"task": spec.name, "mteb_task": spec.mteb_task, "metric": spec.metric, "path": str(out),
+               "main_rank": rank() == 0}
     if out.exists() and not cfg.overwrite:
         log.info("%s exists; skipping (overwrite=true to run again)", out)
         return {**summary, "skipped": True}
@@ -101,7 +104,9 @@ def run(cfg: RunConfig) -> dict[str, Any]:
     task_result = model_result.task_results[0]
     score = task_score(task_result, spec.split, spec.hf_subset, spec.metric)
     record = run_record(cfg, encoder, wall, score, per_query, folder)
-    write_result(out, task_result, record, encoder.mteb_model_meta)
+    if rank() == 0:
+        write_result(out, task_result, record, encoder.mteb_model_meta)
+    barrier()  # no rank reports done before the file exists
     entry = next(e for e in task_result.scores[spec.split] if e.get("hf_subset") == spec.hf_subset)
     shown = {k: entry[k] for k in SUMMARY_METRICS if k in entry and k != spec.metric}
     return {**summary, "skipped": False, "score": score, "scores": shown, "wall_time_s": wall}
@@ -126,5 +131,6 @@ def run_record(cfg: RunConfig, encoder: Encoder, wall: float, score: float, per_
         "encode": encoder.stats.as_record(),
         "wall_time_s": wall,
         "per_query": per_query,
+        "world_size": world_size(),
         **environment(),
     }

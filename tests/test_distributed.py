@@ -1,0 +1,88 @@
+"""torchrun on CPU: 2 gloo ranks on the local SciFact folder score like one process; a killed run resumes."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import REPO, shared_path
+
+RANKING = ("ndcg_at_", "map_at_", "recall_at_", "precision_at_", "mrr_at_")
+
+
+def evalkit_cmd(nproc: int, data: Path, results: Path, *extra: str) -> list[str]:
+    head = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", str(nproc), "--master-port",
+            str(29500 + os.getpid() % 1000)] if nproc > 1 else [sys.executable]
+    return [*head, "-m", "evalkit", "task=scifact", "model=tiny_mistral", f"data_dir={data}",
+            f"results_dir={results}", "encode.show_progress=false", *extra]
+
+
+def run_ok(cmd: list[str], cache: Path) -> None:
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "EVALKIT_CACHE": str(cache), "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+
+
+def scores(results: Path) -> tuple[dict, dict]:
+    folder = results / "evalkit__tiny-random-mistral" / "seed0"
+    return (json.loads((folder / "SciFact.json").read_text())["scores"]["test"][0],
+            json.loads((folder / "evalkit" / "SciFact.run.json").read_text()))
+
+
+def test_two_gloo_ranks_score_like_one_process(tmp_path):
+    data = shared_path("data", "beir", "scifact")
+    run_ok(evalkit_cmd(1, data, tmp_path / "one"), tmp_path / "cache1")
+    run_ok(evalkit_cmd(2, data, tmp_path / "two"), tmp_path / "cache2")
+    (one, record_one), (two, record_two) = scores(tmp_path / "one"), scores(tmp_path / "two")
+    ranking = [k for k in one if k.startswith(RANKING)]
+    assert len(ranking) == 35 and {k: one[k] for k in ranking} == {k: two[k] for k in ranking}
+    assert record_two["world_size"] == 2
+    # each rank encoded about half of the texts (rank 0's record counts its own tokens)
+    assert 0.4 < record_two["encode"]["tokens"] / record_one["encode"]["tokens"] < 0.6
+    shards = list((tmp_path / "cache2").rglob("*.safetensors"))
+    assert len({p.name.split("-")[1] for p in shards}) == 2  # both ranks wrote shards (name holds the pid)
+
+
+def stored_texts(cache: Path) -> int:
+    from safetensors import safe_open
+
+    keys = set()
+    for path in cache.rglob("*.safetensors"):
+        with safe_open(str(path), framework="numpy") as fh:
+            keys.update(bytes(row) for row in fh.get_tensor("keys"))
+    return len(keys)
+
+
+def test_a_killed_distributed_run_resumes_from_the_ranks_shards(tmp_path):
+    data = shared_path("data", "beir", "scifact")
+    cache = tmp_path / "cache"
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "EVALKIT_CACHE": str(cache), "OMP_NUM_THREADS": "1"}
+    cmd = evalkit_cmd(2, data, tmp_path / "killed", "encode.cache_shard_texts=16")
+    proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    deadline = time.time() + 300
+    try:
+        while time.time() < deadline:
+            writers = {p.name.split("-")[1] for p in cache.rglob("*.safetensors")}
+            if len(writers) == 2 and len(list(cache.rglob("*.safetensors"))) >= 4:
+                break
+            assert proc.poll() is None, "the run ended before it could be killed"
+            time.sleep(0.1)
+        else:
+            pytest.fail("no shards from both ranks within 300 s")
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    assert not (tmp_path / "killed" / "evalkit__tiny-random-mistral" / "seed0" / "SciFact.json").exists()
+    written = stored_texts(cache)
+    run_ok(evalkit_cmd(1, data, tmp_path / "resumed"), cache)
+    _, record = scores(tmp_path / "resumed")
+    assert record["encode"]["cache_hits"] >= written > 0  # both ranks' finished shards were reused
+    assert record["encode"]["cache_hits"] < record["encode"]["texts"]  # and the rest was encoded
