@@ -67,7 +67,7 @@ def load_tokenizer(cfg: ModelConfig):
 
     source = resolve_path(cfg.tokenizer or cfg.name_or_path)
     if _is_local(source) and not os.path.exists(source):
-        raise EvalkitError(f"tokenizer path does not exist: {source}")
+        raise EvalkitError(f"{'tokenizer' if cfg.tokenizer else 'model'} path does not exist: {source}")
     if os.path.isfile(source):  # a bare sentencepiece model file
         source = str(sentencepiece_folder(Path(source)))
     revision = None if _is_local(source) else cfg.revision

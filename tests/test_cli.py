@@ -71,7 +71,7 @@ def test_malformed_jsonl(small_beir, tmp_path):
 def test_model_path_that_does_not_exist(small_beir, tmp_path):
     proc = evalkit("task=scifact", "model=minilm", "model.name_or_path=/nonexistent/model",
                    f"data_dir={small_beir}", f"results_dir={tmp_path}/r")
-    assert_one_line_error(proc, "path does not exist: /nonexistent/model")
+    assert_one_line_error(proc, "model path does not exist: /nonexistent/model")
     assert not (tmp_path / "r").exists()
 
 
