@@ -32,7 +32,7 @@ class TaskPlan:
         return self.tokens / tokens_per_s / 3600
 
 
-def _stats_file(spec: TaskSpec, mteb_name: str) -> Path | None:
+def _stats_file(mteb_name: str) -> Path | None:
     root = Path(importlib.util.find_spec("mteb").submodule_search_locations[0]) / "descriptive_stats"
     matches = sorted(root.glob(f"*/{mteb_name}.json"))
     return matches[0] if matches else None
@@ -61,7 +61,7 @@ def plan_from_stats(spec: TaskSpec, model: ModelConfig) -> TaskPlan:
     splits = [spec.split] + (["train"] if spec.type == "Classification" else [])  # a train sample is encoded too
     texts = tokens = 0
     for name in names:
-        path = _stats_file(spec, name)
+        path = _stats_file(name)
         if path is None:
             raise EvalkitError(f"mteb publishes no statistics for {name}; pass data_root with a local copy")
         stats = json.loads(path.read_text())
@@ -111,9 +111,10 @@ def make_plan(suite: str, model: str, data_root: str | None) -> list[TaskPlan]:
 
 def main(argv: list[str]) -> None:
     """Arguments as key=value: suite (or task), model, tokens_per_s, data_root."""
-    args = dict(arg.split("=", 1) for arg in argv if "=" in arg)
-    unknown = set(args) - {"suite", "task", "model", "tokens_per_s", "data_root"}
-    if unknown or len(args) != len([a for a in argv if "=" in a]) or len(args) < len(argv):
+    pairs = [arg.split("=", 1) for arg in argv if "=" in arg]
+    args = dict(pairs)
+    allowed = {"suite", "task", "model", "tokens_per_s", "data_root"}
+    if len(pairs) != len(argv) or len(args) != len(pairs) or not set(args) <= allowed:  # bare words, repeats, unknown keys
         raise EvalkitError(f"plan takes key=value arguments suite|task, model, tokens_per_s, data_root; got {argv}")
     suite = args.get("suite") or args.get("task") or "mteb_eng"
     tokens_per_s = float(args.get("tokens_per_s", 25_000))
