@@ -33,8 +33,8 @@ import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
 from evalkit.config import EncodeConfig, ModelConfig, RandomInit  # noqa: E402
-from evalkit.model import pad_batch, pick_device  # noqa: E402
-from evalkit.pooling import pool  # noqa: E402
+from evalkit.encoding.model import pad_batch, pick_device  # noqa: E402
+from evalkit.encoding.pooling import pool  # noqa: E402
 
 SHAPES = {
     "small": dict(hidden_size=256, intermediate_size=688, num_hidden_layers=4, num_attention_heads=8,
@@ -113,7 +113,7 @@ def main(argv=None) -> int:
     ap.add_argument("--tokenizer", default=None, help="the Mistral tokenizer.model (default: mistral_common's)")
     args = ap.parse_args(argv)
 
-    from evalkit.encoder import Encoder
+    from evalkit.encoding.encoder import Encoder
 
     device = pick_device(args.device)
     dtype = args.dtype or ("float16" if device.type == "cuda" else "float32")
@@ -171,7 +171,7 @@ def main(argv=None) -> int:
         print(f"{label}: {row['tokens_per_s']:,.0f} tok/s, {seconds:.1f} s, padding {row['padding_fraction']:.1%}, "
               f"cos {cosine:.6f}", flush=True)
     base = rows[0]["tokens_per_s"] if rows and rows[0]["path"].startswith("mteb") else None
-    print(f"\n| path | real tokens/s | vs mteb | padding | peak GiB | min cos vs mteb |\n|---|---|---|---|---|---|")
+    print("\n| path | real tokens/s | vs mteb | padding | peak GiB | min cos vs mteb |\n|---|---|---|---|---|---|")
     for row in rows:
         ratio = f"{row['tokens_per_s'] / base:.2f}x" if base else "-"
         peak = f"{row['peak_memory_gb']:.1f}" if row["peak_memory_gb"] else "-"

@@ -28,7 +28,7 @@ import torch.nn.functional as F  # noqa: E402
 
 from benchmarks.encode_throughput import model_config, workload  # noqa: E402
 from evalkit.config import EncodeConfig, load_model_config  # noqa: E402
-from evalkit.encoder import Encoder  # noqa: E402
+from evalkit.encoding.encoder import Encoder  # noqa: E402
 
 failures: list[str] = []
 

@@ -21,6 +21,6 @@ def load_encoder(model: str = "e5_mistral_7b", **overrides: Any):
     `instructions` (mteb task name -> TaskSpec) may be passed; by default the task registry
     in `tasks/` supplies the instruction for each mteb task.
     """
-    from evalkit.encoder import load_encoder as _load
+    from evalkit.encoding.encoder import load_encoder as _load
 
     return _load(model, **overrides)

@@ -10,12 +10,13 @@
 from __future__ import annotations
 
 import sys
+from contextlib import contextmanager
 
 import hydra
 from hydra.core.config_store import ConfigStore
 
 from evalkit import EvalkitError
-from evalkit.config import CONF_DIR, model_names, suggest, to_run_config
+from evalkit.config import CONF_DIR, RunConfig, model_names, suggest, to_run_config
 from evalkit.tasks import load_task_specs, resolve_task_name, suite_task_names
 
 
@@ -43,8 +44,10 @@ def canonical_overrides(argv: list[str]) -> list[str]:
     return out
 
 
-def register_tasks() -> None:
+def register_configs() -> None:
+    """The schema (`evalkit_schema`, named first in conf/config.yaml) and one `task` group entry per task file."""
     store = ConfigStore.instance()
+    store.store(name="evalkit_schema", node=RunConfig)
     for name, spec in load_task_specs().items():
         store.store(group="task", name=name, node=spec)
 
@@ -65,21 +68,32 @@ def hydra_job(cfg) -> None:
         summary = run(to_run_config(cfg))
     except EvalkitError as exc:
         fail(str(exc))
-    if not summary["main_rank"]:
+    if not summary.main_rank:
         return
-    if summary["skipped"]:
-        print(f"{summary['mteb_task']}: already done, skipped ({summary['path']}; overwrite=true to redo)")
+    if summary.skipped:
+        print(f"{summary.mteb_task}: already done, skipped ({summary.path}; overwrite=true to redo)")
     else:
-        others = "".join(f", {k} = {v:.5f}" for k, v in summary["scores"].items())
-        print(f"{summary['mteb_task']}: {summary['metric']} = {summary['score']:.5f}{others} "
-              f"({summary['wall_time_s']:.1f} s) -> {summary['path']}")
+        others = "".join(f", {k} = {v:.5f}" for k, v in summary.scores.items())
+        print(f"{summary.mteb_task}: {summary.metric} = {summary.score:.5f}{others} "
+              f"({summary.wall_time_s:.1f} s) -> {summary.path}")
+
+
+@contextmanager
+def hydra_argv(argv: list[str]):
+    """Hydra reads its overrides from sys.argv: hand it `argv` for the duration of the call only."""
+    saved = sys.argv
+    sys.argv = [saved[0], *argv]
+    try:
+        yield
+    finally:
+        sys.argv = saved
 
 
 def main(argv: list[str] | None = None) -> None:
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
         if argv[:1] == ["cache"]:
-            from evalkit.cache import main as cache_main
+            from evalkit.encoding.cache import main as cache_main
 
             sys.exit(cache_main(argv[1:]))
         if argv[:1] == ["list"]:
@@ -91,11 +105,11 @@ def main(argv: list[str] | None = None) -> None:
             plan(argv[1:])
             return
         argv = canonical_overrides(argv)
-        register_tasks()
+        register_configs()
     except EvalkitError as exc:
         fail(str(exc))
-    sys.argv = [sys.argv[0], *argv]
-    hydra_job()
+    with hydra_argv(argv):
+        hydra_job()
 
 
 if __name__ == "__main__":

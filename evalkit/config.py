@@ -6,7 +6,9 @@ Hydra composes `conf/config.yaml`, a `conf/model/*.yaml` and a task from `tasks/
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
+from enum import Enum
 from pathlib import Path
 from typing import Any, Optional
 
@@ -19,15 +21,65 @@ ROOT = Path(__file__).resolve().parent.parent
 CONF_DIR = ROOT / "conf"
 TASKS_DIR = ROOT / "tasks"
 
-TASK_TYPES = (
-    "Classification",
-    "Clustering",
-    "PairClassification",
-    "Reranking",
-    "Retrieval",
-    "STS",
-    "Summarization",
-)
+
+
+class Choice(str, Enum):
+    """A closed set of config values. OmegaConf checks them (one line naming the allowed values); a member
+    equals its string and prints as it, so `cfg.pooling == "last"` and f-strings read naturally."""
+
+    def __str__(self) -> str:
+        return str(self.value)
+
+    def __format__(self, spec: str) -> str:
+        return format(str(self.value), spec)
+
+
+class TaskType(Choice):
+    Classification = "Classification"
+    Clustering = "Clustering"
+    PairClassification = "PairClassification"
+    Reranking = "Reranking"
+    Retrieval = "Retrieval"
+    STS = "STS"
+    Summarization = "Summarization"
+
+
+class Pooling(Choice):
+    last = "last"  # the final hidden state of the EOS evalkit appends
+    mean = "mean"
+    cls = "cls"
+
+
+class DType(Choice):
+    float32 = "float32"
+    float16 = "float16"
+    bfloat16 = "bfloat16"
+
+
+class PaddingSide(Choice):
+    left = "left"
+    right = "right"
+
+
+class Packing(Choice):
+    auto = "auto"  # packed where the model allows it, else padded
+    packed = "packed"
+    padded = "padded"
+
+
+class VarlenKernel(Choice):
+    auto = "auto"  # flash on CUDA in half precision, else sdpa
+    flash = "flash"
+    flex = "flex"
+    sdpa = "sdpa"
+
+
+TASK_TYPES = tuple(t.value for t in TaskType)
+
+
+def hub_offline() -> bool:
+    """Whether HF_HUB_OFFLINE forbids the Hugging Face hub (the one place that reads it)."""
+    return os.environ.get("HF_HUB_OFFLINE", "0").strip().lower() not in ("", "0", "false", "no", "off")
 
 
 @dataclass
@@ -36,7 +88,7 @@ class TaskSpec:
 
     name: str = MISSING  # CLI name = file stem in tasks/
     mteb_task: str = MISSING
-    type: str = MISSING
+    type: TaskType = MISSING
     split: str = MISSING
     hf_subset: str = "default"
     metric: str = MISSING  # mteb v2 key of the main metric
@@ -51,7 +103,7 @@ class PromptConfig:
 
     template: str = "Instruct: {instruction}\nQuery: {text}"
     # task types whose every input (documents too) gets the instruction
-    instruct_documents_for: list[str] = field(default_factory=list)
+    instruct_documents_for: list[TaskType] = field(default_factory=list)
 
 
 @dataclass
@@ -69,13 +121,13 @@ class ModelConfig:
     name_or_path: str = MISSING  # hub id, local folder, or pkg:<module>/<path> inside an installed package
     revision: Optional[str] = None
     tokenizer: Optional[str] = None  # defaults to name_or_path; a sentencepiece .model file is wrapped
-    pooling: str = "last"  # last | mean | cls
+    pooling: Pooling = Pooling.last
     max_length: int = 512  # including BOS and the EOS evalkit appends
-    dtype: str = "float32"  # float32 | float16 | bfloat16: the forward pass; pooling and scoring are float32
+    dtype: DType = DType.float32  # the forward pass; pooling and scoring are float32
     device: str = "auto"
     normalize: bool = True
-    unnormalized_types: list[str] = field(default_factory=list)  # task types left unnormalized
-    padding_side: str = "right"
+    unnormalized_types: list[TaskType] = field(default_factory=list)  # task types left unnormalized
+    padding_side: PaddingSide = PaddingSide.right
     attn_implementation: str = "sdpa"
     trust_remote_code: bool = False
     prompt: Optional[PromptConfig] = None  # None: the model takes no instruction
@@ -84,11 +136,11 @@ class ModelConfig:
 
 @dataclass
 class EncodeConfig:
-    batch_size: int = 32  # texts per mteb data-loader batch; evalkit's own batches are cut by tokens
+    batch_size: Optional[int] = None  # at most this many texts per forward pass; None = the token budget alone
     max_tokens_per_batch: Optional[int] = None  # tokens per forward pass; None = from free memory and model size
-    packing: str = "auto"  # auto | packed | padded: packed = no padding (llama-family decoders)
-    varlen_kernel: str = "auto"  # auto | flash | flex | sdpa: attention inside packed batches
-    cache: bool = False  # embedding cache: re-runs and shared corpora skip the model (conf/config.yaml: on)
+    packing: Packing = Packing.auto  # packed = no padding (llama-family decoders)
+    varlen_kernel: VarlenKernel = VarlenKernel.auto  # attention inside packed batches
+    cache: bool = True  # embedding cache: re-runs and shared corpora skip the model
     cache_dir: Optional[str] = None  # default $EVALKIT_CACHE/embeddings or ~/.cache/evalkit/embeddings
     cache_max_gb: Optional[float] = None  # least recently used shards go beyond this size
     cache_shard_texts: int = 4096  # texts per cache shard: a killed run resumes from the last full shard
@@ -101,16 +153,9 @@ class RunConfig:
     model: ModelConfig = MISSING
     data_dir: Optional[str] = None  # a local BEIR folder for this task
     data_root: Optional[str] = None  # a folder of BEIR folders named by the tasks' BEIR names (sweeps)
-    results_dir: str = "results"
-    overwrite: bool = False
+    results_dir: str = "results"  # <results_dir>/<org__model>/<revision>/<MtebTask>.json
+    overwrite: bool = False  # a finished task is skipped unless true
     encode: EncodeConfig = field(default_factory=EncodeConfig)
-
-
-_CHOICES = {
-    "pooling": ("last", "mean", "cls"),
-    "dtype": ("float32", "float16", "bfloat16"),
-    "padding_side": ("left", "right"),
-}
 
 
 def structured(schema: type, data: Any, where: str):
@@ -120,38 +165,46 @@ def structured(schema: type, data: Any, where: str):
         obj = OmegaConf.to_object(merged)
     except OmegaConfBaseException as exc:
         msg = str(exc).splitlines()[0]
-        raise EvalkitError(f"{where}: {msg}") from None
+        key = getattr(exc, "full_key", None)
+        raise EvalkitError(f"{where}: {key}: {msg}" if key and key not in msg else f"{where}: {msg}") from None
     return obj
 
 
 def check_model(model: ModelConfig, where: str = "model config") -> ModelConfig:
-    for key, allowed in _CHOICES.items():
-        value = getattr(model, key)
-        if value not in allowed:
-            raise EvalkitError(f"{where}: {key}={value!r} is not one of {', '.join(allowed)}")
     if model.max_length < 2:
         raise EvalkitError(f"{where}: max_length must be at least 2, got {model.max_length}")
-    for t in model.unnormalized_types + (model.prompt.instruct_documents_for if model.prompt else []):
-        if t not in TASK_TYPES:
-            raise EvalkitError(f"{where}: unknown task type {t!r} (known: {', '.join(TASK_TYPES)})")
     return model
 
 
 def check_task(task: TaskSpec, where: str = "task config") -> TaskSpec:
-    if task.type not in TASK_TYPES:
-        raise EvalkitError(f"{where}: type={task.type!r} is not one of {', '.join(TASK_TYPES)}")
     if not task.instruction.strip():
         raise EvalkitError(f"{where}: the instruction is empty")
     return task
 
 
 def load_model_config(name: str, **overrides: Any) -> ModelConfig:
-    """`conf/model/<name>.yaml` with keys overridden, validated."""
+    """`conf/model/<name>.yaml` (with its defaults list, as Hydra composes it) with keys overridden, validated."""
+    where = f"conf/model/{name}.yaml"
+    data = OmegaConf.merge(model_yaml(name), overrides)
+    return check_model(structured(ModelConfig, data, where), where)
+
+
+def model_yaml(name: str, seen: tuple[str, ...] = ()):
+    """A model file merged over the files its `defaults:` list names (same group, `_self_` where it says),
+    which is what Hydra's composition does: a stand-in includes the real model's protocol, never a copy."""
     path = CONF_DIR / "model" / f"{name}.yaml"
     if not path.is_file():
         raise EvalkitError(f"unknown model {name!r}{suggest(name, model_names())}")
-    data = OmegaConf.merge(OmegaConf.load(path), overrides)
-    return check_model(structured(ModelConfig, data, f"conf/model/{name}.yaml"), f"conf/model/{name}.yaml")
+    if name in seen:
+        raise EvalkitError(f"conf/model/{name}.yaml: its defaults list includes itself ({' -> '.join(seen)})")
+    data = OmegaConf.load(path)
+    defaults = list(data.pop("defaults", None) or [])
+    if "_self_" not in defaults:
+        defaults.append("_self_")
+    merged = OmegaConf.create()
+    for entry in defaults:
+        merged = OmegaConf.merge(merged, data if entry == "_self_" else model_yaml(str(entry), (*seen, name)))
+    return merged
 
 
 def model_names() -> list[str]:
@@ -173,7 +226,7 @@ def to_run_config(cfg: Any) -> RunConfig:
     """Hydra's composed DictConfig -> validated RunConfig."""
     plain = OmegaConf.to_container(cfg, resolve=True)
     plain.pop("hydra", None)
-    if plain.get("task") is None:
+    if plain.get("task") in (None, MISSING):
         raise EvalkitError("no task given: pass task=<name> (python -m evalkit list shows them)")
     run = structured(RunConfig, plain, "config")
     check_model(run.model)
@@ -182,15 +235,9 @@ def to_run_config(cfg: Any) -> RunConfig:
     return run
 
 
-_ENCODE_CHOICES = {"packing": ("auto", "packed", "padded"), "varlen_kernel": ("auto", "flash", "flex", "sdpa")}
-
-
 def check_encode(enc: EncodeConfig, where: str = "encode") -> EncodeConfig:
-    if enc.batch_size < 1:
-        raise EvalkitError(f"{where}.batch_size must be >= 1, got {enc.batch_size}")
-    for key, allowed in _ENCODE_CHOICES.items():
-        if getattr(enc, key) not in allowed:
-            raise EvalkitError(f"{where}: {key}={getattr(enc, key)!r} is not one of {', '.join(allowed)}")
+    if enc.batch_size is not None and enc.batch_size < 1:
+        raise EvalkitError(f"{where}.batch_size must be >= 1 or null, got {enc.batch_size}")
     if enc.max_tokens_per_batch is not None and enc.max_tokens_per_batch < 1:
         raise EvalkitError(f"{where}.max_tokens_per_batch must be >= 1 or null, got {enc.max_tokens_per_batch}")
     if enc.cache_max_gb is not None and enc.cache_max_gb <= 0:

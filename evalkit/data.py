@@ -12,8 +12,23 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from evalkit import EvalkitError
+from evalkit.config import TaskSpec
 
 log = logging.getLogger(__name__)
+
+
+def local_data_dir(spec: TaskSpec, data_dir: str | None, data_root: str | None) -> Path | None:
+    """`data_dir`, or the task's folder under `data_root` (named by a BEIR alias or the task name), or None."""
+    if data_dir is not None:
+        return Path(data_dir)
+    if data_root is None:
+        return None
+    candidates = [Path(data_root) / name for name in (*spec.aliases, spec.name)]
+    for folder in candidates:
+        if folder.is_dir():
+            return folder
+    raise EvalkitError(f"data_root {data_root} has no folder for {spec.name} "
+                       f"(looked for {', '.join(c.name for c in candidates)})")
 
 
 @dataclass

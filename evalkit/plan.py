@@ -14,6 +14,8 @@ from pathlib import Path
 
 from evalkit import EvalkitError
 from evalkit.config import ModelConfig, TaskSpec, load_model_config
+from evalkit.data import local_data_dir
+from evalkit.encoding.prompt import render
 from evalkit.tasks import load_task_specs, suite_task_names
 
 # Characters per token of the Mistral-7B tokenizer on English BEIR corpora, measured with this repo on
@@ -49,8 +51,9 @@ def _split_counts(stats: dict, split: str, subset: str) -> tuple[int, int]:
     return int(texts), int(chars)
 
 
-def _instruction_tokens(spec: TaskSpec) -> int:
-    return round(len(f"Instruct: {spec.instruction}\nQuery: ") / CHARS_PER_TOKEN)
+def _instruction_tokens(spec: TaskSpec, model: ModelConfig) -> int:
+    """Tokens the model's prompt template adds around a text (estimated from its characters)."""
+    return round(len(render([""], model.prompt, spec, spec.type, "query")[0]) / CHARS_PER_TOKEN)
 
 
 def plan_from_stats(spec: TaskSpec, model: ModelConfig) -> TaskPlan:
@@ -71,23 +74,28 @@ def plan_from_stats(spec: TaskSpec, model: ModelConfig) -> TaskPlan:
             texts += n
             tokens += int(n * per_text)
     if model.prompt is not None:
-        tokens += texts * _instruction_tokens(spec)  # an upper bound: retrieval documents get none
+        tokens += texts * _instruction_tokens(spec, model)  # an upper bound: retrieval documents get none
     return TaskPlan(spec.name, "mteb stats", texts, tokens)
 
 
 def plan_from_folder(spec: TaskSpec, model: ModelConfig, folder: Path) -> TaskPlan:
-    from evalkit.data import read_beir_folder
-    from evalkit.model import load_tokenizer, token_ids
+    """Exact counts from a local folder: the texts mteb hands the encoder, rendered and tokenized by the
+    encoder's own functions (the model's tokenizer; characters estimate it where that is not here)."""
+    from mteb.types import PromptType
 
-    data = read_beir_folder(folder, spec.split)
-    docs = [(d["title"] + " " + d["text"]).strip() for d in data.corpus.values()]
-    queries = list(data.queries.values())
-    if model.prompt is not None:
-        template = model.prompt.template
-        queries = [template.format(instruction=spec.instruction, text=q) for q in queries]
-        if spec.symmetric:
-            docs = [template.format(instruction=spec.instruction, text=d) for d in docs]
-    texts = docs + queries
+    from evalkit.data import attach_to_task, read_beir_folder
+    from evalkit.encoding.encoder import loader_texts
+    from evalkit.encoding.model import load_tokenizer, token_ids
+    from evalkit.search import retrieval_loader
+    from evalkit.tasks import get_mteb_task
+
+    task = get_mteb_task(spec)
+    attach_to_task(task, read_beir_folder(folder, spec.split), spec.split, spec.hf_subset)
+    data = task.dataset[spec.hf_subset][spec.split]
+    texts = []
+    for part, side, prompt_type in (("corpus", "document", PromptType.document), ("queries", "query", PromptType.query)):
+        raw = loader_texts(retrieval_loader(data[part], task.metadata, prompt_type))
+        texts += render(raw, model.prompt, spec, spec.type, side)
     try:
         tokens = sum(len(ids) for ids in token_ids(load_tokenizer(model), texts, model))
         source = "local"
@@ -103,10 +111,19 @@ def make_plan(suite: str, model: str, data_root: str | None) -> list[TaskPlan]:
     plans = []
     for name in suite_task_names(suite):
         spec = specs[name]
-        local = [Path(data_root) / n for n in (*spec.aliases, spec.name)] if data_root else []
-        folder = next((p for p in local if p.is_dir()), None)
+        folder = _local_folder(spec, data_root)
         plans.append(plan_from_folder(spec, cfg, folder) if folder else plan_from_stats(spec, cfg))
     return plans
+
+
+def _local_folder(spec: TaskSpec, data_root: str | None) -> Path | None:
+    """The task's folder under data_root, or None: a task without one is counted from mteb's statistics."""
+    if data_root is None:
+        return None
+    try:
+        return local_data_dir(spec, None, data_root)
+    except EvalkitError:
+        return None
 
 
 def main(argv: list[str]) -> None:

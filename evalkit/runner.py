@@ -3,18 +3,18 @@
 from __future__ import annotations
 
 import logging
-import os
 import time
-from dataclasses import asdict
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from evalkit import EvalkitError
-from evalkit.config import RunConfig, TaskSpec
-from evalkit.data import attach_to_task, read_beir_folder
+from evalkit.config import RunConfig, TaskSpec, hub_offline
+from evalkit.data import attach_to_task, local_data_dir, read_beir_folder
 from evalkit.distributed import barrier, init_from_env, rank, world_size
-from evalkit.encoder import Encoder
-from evalkit.results import environment, model_dir, task_score, write_result
+from evalkit.encoding.encoder import Encoder
+from evalkit import results
+from evalkit.results import environment, scores_entry, write_result
 from evalkit.search import ExactSearch
 from evalkit.tasks import get_mteb_task, subtask_names
 
@@ -22,24 +22,26 @@ log = logging.getLogger(__name__)
 
 SUMMARY_METRICS = ("ndcg_at_10", "map_at_10", "recall_at_100", "mrr_at_10")
 PER_QUERY_METRICS = {"ndcg_cut_10": "ndcg_at_10", "map_cut_10": "map_at_10", "recall_100": "recall_at_100"}
+LOADER_BATCH = 4096  # texts per mteb data-loader batch: the encoder joins them and cuts its own batches
+
+
+@dataclass
+class RunSummary:
+    """What a run did, for the command line: where the result is and its headline scores."""
+
+    task: str  # CLI name
+    mteb_task: str
+    metric: str  # main metric
+    path: Path  # the TaskResult file
+    main_rank: bool  # rank 0 (or the only process): the one that prints
+    skipped: bool  # already finished, not run again
+    score: float | None = None  # main metric, when run
+    scores: dict[str, float] = field(default_factory=dict)  # other headline metrics
+    wall_time_s: float = 0.0
 
 
 def result_path(cfg: RunConfig) -> Path:
-    return model_dir(cfg.results_dir, cfg.model.name, cfg.model.revision) / f"{cfg.task.mteb_task}.json"
-
-
-def local_data_dir(cfg: RunConfig) -> Path | None:
-    """data_dir, or the task's folder under data_root (named by a BEIR alias or the task name)."""
-    if cfg.data_dir is not None:
-        return Path(cfg.data_dir)
-    if cfg.data_root is None:
-        return None
-    candidates = [Path(cfg.data_root) / name for name in (*cfg.task.aliases, cfg.task.name)]
-    for folder in candidates:
-        if folder.is_dir():
-            return folder
-    raise EvalkitError(f"data_root {cfg.data_root} has no folder for {cfg.task.name} "
-                       f"(looked for {', '.join(c.name for c in candidates)})")
+    return results.result_path(cfg.results_dir, cfg.model.name, cfg.model.revision, cfg.task.mteb_task)
 
 
 def load_task(cfg: RunConfig, folder: Path | None):
@@ -52,7 +54,7 @@ def load_task(cfg: RunConfig, folder: Path | None):
     try:
         task.load_data()
     except Exception as exc:  # datasets raises many kinds; the user needs one line
-        if os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false"):
+        if hub_offline():
             raise EvalkitError(
                 f"the data of {spec.mteb_task} is not in the local cache and HF_HUB_OFFLINE=1 forbids downloading it "
                 f"(pass data_dir=<BEIR folder> for retrieval tasks)"
@@ -79,37 +81,38 @@ def capture_per_query(task) -> dict[str, dict[str, float]]:
     return captured
 
 
-def run(cfg: RunConfig) -> dict[str, Any]:
+def run(cfg: RunConfig) -> RunSummary:
     """Evaluate and write; returns a summary. A finished task is skipped unless cfg.overwrite."""
     import mteb
 
     init_from_env()  # under torchrun: join the ranks; they share the encoding, rank 0 writes
     spec = cfg.task
     out = result_path(cfg)
-    summary = {"task": spec.name, "mteb_task": spec.mteb_task, "metric": spec.metric, "path": str(out),
-               "main_rank": rank() == 0}
+    summary = RunSummary(spec.name, spec.mteb_task, spec.metric, out, main_rank=rank() == 0, skipped=True)
     if out.exists() and not cfg.overwrite:
-        log.info("%s exists; skipping (overwrite=true to run again)", out)
-        return {**summary, "skipped": True}
-    folder = local_data_dir(cfg)
+        return summary
+    folder = local_data_dir(spec, cfg.data_dir, cfg.data_root)
     task = load_task(cfg, folder)
     encoder = Encoder(cfg.model, {name: spec for name in subtask_names(task)}, cfg.encode)
     per_query = capture_per_query(task)
     start = time.perf_counter()
     model_result = mteb.evaluate(
         ExactSearch(encoder), task, cache=None, overwrite_strategy="always", raise_error=True,
-        encode_kwargs={"batch_size": cfg.encode.batch_size}, show_progress_bar=False,
+        encode_kwargs={"batch_size": LOADER_BATCH}, show_progress_bar=False,
     )
     wall = time.perf_counter() - start
     task_result = model_result.task_results[0]
-    score = task_score(task_result, spec.split, spec.hf_subset, spec.metric)
+    entry = scores_entry(task_result.scores, spec.split, spec.hf_subset)
+    if entry is None:
+        raise EvalkitError(f"mteb wrote no {spec.split}/{spec.hf_subset} scores for {spec.mteb_task}")
+    score = float(entry[spec.metric])
     record = run_record(cfg, encoder, wall, score, per_query, folder)
     if rank() == 0:
         write_result(out, task_result, record, encoder.mteb_model_meta)
     barrier()  # no rank reports done before the file exists
-    entry = next(e for e in task_result.scores[spec.split] if e.get("hf_subset") == spec.hf_subset)
     shown = {k: entry[k] for k in SUMMARY_METRICS if k in entry and k != spec.metric}
-    return {**summary, "skipped": False, "score": score, "scores": shown, "wall_time_s": wall}
+    summary.skipped, summary.score, summary.scores, summary.wall_time_s = False, score, shown, wall
+    return summary
 
 
 def run_record(cfg: RunConfig, encoder: Encoder, wall: float, score: float, per_query: dict,

@@ -52,6 +52,14 @@ class RunningTopK:
         return self.values.cpu().tolist(), self.index.cpu().tolist()
 
 
+def retrieval_loader(dataset, task_metadata, prompt_type, batch_size: int = 32, num_proc: int | None = None):
+    """mteb's own data loader for a corpus or query set: documents come out as mteb joins them (title + text)."""
+    from mteb._create_dataloaders import create_dataloader
+
+    return create_dataloader(dataset, task_metadata=task_metadata, prompt_type=prompt_type, batch_size=batch_size,
+                             num_proc=num_proc)
+
+
 class ExactSearch:
     """An evalkit Encoder as mteb's SearchProtocol; encode and similarity pass through to it."""
 
@@ -82,7 +90,6 @@ class ExactSearch:
 
     def search(self, queries, *, task_metadata, hf_split: str, hf_subset: str, top_k: int, encode_kwargs: dict,
                top_ranked=None, num_proc: int | None = None, **kwargs: Any) -> dict[str, dict[str, float]]:
-        from mteb._create_dataloaders import create_dataloader
         from mteb.types import PromptType
 
         if self.corpus is None:
@@ -92,8 +99,7 @@ class ExactSearch:
             return self._rerank(queries, top_k, encode_kwargs, top_ranked, num_proc, where)
 
         def embed(dataset, prompt_type):
-            loader = create_dataloader(dataset, task_metadata=task_metadata, prompt_type=prompt_type,
-                                       batch_size=encode_kwargs.get("batch_size", 32), num_proc=num_proc)
+            loader = retrieval_loader(dataset, task_metadata, prompt_type, encode_kwargs.get("batch_size", 32), num_proc)
             return self.encoder.encode(loader, prompt_type=prompt_type, **where, **encode_kwargs)
 
         best = RunningTopK(embed(queries, PromptType.query), top_k, self.encoder.device, self.score_bytes)

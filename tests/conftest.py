@@ -28,7 +28,7 @@ def shared_path(*parts: str) -> Path:
 @pytest.fixture(scope="session")
 def tiny_encoder():
     """The tiny random Mistral with the real Mistral-7B tokenizer, built once per session."""
-    from evalkit.encoder import load_encoder
+    from evalkit.encoding.encoder import load_encoder
 
     return load_encoder("tiny_mistral")
 

@@ -65,7 +65,7 @@ def test_the_ci_suite_is_what_the_issue_asks_for():
 
 
 def test_the_e5_smoke_baseline_holds_the_published_scores():
-    from evalkit.published import E5, load_published
+    from evalkit.report.published import E5, load_published
 
     suite, published = load_suite("e5_mistral_smoke"), load_published(E5)
     recorded = baseline.load(baseline_path(suite.name))["scores"]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import sys
 
 os.environ["HF_HUB_OFFLINE"] = "1"
 
@@ -51,16 +50,15 @@ def test_nothing_changed_passes_with_identical_vectors(baselines):
 
 
 def test_eos_dropped_fails_token_ids_and_names_the_eos(baselines, monkeypatch):
-    import evalkit.model
+    from evalkit.encoding.encoder import Encoder
 
-    original = evalkit.model.token_ids
+    original = Encoder.tokenize
 
-    def without_eos(tokenizer, texts, cfg):  # the transformers-5 bug: the EOS silently gone
-        return [ids[:-1] if ids and ids[-1] == tokenizer.eos_token_id else ids for ids in original(tokenizer, texts, cfg)]
+    def without_eos(self, texts):  # the transformers-5 bug: the EOS silently gone
+        eos = self.tokenizer.eos_token_id
+        return [ids[:-1] if ids and ids[-1] == eos else ids for ids in original(self, texts)]
 
-    for module in [m for name, m in sys.modules.items() if name.startswith("evalkit")]:
-        if getattr(module, "token_ids", None) is original:
-            monkeypatch.setattr(module, "token_ids", without_eos)
+    monkeypatch.setattr(Encoder, "tokenize", without_eos)
     outcome = gate("tiny_mistral", baselines)
     assert failing(outcome) == {"token_ids", "cosine_min"}
     ids = row(outcome, "token_ids")

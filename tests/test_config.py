@@ -9,7 +9,7 @@ from hydra import compose, initialize_config_dir
 from hydra.errors import ConfigCompositionException
 
 from evalkit import EvalkitError
-from evalkit.__main__ import canonical_overrides, register_tasks
+from evalkit.__main__ import canonical_overrides, register_configs
 from evalkit.config import CONF_DIR, ModelConfig, load_model_config, model_names, structured, to_run_config
 from evalkit.tasks import get_task_spec, load_task_specs, resolve_task_name
 
@@ -93,12 +93,12 @@ def test_unknown_model_key_is_rejected():
 
 
 def test_bad_choice_is_rejected():
-    with pytest.raises(EvalkitError, match="pooling='max'"):
+    with pytest.raises(EvalkitError, match=r"pooling: Invalid value .max., expected one of \[last, mean, cls\]"):
         load_model_config("minilm", pooling="max")
 
 
 def compose_run(*overrides: str):
-    register_tasks()
+    register_configs()
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         return to_run_config(compose(config_name="config", overrides=canonical_overrides(list(overrides))))
 

@@ -24,8 +24,9 @@ from torch.utils.data import DataLoader
 
 from evalkit import EvalkitError
 from evalkit.config import TaskSpec, load_model_config
-from evalkit.encoder import Encoder, length_batches
-from evalkit.model import token_ids
+from evalkit.encoding.batching import length_batches
+from evalkit.encoding.encoder import Encoder
+from evalkit.encoding.model import token_ids
 
 MOCKS = [MockRetrievalTask, MockClassificationTask, MockClusteringTask, MockPairClassificationTask,
          MockRerankingTask, MockSTSTask, MockSummarizationTask]
@@ -166,7 +167,7 @@ def test_stats_keep_the_first_rendered_query_and_document(tiny_encoder):
 
 def test_length_batches_respect_rows_and_token_budget():
     lengths = [5, 100, 7, 50, 50, 3, 99]
-    batches = list(length_batches(lengths, batch_size=3, max_tokens=150))
+    batches = list(length_batches(lengths, max_rows=3, max_tokens=150))
     assert sorted(i for b in batches for i in b) == list(range(len(lengths)))
     for batch in batches:
         assert len(batch) <= 3 and len(batch) * max(lengths[i] for i in batch) <= 150 or len(batch) == 1

@@ -14,10 +14,10 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 from safetensors import safe_open  # noqa: E402
 
-import evalkit.encoder as encoder_module  # noqa: E402
-from evalkit.cache import EmbeddingCache, evict, main, model_identity, text_key  # noqa: E402
+import evalkit.encoding.encoder as encoder_module  # noqa: E402
+from evalkit.encoding.cache import EmbeddingCache, evict, main, model_identity, text_key  # noqa: E402
 from evalkit.config import EncodeConfig, TaskSpec, load_model_config  # noqa: E402
-from evalkit.encoder import Encoder  # noqa: E402
+from evalkit.encoding.encoder import Encoder  # noqa: E402
 
 DOCS = [f"document {i} about {'rivers ' * (i % 5)}and {'cats ' * (i % 3)}" for i in range(40)]
 
@@ -40,7 +40,7 @@ def test_a_rerun_does_no_forward_passes(base, tmp_path, monkeypatch):
     expected = first.embed(DOCS, normalize=False)
     assert first.stats.forward_passes >= 1 and first.stats.cache_hits == 0
     calls = []
-    monkeypatch.setattr(encoder_module, "forward_packed", lambda *a, **k: calls.append(1))
+    monkeypatch.setattr(encoder_module.PackedDecoder, "__call__", lambda *a, **k: calls.append(1))
     monkeypatch.setattr(encoder_module, "forward_padded", lambda *a, **k: calls.append(1))
     again = cached(base, tmp_path)
     np.testing.assert_array_equal(again.embed(DOCS, normalize=False), expected)
@@ -71,7 +71,7 @@ def test_two_tasks_sharing_a_corpus_encode_it_once(base, tmp_path):
 
 def test_a_killed_run_resumes_from_the_last_finished_shard(base, tmp_path, monkeypatch):
     expected = cached(base, tmp_path / "clean").embed(DOCS, normalize=False)
-    real = encoder_module.forward_packed
+    real = encoder_module.PackedDecoder.__call__
     done = []
 
     def dies_on_the_fourth_batch(*args, **kwargs):
@@ -80,11 +80,11 @@ def test_a_killed_run_resumes_from_the_last_finished_shard(base, tmp_path, monke
         done.append(1)
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(encoder_module, "forward_packed", dies_on_the_fourth_batch)
+    monkeypatch.setattr(encoder_module.PackedDecoder, "__call__", dies_on_the_fourth_batch)
     settings = dict(max_tokens_per_batch=64, cache_shard_texts=4)
     with pytest.raises(KeyboardInterrupt):
         cached(base, tmp_path / "killed", **settings).embed(DOCS, normalize=False)
-    monkeypatch.setattr(encoder_module, "forward_packed", real)
+    monkeypatch.setattr(encoder_module.PackedDecoder, "__call__", real)
     resumed = cached(base, tmp_path / "killed", **settings)
     out = resumed.embed(DOCS, normalize=False)
     np.testing.assert_allclose(out, expected, atol=1e-5)

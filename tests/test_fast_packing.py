@@ -13,11 +13,11 @@ import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
 from evalkit import EvalkitError  # noqa: E402
-from evalkit.batching import Feeder, length_batches, packed_batches, token_budget  # noqa: E402
 from evalkit.config import EncodeConfig, load_model_config  # noqa: E402
-from evalkit.encoder import Encoder  # noqa: E402
-from evalkit.model import forward_pooled, token_ids  # noqa: E402
-from evalkit.packing import forward_packed, pack, packable, pick_kernel  # noqa: E402
+from evalkit.encoding.batching import Feeder, length_batches, packed_batches, token_budget  # noqa: E402
+from evalkit.encoding.encoder import Encoder, Plan  # noqa: E402
+from evalkit.encoding.model import forward_padded, pad_batch, token_ids  # noqa: E402
+from evalkit.encoding.packing import PackedDecoder, pack, packable, pick_kernel  # noqa: E402
 
 TEXTS = ["a", "short text", "cats and dogs " * 40, "rivers " * 9, "", "the longest text of all here " * 30]
 
@@ -34,6 +34,11 @@ def with_encode(encoder: Encoder, **settings) -> Encoder:
     return clone
 
 
+def padded_forward(encoder: Encoder, ids, pooling: str, use_mask: bool = True) -> torch.Tensor:
+    return forward_padded(encoder.model, *pad_batch(ids, encoder.pad_id, encoder.cfg.padding_side), pooling,
+                          torch.device("cpu"), use_mask)
+
+
 def min_cosine(a, b) -> float:
     return F.cosine_similarity(torch.as_tensor(a), torch.as_tensor(b)).min().item()
 
@@ -42,8 +47,8 @@ def min_cosine(a, b) -> float:
 def test_packed_forward_equals_padded_forward(encoder, pooling):
     cfg = load_model_config("tiny_mistral", pooling=pooling)
     ids = token_ids(encoder.tokenizer, TEXTS, cfg)
-    padded = forward_pooled(encoder.model, ids, cfg, encoder.pad_id, torch.device("cpu"))
-    packed = forward_packed(encoder.model, pack(ids), pooling, "sdpa")
+    padded = padded_forward(encoder, ids, pooling)
+    packed = PackedDecoder(copy.deepcopy(encoder.model))(pack(ids), pooling, "sdpa")
     assert packed.dtype == torch.float32 and packed.shape == padded.shape
     assert min_cosine(packed, padded) >= 0.9999
     np.testing.assert_allclose(packed.numpy(), padded.numpy(), atol=1e-4)
@@ -51,8 +56,8 @@ def test_packed_forward_equals_padded_forward(encoder, pooling):
 
 def test_dropping_the_mask_is_exact_for_a_right_padded_decoder(encoder):
     ids = token_ids(encoder.tokenizer, TEXTS, encoder.cfg)
-    masked = forward_pooled(encoder.model, ids, encoder.cfg, encoder.pad_id, torch.device("cpu"), use_mask=True)
-    unmasked = forward_pooled(encoder.model, ids, encoder.cfg, encoder.pad_id, torch.device("cpu"), use_mask=False)
+    masked = padded_forward(encoder, ids, "last", use_mask=True)
+    unmasked = padded_forward(encoder, ids, "last", use_mask=False)
     np.testing.assert_allclose(unmasked.numpy(), masked.numpy(), atol=1e-5)
 
 
@@ -71,11 +76,12 @@ def test_encoder_paths_agree(encoder, settings):
 
 
 def test_packing_auto_picks_packed_for_mistral_and_padded_where_it_cannot(encoder):
-    assert with_encode(encoder).plan() == ("packed", "sdpa")
-    assert with_encode(encoder, packing="padded").plan() == ("padded", False)  # right-padded decoder: no mask
+    assert with_encode(encoder).plan() == Plan(packed=True, kernel="sdpa")
+    # a right-padded decoder needs no mask
+    assert with_encode(encoder, packing="padded").plan() == Plan(packed=False, use_mask=False)
     left = with_encode(encoder, packing="padded")
     left.cfg = load_model_config("tiny_mistral", padding_side="left")
-    assert left.plan() == ("padded", True)
+    assert left.plan() == Plan(packed=False, use_mask=True)
 
 
 def test_packable_names_its_reason():

@@ -14,7 +14,7 @@ import torch  # noqa: E402
 
 from evalkit.config import EncodeConfig, load_model_config  # noqa: E402
 from evalkit.data import attach_to_task, read_beir_folder  # noqa: E402
-from evalkit.encoder import Encoder  # noqa: E402
+from evalkit.encoding.encoder import Encoder  # noqa: E402
 from evalkit.search import ExactSearch, RunningTopK  # noqa: E402
 from evalkit.tasks import get_mteb_task, get_task_spec  # noqa: E402
 

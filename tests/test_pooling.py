@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from evalkit.pooling import first_token_pool, last_token_pool, mean_pool
+from evalkit.encoding.pooling import first_token_pool, last_token_pool, mean_pool
 
 LENGTHS = [5, 2, 3]
 

@@ -17,9 +17,12 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 from matplotlib.text import Text  # noqa: E402
 
-from evalkit import plots, report, tables  # noqa: E402
-from evalkit.published import available_models, load_published, mteb_english_tasks, REFERENCE_DIR  # noqa: E402
-from evalkit.scale import metric_label, to_points, v2_metric  # noqa: E402
+from evalkit.report import plots, runs, tables  # noqa: E402
+from evalkit.report.__main__ import main as report_main  # noqa: E402
+from evalkit.report.compare import Comparison  # noqa: E402
+from evalkit.report.metrics import metric_label, to_points, v2_metric  # noqa: E402
+from evalkit.report.published import REFERENCE_DIR, available_models, load_published, mteb_english_tasks  # noqa: E402
+from evalkit.tasks import specs_by_mteb_name  # noqa: E402
 
 FIXTURES = Path(__file__).parent / "fixtures" / "report"
 RESULTS = FIXTURES / "results"
@@ -28,7 +31,7 @@ E5, MINILM = "intfloat/e5-mistral-7b-instruct", "sentence-transformers/all-MiniL
 
 
 def run_report(tmp_path: Path, *args: str) -> int:
-    return report.main([*map(str, args), "--out", str(tmp_path / "out")])
+    return report_main([*map(str, args), "--out", str(tmp_path / "out")])
 
 
 def read_csv(path: Path) -> dict[str, dict[str, str]]:
@@ -61,7 +64,7 @@ def test_tables_equal_golden_files(tmp_path, case, args):
 def test_delta_is_ours_minus_published_by_hand(tmp_path):
     assert run_report(tmp_path, E5_RUN, "--compare", E5, "--no-plots") == 0
     rows = read_csv(tmp_path / "out" / "per_task.csv")
-    # fixture scores (make_fixtures.py) minus evalkit/reference/e5-mistral-7b-instruct.tsv, points
+    # fixture scores (make_fixtures.py) minus evalkit/report/reference/e5-mistral-7b-instruct.tsv, points
     by_hand = {"SciFact": 75.00 - 76.41, "NFCorpus": 40.00 - 38.62, "Banking77Classification": 85.00 - 88.23,
                "MindSmallReranking": 33.00 - 32.60, "STS17": 90.00 - 91.75, "SummEval": 30.00 - 31.40}
     for task, delta in by_hand.items():
@@ -109,23 +112,23 @@ def test_latex_is_booktabs_with_best_value_bold(tmp_path):
 
 def test_bootstrap_ci_is_deterministic_for_a_seed_and_covers_the_mean():
     values = np.random.default_rng(7).beta(2, 3, size=200)
-    first = report.bootstrap_ci(values, seed=3)
-    assert report.bootstrap_ci(values, seed=3) == first
-    assert report.bootstrap_ci(values, seed=4) != first
+    first = runs.bootstrap_ci(values, seed=3)
+    assert runs.bootstrap_ci(values, seed=3) == first
+    assert runs.bootstrap_ci(values, seed=4) != first
     assert first[0] < values.mean() < first[1]
     for seed in range(20):
         sample = np.random.default_rng(seed).random(5 + seed * 7)
-        low, high = report.bootstrap_ci(sample, seed=seed)
+        low, high = runs.bootstrap_ci(sample, seed=seed)
         assert low <= sample.mean() <= high
 
 
 def test_bootstrap_ci_has_the_textbook_width():
     values = np.random.default_rng(0).normal(0.5, 0.1, size=10_000)
-    low, high = report.bootstrap_ci(values, seed=0, resamples=2000)
+    low, high = runs.bootstrap_ci(values, seed=0, resamples=2000)
     assert high - low == pytest.approx(2 * 1.96 * values.std() / np.sqrt(values.size), rel=0.15)
-    assert report.bootstrap_ci([0.4] * 9) == pytest.approx((0.4, 0.4))
+    assert runs.bootstrap_ci([0.4] * 9) == pytest.approx((0.4, 0.4))
     with pytest.raises(ValueError):
-        report.bootstrap_ci([])
+        runs.bootstrap_ci([])
 
 
 def test_ci_from_the_run_record_and_whether_delta_lies_outside(tmp_path):
@@ -156,7 +159,7 @@ def test_plots_are_written_and_not_empty(tmp_path):
 
 def test_scatter_outlier_labels_do_not_overlap():
     rng = np.random.default_rng(0)
-    rows = [tables.Comparison(f"Task{i:02d}WithALongName", "STS", "cosine_spearman", 85 + rng.normal(0, 4),
+    rows = [Comparison(f"Task{i:02d}WithALongName", "STS", "cosine_spearman", 85 + rng.normal(0, 4),
                               85 + rng.normal(0, 1), None) for i in range(40)]
     fig = plots.scatter(rows, "model (ours)", "model (published)")
     labels = [t for t in fig.axes[0].texts if "WithALongName" in t.get_text()]
@@ -165,11 +168,10 @@ def test_scatter_outlier_labels_do_not_overlap():
     renderer = fig.canvas.get_renderer()
     boxes = [Text.get_window_extent(t, renderer) for t in labels]  # the text alone, without its leader line
     assert not any(a.overlaps(b) for i, a in enumerate(boxes) for b in boxes[i + 1:])
-    plots.plt.close(fig)
 
 
 def test_bar_chart_headers_and_ticks_do_not_overlap():
-    rows = [tables.Comparison(task, task_type, metric, 50.0, 51.0, None)
+    rows = [Comparison(task, task_type, metric, 50.0, 51.0, None)
             for task, (task_type, metric) in mteb_english_tasks().items()]
     fig = plots.bars(rows, "model (ours)", "model (published)")
     fig.canvas.draw()
@@ -179,7 +181,6 @@ def test_bar_chart_headers_and_ticks_do_not_overlap():
     assert len(ticks) == 56 and len(headers) == 7
     boxes = ticks + headers
     assert not any(a.overlaps(b) for i, a in enumerate(boxes) for b in boxes[i + 1:])
-    plots.plt.close(fig)
 
 
 # --- bad input ------------------------------------------------------------------------------------------
@@ -236,8 +237,8 @@ def test_multilingual_task_reads_the_english_subset(tmp_path, spec_from):
     path = tmp_path / "STS17.json"
     path.write_text(json.dumps(data))
     record = json.loads((E5_RUN / "fixture0e5" / "evalkit" / "STS17.run.json").read_text())
-    registry = report.load_registry() if spec_from == "registry" else {}
-    score = report.read_task_score(path, registry, record if spec_from == "run record" else None)
+    registry = specs_by_mteb_name() if spec_from == "registry" else {}
+    score = runs.read_task_score(path, registry, record if spec_from == "run record" else None)
     assert (score.score, score.metric, score.type) == (pytest.approx(90.0), "cosine_spearman", "STS")
 
 

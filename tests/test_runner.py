@@ -19,7 +19,7 @@ from test_cli import evalkit
 
 def tiny_run(tmp_path, data_dir, task="scifact", **kw) -> RunConfig:
     return RunConfig(task=get_task_spec(task), model=load_model_config("tiny_mistral"), data_dir=str(data_dir),
-                     results_dir=str(tmp_path / "results"), encode=EncodeConfig(batch_size=4), **kw)
+                     results_dir=str(tmp_path / "results"), encode=EncodeConfig(batch_size=4, cache=False), **kw)
 
 
 def test_cli_run_writes_a_result_mteb_can_load(small_beir, tmp_path):
@@ -47,17 +47,17 @@ def test_run_record_holds_what_a_reader_needs(small_beir, tmp_path):
     assert record["config"]["model"]["name"] == "evalkit/tiny-random-mistral"
     per_query = record["per_query"]["ndcg_at_10"]
     assert set(per_query) == {"q0", "q1", "q2", "q3"}
-    assert sum(per_query.values()) / 4 == pytest.approx(summary["score"], abs=1e-5)
+    assert sum(per_query.values()) / 4 == pytest.approx(summary.score, abs=1e-5)
 
 
 def test_a_finished_task_is_skipped_unless_overwrite(small_beir, tmp_path):
     cfg = tiny_run(tmp_path, small_beir)
-    assert run(cfg)["skipped"] is False
+    assert run(cfg).skipped is False
     before = result_path(cfg).read_text()
-    assert run(cfg)["skipped"] is True
+    assert run(cfg).skipped is True
     assert result_path(cfg).read_text() == before
     cfg.overwrite = True
-    assert run(cfg)["skipped"] is False
+    assert run(cfg).skipped is False
 
 
 def test_a_failed_run_leaves_no_result(small_beir, tmp_path, monkeypatch):

@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 
 import pytest
 
 from evalkit import EvalkitError
 from evalkit.__main__ import canonical_overrides
-from evalkit.config import load_model_config
-from evalkit.data import read_beir_folder
-from evalkit.model import load_tokenizer, token_ids
+from evalkit.config import EncodeConfig, RunConfig, load_model_config
 from evalkit.plan import make_plan, plan_from_stats
+from evalkit.results import record_path
+from evalkit.runner import result_path, run
 from evalkit.tasks import get_task_spec, suite_task_names
 
 from test_cli import evalkit
@@ -42,16 +43,17 @@ def test_joblib_launcher_runs_a_sweep_in_parallel_processes(small_beir, tmp_path
     assert {p.name for p in folder.glob("*.json")} == {"SciFact.json", "NFCorpus.json", "model_meta.json"}
 
 
-def test_plan_counts_local_tokens_exactly(small_beir, tmp_path):
+def test_plan_counts_the_tokens_a_real_run_encodes(small_beir, tmp_path):
+    """The plan's token count equals what a run of the same task sends through the model (cache off)."""
     (tmp_path / "root").mkdir()
     shutil.copytree(small_beir, tmp_path / "root" / "scifact")
     [plan] = make_plan("scifact", "tiny_mistral", str(tmp_path / "root"))
-    cfg, spec = load_model_config("tiny_mistral"), get_task_spec("scifact")
-    data = read_beir_folder(small_beir, "test")
-    texts = [(d["title"] + " " + d["text"]).strip() for d in data.corpus.values()]
-    texts += [f"Instruct: {spec.instruction}\nQuery: {q}" for q in data.queries.values()]
-    assert (plan.source, plan.texts) == ("local", 12)
-    assert plan.tokens == sum(len(ids) for ids in token_ids(load_tokenizer(cfg), texts, cfg))
+    cfg = RunConfig(task=get_task_spec("scifact"), model=load_model_config("tiny_mistral"), data_dir=str(small_beir),
+                    results_dir=str(tmp_path / "results"), encode=EncodeConfig(cache=False, show_progress=False))
+    run(cfg)
+    record = json.loads(record_path(result_path(cfg)).read_text())
+    assert (plan.source, plan.texts) == ("local", record["encode"]["texts"]) == ("local", 12)
+    assert plan.tokens == record["encode"]["tokens"]
 
 
 def test_plan_from_mteb_statistics_sizes_msmarco():

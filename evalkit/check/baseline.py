@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from evalkit import EvalkitError
+from evalkit.files import atomic_write
 
 FORMAT = 1
 
@@ -51,10 +52,7 @@ def write(path: Path, suite: str, old: Mapping[str, Any] | None, golden: Mapping
         "golden": dict(golden if golden is not None else old.get("golden", {})),
         "scores": dict(scores if scores is not None else old.get("scores", {})),
     }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(dumps(data), encoding="utf-8")
-    tmp.replace(path)
+    atomic_write(path, dumps(data))
     return data
 
 

@@ -6,7 +6,7 @@ import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 from evalkit.check import baseline as baseline_file
 from evalkit.check import golden, scores
@@ -44,18 +44,20 @@ def default_results_dir(suite_name: str) -> Path:
     return ROOT / "results" / "check" / suite_name
 
 
-def measure_golden(suite: Suite, specs, model_overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """Model name -> baseline entry, for every golden model of the suite."""
-    from evalkit.encoder import load_encoder
+def measure_golden(suite: Suite, specs, model_overrides: Mapping[str, Any] | None = None
+                   ) -> tuple[dict[str, Any], dict[str, Callable]]:
+    """(model name -> baseline entry, model name -> its tokenizer's id-to-token function for the notes),
+    for every golden model of the suite."""
+    from evalkit.encoding.encoder import load_encoder
 
     probes = load_probes(suite.golden.probes)
     instructions = {spec.mteb_task: spec for spec in specs.values()}
-    out = {}
+    entries, namers = {}, {}
     for name in suite.golden.models:
         encoder = load_encoder(name, instructions=instructions, encode=encode_config(suite), **dict(model_overrides or {}))
-        out[name] = golden.measure(encoder, probes, specs)
-        out[name]["_tokens"] = encoder.tokenizer.convert_ids_to_tokens  # for the notes; never written
-    return out
+        entries[name] = golden.measure(encoder, probes, specs)
+        namers[name] = encoder.tokenizer.convert_ids_to_tokens
+    return entries, namers
 
 
 def check(suite: Suite, path: Path | None = None, *, results_dir: Path | None = None, update: bool = False,
@@ -70,12 +72,11 @@ def check(suite: Suite, path: Path | None = None, *, results_dir: Path | None = 
     golden_now = None
     if suite.golden:
         t = time.perf_counter()
-        golden_now = measure_golden(suite, specs, model_overrides)
+        golden_now, namers = measure_golden(suite, specs, model_overrides)
         outcome.seconds["golden"] = time.perf_counter() - t
         for name, entry in golden_now.items():
-            tokens = entry.pop("_tokens")
             outcome.rows += golden.compare(name, (base or {}).get("golden", {}).get(name), entry,
-                                           suite.golden.min_cosine, tokens)
+                                           suite.golden.min_cosine, namers[name])
     scores_now = None
     if suite.scores:
         run_scores = not golden_only and (outcome.ok or keep_going or update)

@@ -46,16 +46,12 @@ def fingerprint(probes: Mapping[str, Mapping[str, Any]], part: str) -> str:
 
 def measure(encoder, probes: list[Probe], specs: Mapping[str, TaskSpec]) -> dict[str, Any]:
     """A baseline entry for one model: its identity, the probes' hashes, ids and vectors, fingerprints."""
-    from evalkit import model as backbone  # looked up at call time, so a patched token_ids is the one used
-
-    cfg = encoder.cfg
     out: dict[str, Any] = {}
     for probe in probes:
         spec = specs[probe.task]
         rendered = encoder.render([probe.full_text], spec.mteb_task, spec.type, probe.side)
-        ids = backbone.token_ids(encoder.tokenizer, rendered, cfg)[0]
-        normalize = cfg.normalize and spec.type not in cfg.unnormalized_types
-        vec = encoder.embed(rendered, normalize=normalize, side=probe.side)[0]
+        ids = encoder.tokenize(rendered)[0]  # the method embed() tokenizes with
+        vec = encoder.embed(rendered, normalize=encoder.normalizes(spec.type), side=probe.side)[0]
         out[probe.id] = {"text_sha256": sha(rendered[0]), "token_ids": list(map(int, ids)), "vector": encode_vector(vec)}
     return {
         "setup": setup(encoder),
@@ -75,9 +71,9 @@ def setup(encoder) -> dict[str, Any]:
         "param_dtype": str(next(model.parameters()).dtype).removeprefix("torch."),
         "weights_abs_sum": weights_checksum(model),
         "hidden_size": int(model.config.hidden_size),
-        "pooling": cfg.pooling,
+        "pooling": str(cfg.pooling),
         "normalize": cfg.normalize,
-        "padding_side": cfg.padding_side,
+        "padding_side": str(cfg.padding_side),
         "max_length": cfg.max_length,
         "attn_implementation": cfg.attn_implementation,
     }

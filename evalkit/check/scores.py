@@ -13,6 +13,7 @@ from evalkit import EvalkitError
 from evalkit.check.rows import Row
 from evalkit.check.suite import Suite, SuiteTask, data_folder, encode_config
 from evalkit.config import TaskSpec, load_model_config
+from evalkit.results import scores_entry
 
 log = logging.getLogger(__name__)
 
@@ -27,14 +28,13 @@ def task_tolerance(suite: Suite, entry: SuiteTask) -> float:
 
 def read_metrics(path: Path, spec: TaskSpec, metrics: list[str]) -> dict[str, float]:
     """The metrics from an mteb result file; a missing metric is an error naming what is there."""
-    data = json.loads(path.read_text(encoding="utf-8"))
-    for entry in data["scores"].get(spec.split, []):
-        if entry.get("hf_subset") == spec.hf_subset:
-            missing = [m for m in metrics if not isinstance(entry.get(m), (int, float))]
-            if missing:
-                raise EvalkitError(f"{path}: no metric {', '.join(missing)} (has e.g. {', '.join(sorted(entry)[:8])})")
-            return {m: float(entry[m]) for m in metrics}
-    raise EvalkitError(f"{path}: no {spec.split}/{spec.hf_subset} scores")
+    entry = scores_entry(json.loads(path.read_text(encoding="utf-8"))["scores"], spec.split, spec.hf_subset)
+    if entry is None:
+        raise EvalkitError(f"{path}: no {spec.split}/{spec.hf_subset} scores")
+    missing = [m for m in metrics if not isinstance(entry.get(m), (int, float))]
+    if missing:
+        raise EvalkitError(f"{path}: no metric {', '.join(missing)} (has e.g. {', '.join(sorted(entry)[:8])})")
+    return {m: float(entry[m]) for m in metrics}
 
 
 def measure(suite: Suite, results_dir: Path, specs: Mapping[str, TaskSpec],
@@ -55,7 +55,7 @@ def measure(suite: Suite, results_dir: Path, specs: Mapping[str, TaskSpec],
         start = time.perf_counter()
         summary = run(cfg)
         seconds = time.perf_counter() - start
-        metrics = read_metrics(Path(summary["path"]), spec, task_metrics(suite, entry))
+        metrics = read_metrics(summary.path, spec, task_metrics(suite, entry))
         log.info("%s: %s (%.0f s)", entry.task, ", ".join(f"{k}={v:.5f}" for k, v in metrics.items()), seconds)
         out[entry.task] = {
             "model": model.name,

@@ -132,13 +132,10 @@ def check_suite(suite: Suite, where: str) -> Suite:
 
 def encode_config(suite: Suite, where: str = "suite"):
     """The suite's encode settings as an EncodeConfig, with any embedding cache off: the gate measures the model."""
-    from evalkit import config
+    from evalkit.config import EncodeConfig, check_encode
 
-    enc = structured(config.EncodeConfig, suite.encode, f"{where}: encode")
-    if hasattr(config, "check_encode"):
-        config.check_encode(enc, f"{where}: encode")
-    if hasattr(enc, "cache"):
-        enc.cache = False
+    enc = check_encode(structured(EncodeConfig, suite.encode, f"{where}: encode"), f"{where}: encode")
+    enc.cache = False
     return enc
 
 

@@ -16,7 +16,7 @@ them) are adopted when the cache is opened. Shard names are unique per process, 
 ranks may write into one folder. Shard files' mtimes mark use; past `max_bytes` the least
 recently used shards of the whole root are deleted.
 
-    python -m evalkit.cache info [--dir DIR]          python -m evalkit.cache clear [--dir DIR] [MODEL]
+    python -m evalkit cache info [--dir DIR]          python -m evalkit cache clear [--dir DIR] [MODEL]
 """
 
 from __future__ import annotations
@@ -33,13 +33,15 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from evalkit.files import atomic_write, cache_root
+
 ID_SCHEME = "bos+text+eos/v1"  # bump when token ids are built differently (see model.token_ids)
 CHUNK = 500  # keys per SQLite query
 
 
-def default_root() -> Path:
-    base = os.environ.get("EVALKIT_CACHE")
-    return Path(base) / "embeddings" if base else Path.home() / ".cache" / "evalkit" / "embeddings"
+def embeddings_root() -> Path:
+    """The default cache folder: `embeddings/` under evalkit's cache root."""
+    return cache_root() / "embeddings"
 
 
 def model_identity(cfg, device_type: str = "cpu") -> dict[str, Any]:
@@ -68,7 +70,7 @@ class EmbeddingCache:
         self.shards = self.dir / "shards"
         self.shards.mkdir(parents=True, exist_ok=True)
         if not (self.dir / "model.json").exists():
-            _atomic_write(self.dir / "model.json", json.dumps(identity, indent=1, sort_keys=True).encode())
+            atomic_write(self.dir / "model.json", json.dumps(identity, indent=1, sort_keys=True))
         self.max_bytes = max_bytes
         self.db = sqlite3.connect(self.dir / "index.sqlite", timeout=60, check_same_thread=False)
         self.db.execute("PRAGMA journal_mode=WAL")
@@ -121,9 +123,8 @@ class EmbeddingCache:
 
         name = f"{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
         key_tensor = torch.frombuffer(bytearray(b"".join(keys)), dtype=torch.uint8).view(len(keys), 32)
-        tmp = self.shards / f".{name}.tmp"
-        save_file({"keys": key_tensor, "embeddings": vectors.contiguous().cpu()}, str(tmp))
-        os.replace(tmp, self.shards / f"{name}.safetensors")
+        tensors = {"keys": key_tensor, "embeddings": vectors.contiguous().cpu()}
+        atomic_write(self.shards / f"{name}.safetensors", lambda tmp: save_file(tensors, str(tmp)))
         self._index(name, keys)
         if self.max_bytes is not None:
             evict(self.root, self.max_bytes, keep=self.shards / f"{name}.safetensors")
@@ -158,10 +159,28 @@ class EmbeddingCache:
         self.db.close()
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
+class ShardBuffer:
+    """Finished embeddings waiting to become one cache shard of `size` texts (nothing, without a cache)."""
+
+    def __init__(self, cache: EmbeddingCache | None, size: int, dtype) -> None:
+        self.cache, self.size, self.dtype = cache, size, dtype
+        self.keys: list[bytes] = []
+        self.parts: list = []
+
+    def add(self, keys: list[bytes], vectors) -> None:
+        if self.cache is None:
+            return
+        self.keys.extend(keys)
+        self.parts.append(vectors.to(self.dtype))
+        if len(self.keys) >= self.size:
+            self.flush()
+
+    def flush(self) -> None:
+        import torch
+
+        if self.cache is not None and self.keys:
+            self.cache.put(self.keys, torch.cat(self.parts))
+        self.keys, self.parts = [], []
 
 
 def evict(root: Path, max_bytes: int, keep: Path | None = None) -> int:
@@ -203,9 +222,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="evalkit cache", description="the embedding cache")
     parser.add_argument("command", choices=["info", "clear"])
     parser.add_argument("model", nargs="?", help="clear: only models whose name contains this")
-    parser.add_argument("--dir", default=None, help=f"cache folder (default {default_root()})")
+    parser.add_argument("--dir", default=None, help=f"cache folder (default {embeddings_root()})")
     args = parser.parse_intermixed_args(argv)
-    root = Path(args.dir) if args.dir else default_root()
+    root = Path(args.dir) if args.dir else embeddings_root()
     rows = describe(root) if root.is_dir() else []
     if args.command == "info":
         print(f"{root}")
@@ -223,3 +242,4 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+

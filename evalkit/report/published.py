@@ -1,4 +1,4 @@
-"""Published MTEB numbers shipped with evalkit (`evalkit/reference/*.tsv`), in points (0-100).
+"""Published MTEB numbers shipped with evalkit (`evalkit/report/reference/*.tsv`), in points (0-100).
 
 `load_published("intfloat/e5-mistral-7b-instruct")` gives the model's per-task scores keyed by mteb v2
 metric key, plus the paper's Table-1 averages where the paper gives them. See reference/README.md.
@@ -9,11 +9,12 @@ from __future__ import annotations
 import csv
 from dataclasses import dataclass, field
 from functools import lru_cache
-from pathlib import Path
+from importlib.resources import files
 
-from evalkit.scale import CATEGORY_LABELS, short_model_name, v2_metric, model_from_folder
+from evalkit.report.metrics import CATEGORY_LABELS, short_model_name, v2_metric
+from evalkit.results import model_from_folder
 
-REFERENCE_DIR = Path(__file__).parent / "reference"
+REFERENCE_DIR = files("evalkit.report") / "reference"  # package data, read the same from a wheel or a clone
 E5 = "intfloat/e5-mistral-7b-instruct"
 TASK_FILES = {E5: "e5-mistral-7b-instruct.tsv"}
 AVERAGES_FILES = {E5: "e5-mistral-7b-instruct.averages.tsv"}
@@ -38,9 +39,7 @@ class Published:
     model: str
     kind: str
     scores: dict[str, dict[str, float]]  # task -> mteb v2 metric key -> points
-    types: dict[str, str]  # task -> task type, where known
     averages: dict[str, tuple[float, int]] = field(default_factory=dict)  # Table-1 label -> (points, n tasks)
-    averages_source: str = ""
     averages_decimals: int = 1
 
     @property
@@ -58,7 +57,7 @@ class Published:
 
 
 def _read_tsv(name: str) -> list[dict[str, str]]:
-    with open(REFERENCE_DIR / name, encoding="utf-8", newline="") as handle:
+    with REFERENCE_DIR.joinpath(name).open(encoding="utf-8", newline="") as handle:
         return list(csv.DictReader(handle, delimiter="\t"))
 
 
@@ -98,18 +97,15 @@ def load_published(name: str, kind: str | None = None) -> Published:
     if kind not in kinds:
         raise KeyError(f"no {kind!r} numbers for {model} (available: {', '.join(kinds)})")
     scores: dict[str, dict[str, float]] = {}
-    types = {task: task_type for task, (task_type, _) in mteb_english_tasks().items()}
     for row in _read_tsv(BASELINES_FILE):
         if row["model"] == model and row["kind"] == kind:
             scores.setdefault(row["task"], {})[v2_metric(row["metric"], row["task"])] = float(row["score"])
     averages: dict[str, tuple[float, int]] = {}
-    source = ""
     if model in TASK_FILES and kind == PREFERRED_KIND[model]:
         for row in _read_tsv(TASK_FILES[model]):
             scores.setdefault(row["task"], {})[v2_metric(row["metric"], row["task"])] = float(row["score"])
         for row in _read_tsv(AVERAGES_FILES[model]):
             averages[row["paper_label"]] = (float(row["score"]), int(row["n_datasets"]))
-            source = source or row["source"].split(" [", 1)[0]
         if not set(averages) >= {*CATEGORY_LABELS.values(), "Avg", "BEIR"}:
             raise ValueError(f"{AVERAGES_FILES[model]} lacks a Table-1 column")
-    return Published(model, kind, scores, types, averages, source)
+    return Published(model, kind, scores, averages)

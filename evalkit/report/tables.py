@@ -6,68 +6,18 @@ best value in bold) and CSV (raw numbers, 4 decimals).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 from statistics import fmean
-from typing import TYPE_CHECKING
 
 import pandas as pd
 
-from evalkit.published import Published, mteb_english_tasks
-from evalkit.scale import BEIR_METRIC, CATEGORIES, CATEGORY_LABELS, metric_label
-
-if TYPE_CHECKING:
-    from evalkit.report import Run
+from evalkit.report.compare import comparisons, reference_for, task_order
+from evalkit.report.metrics import BEIR_METRIC, CATEGORY_LABELS, metric_label
+from evalkit.report.published import KIND_DESCRIPTIONS, Published, mteb_english_tasks
+from evalkit.report.runs import Run
 
 BLANK = "–"
 TABLE1_COLUMNS = (*CATEGORY_LABELS.values(), "Avg", "BEIR")
-
-
-@dataclass(frozen=True)
-class Comparison:
-    """One task of one run, next to its reference's published score (points)."""
-
-    task: str
-    type: str
-    metric: str
-    ours: float
-    published: float | None
-    ci: tuple[float, float] | None
-
-    @property
-    def delta(self) -> float | None:
-        return None if self.published is None else self.ours - self.published
-
-    @property
-    def outside_ci(self) -> bool | None:
-        if self.published is None or self.ci is None:
-            return None
-        return not self.ci[0] <= self.published <= self.ci[1]
-
-
-def reference_for(run: Run, references: list[Published]) -> Published | None:
-    """The published numbers a run's Δ is taken against: its own model's, else the first --compare."""
-    return next((p for p in references if p.model == run.model), references[0] if references else None)
-
-
-def task_order(task: str, task_type: str) -> tuple[int, str]:
-    return (CATEGORIES.index(task_type) if task_type in CATEGORIES else len(CATEGORIES), task.lower())
-
-
-def comparisons(run: Run, reference: Published | None) -> list[Comparison]:
-    scores = sorted(run.scores.values(), key=lambda s: task_order(s.task, s.type))
-    return [Comparison(s.task, s.type, s.metric, s.score, reference and reference.score(s.task, s.metric), s.ci)
-            for s in scores]
-
-
-def warn_missing_published(runs: list[Run], references: list[Published], warn) -> None:
-    seen = set()
-    for run in runs:
-        reference = reference_for(run, references)
-        for c in comparisons(run, reference) if reference else []:
-            if c.published is None and (c.task, c.metric, reference.label) not in seen:
-                seen.add((c.task, c.metric, reference.label))
-                warn(f"{c.task}: no published {metric_label(c.metric)} in {reference.label}; no Δ")
 
 
 def per_task_frame(runs: list[Run], references: list[Published]) -> pd.DataFrame:
@@ -235,10 +185,8 @@ def to_latex(caption: str, frame: pd.DataFrame, bold: list[set[str]]) -> str:
 
 def source_notes(runs: list[Run], references: list[Published]) -> list[str]:
     """Where each column comes from: the model and revision of each run, the source of each published set."""
-    from evalkit.published import KIND_DESCRIPTIONS
-
     return [f"{run.label}: {run.model}, revision {run.revision}" for run in runs] + [
-        f"{ref.label}: {KIND_DESCRIPTIONS.get(ref.kind, ref.kind)}, shipped in evalkit/reference/"
+        f"{ref.label}: {KIND_DESCRIPTIONS.get(ref.kind, ref.kind)}, shipped in evalkit/report/reference/"
         for ref in references]
 
 

@@ -2,7 +2,8 @@
 
 Texts are taken in windows; within a window they are sorted longest first (a text too long for
 the device fails at once, not after an hour) and cut into batches of at most `max_tokens`
-tokens: real tokens when packed, rows x longest row when padded. A worker thread tokenizes
+tokens (real tokens when packed, rows x longest row when padded) and, with `encode.batch_size`, at most
+that many texts. A worker thread tokenizes
 the next window and builds each batch's tensors (pinned on CUDA) while the device runs.
 """
 
@@ -19,15 +20,15 @@ WINDOW_TEXTS = 16_384  # texts tokenized and sorted together
 PADDED_ROW_SLACK = 0.1  # padded batches: no row more than 10% padding (large budgets would mix lengths)
 
 
-def length_batches(lengths: list[int], batch_size: int | None, max_tokens: int | None,
+def length_batches(lengths: list[int], max_rows: int | None, max_tokens: int | None,
                    max_padding: float | None = None) -> Iterator[list[int]]:
-    """Indices sorted longest first, cut into batches of at most batch_size rows and max_tokens padded
+    """Indices sorted longest first, cut into batches of at most max_rows rows and max_tokens padded
     tokens, and (with max_padding) before a row that would be more than that fraction padding."""
     order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
     batch: list[int] = []
     for i in order:
         width = lengths[batch[0]] if batch else lengths[i]
-        full = (batch_size is not None and len(batch) >= batch_size) or (
+        full = (max_rows is not None and len(batch) >= max_rows) or (
             max_tokens is not None and (len(batch) + 1) * width > max_tokens) or (
             max_padding is not None and lengths[i] < (1 - max_padding) * width)
         if batch and full:
@@ -38,13 +39,13 @@ def length_batches(lengths: list[int], batch_size: int | None, max_tokens: int |
         yield batch
 
 
-def packed_batches(lengths: list[int], max_tokens: int) -> Iterator[list[int]]:
-    """Indices sorted longest first, cut into batches of at most max_tokens real tokens."""
+def packed_batches(lengths: list[int], max_tokens: int, max_rows: int | None = None) -> Iterator[list[int]]:
+    """Indices sorted longest first, cut into batches of at most max_tokens real tokens (and max_rows texts)."""
     order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
     batch: list[int] = []
     total = 0
     for i in order:
-        if batch and total + lengths[i] > max_tokens:
+        if batch and (total + lengths[i] > max_tokens or (max_rows is not None and len(batch) >= max_rows)):
             yield batch
             batch, total = [], 0
         batch.append(i)

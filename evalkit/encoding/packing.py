@@ -10,8 +10,8 @@ attention needs to know the boundaries, and that goes through one of PyTorch's k
   sdpa   texts gathered into a padded (N, L) block for `scaled_dot_product_attention(is_causal)`;
          the linear layers, most of the work, still see no padding. Runs anywhere.
 
-Projections are fused (q|k|v and gate|up as one matrix each; the HF modules keep views of the
-same memory, so nothing is copied twice) and the final norm runs only on the pooled rows.
+`PackedDecoder` fuses the projections (q|k|v and gate|up as one matrix each; the HF modules keep views of
+the same memory, so nothing is copied twice) and runs the final norm only on the pooled rows.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ import torch
 import torch.nn.functional as F
 
 from evalkit import EvalkitError
+from evalkit.config import VarlenKernel
 
 PACKABLE_TYPES = ("mistral", "llama", "qwen2")
 
@@ -67,14 +68,14 @@ def packable(model, max_length: int) -> str | None:
     return None
 
 
-def pick_kernel(name: str, device: torch.device, dtype: torch.dtype) -> str:
+def pick_kernel(name: str, device: torch.device, dtype: torch.dtype) -> VarlenKernel:
     """`name`, or for auto: flash where it runs (CUDA, half precision), else sdpa."""
     flash_ok = device.type == "cuda" and dtype in (torch.float16, torch.bfloat16) and flash_available()
     if name == "flash" and not flash_ok:
         raise EvalkitError("encode.varlen_kernel=flash needs a CUDA device and float16 or bfloat16")
     if name != "auto":
-        return name
-    return "flash" if flash_ok else "sdpa"
+        return VarlenKernel(name)
+    return VarlenKernel.flash if flash_ok else VarlenKernel.sdpa
 
 
 @lru_cache(maxsize=1)
@@ -82,32 +83,36 @@ def flash_available() -> bool:
     return torch.cuda.is_available() and hasattr(torch.ops.aten, "_flash_attention_forward")
 
 
+def flash_takes_gqa(device: torch.device, dtype: torch.dtype) -> bool:
+    """Whether this build's FlashAttention-2 op takes fewer key/value heads than query heads (grouped-query
+    attention). Asked once, on a few bytes of input, when the Encoder plans; if not, k and v are expanded."""
+    q = torch.zeros((2, 2, 64), device=device, dtype=dtype)
+    kv = torch.zeros((2, 1, 64), device=device, dtype=dtype)
+    cu = torch.tensor([0, 2], device=device, dtype=torch.int32)
+    try:
+        torch.ops.aten._flash_attention_forward(q, kv, kv, cu, cu, 2, 2, 0.0, True, False, scale=0.125)
+    except RuntimeError:
+        return False
+    return True
+
+
 # -- attention over a packed stream: q (T, Hq, D), k and v (T, Hkv, D) -> (T, Hq, D) ----------------
 
-_flash_takes_gqa = [True]  # FlashAttention-2 takes fewer key/value heads; if a build refuses, expand them
-
-
-def flash_varlen(q, k, v, batch: Packed, scale: float, cu_q=None, max_q=None, causal=True) -> torch.Tensor:
-    grouped = k.shape[1] != q.shape[1]
-    if grouped and not _flash_takes_gqa[0]:
+def flash_varlen(q, k, v, batch: Packed, scale: float, cu_q=None, max_q=None, causal=True,
+                 expand_kv: bool = False) -> torch.Tensor:
+    if expand_kv and k.shape[1] != q.shape[1]:
         k, v = (x.repeat_interleave(q.shape[1] // x.shape[1], dim=1) for x in (k, v))
     cu_q = batch.cu if cu_q is None else cu_q
-    try:
-        out = torch.ops.aten._flash_attention_forward(
-            q, k, v.contiguous(), cu_q, batch.cu, max_q or batch.max_len, batch.max_len, 0.0, causal, False,
-            scale=scale)
-    except RuntimeError:
-        if not (grouped and _flash_takes_gqa[0]):
-            raise
-        _flash_takes_gqa[0] = False
-        return flash_varlen(q, k, v, batch, scale, cu_q, max_q, causal)
+    out = torch.ops.aten._flash_attention_forward(
+        q, k, v.contiguous(), cu_q, batch.cu, max_q or batch.max_len, batch.max_len, 0.0, causal, False, scale=scale)
     return out[0]
 
 
-def flash_last(q_last, k, v, batch: Packed, scale: float) -> torch.Tensor:
+def flash_last(q_last, k, v, batch: Packed, scale: float, expand_kv: bool = False) -> torch.Tensor:
     """Attention of each text's last token only: q_last (N, Hq, D) against the whole stream."""
     cu_q = torch.arange(len(batch.cu), dtype=torch.int32, device=q_last.device)
-    return flash_varlen(q_last, k, v, batch, scale, cu_q, 1, causal=False)  # the last token sees its whole text
+    # the last token sees its whole text
+    return flash_varlen(q_last, k, v, batch, scale, cu_q, 1, causal=False, expand_kv=expand_kv)
 
 
 def sdpa_last(q_last, k, v, batch: Packed, scale: float) -> torch.Tensor:
@@ -155,20 +160,23 @@ def flex_varlen(q, k, v, batch: Packed, scale: float) -> torch.Tensor:
         return F.pad(x, (0, 0, 0, 0, 0, size - total)).transpose(0, 1)[None]
 
     mask = create_block_mask(same_text_causal, None, None, size, size, device=q.device, _compile=True)
-    out = _compiled_flex()(padded(q), padded(k), padded(v), block_mask=mask, scale=scale,
-                           enable_gqa=k.shape[1] != q.shape[1])
+    from torch._dynamo import config as dynamo_config
+
+    # one compiled graph per padded size: allow that many here, without changing the process-wide limit
+    with dynamo_config.patch(cache_size_limit=FLEX_SHAPES):
+        out = _compiled_flex()(padded(q), padded(k), padded(v), block_mask=mask, scale=scale,
+                               enable_gqa=k.shape[1] != q.shape[1])
     return out[0].transpose(0, 1)[:total]
 
 
 FLEX_BLOCK = 2048
+FLEX_SHAPES = 64  # distinct padded stream sizes compiled (64 x 2048 tokens covers the largest budget)
 
 
 @lru_cache(maxsize=1)
 def _compiled_flex():
-    import torch._dynamo
     from torch.nn.attention.flex_attention import flex_attention
 
-    torch._dynamo.config.cache_size_limit = max(torch._dynamo.config.cache_size_limit, 64)
     return torch.compile(flex_attention, dynamic=False)
 
 
@@ -178,20 +186,78 @@ LAST_TOKEN_KERNELS = {"flash": flash_last, "sdpa": sdpa_last, "flex": sdpa_last}
 
 # -- the decoder over a packed stream ----------------------------------------------------------------
 
-def fuse_projections(model) -> None:
-    """q|k|v and gate|up as one weight each; the HF Linear modules become views of it (idempotent)."""
-    for layer in model.layers:
-        attn, mlp = layer.self_attn, layer.mlp
-        fused = getattr(attn, "qkv_weight", None)
-        weight = attn.q_proj.weight
-        if fused is not None and fused.data_ptr() == weight.data_ptr() and fused.dtype == weight.dtype:
-            continue  # still the memory the modules use (not after .half() or .to())
-        attn.qkv_weight = _fuse_linears([attn.q_proj, attn.k_proj, attn.v_proj])
-        attn.qkv_bias = _fuse_biases([attn.q_proj, attn.k_proj, attn.v_proj])
-        mlp.gate_up_weight = _fuse_linears([mlp.gate_proj, mlp.up_proj])
+@dataclass(frozen=True)
+class FusedLayer:
+    """One decoder layer's projections fused: q|k|v (and their biases) and gate|up, one matrix each."""
+
+    qkv: torch.Tensor
+    qkv_bias: torch.Tensor | None
+    gate_up: torch.Tensor
+
+
+class PackedDecoder:
+    """A llama-family decoder (Mistral, Llama, Qwen2) run over packed streams with one attention kernel.
+
+    Built once per loaded model, by the Encoder that owns it: the q/k/v and gate/up weights are concatenated
+    into one matrix each and the model's own Linear modules are pointed at views of those matrices, so the
+    model computes what it did before and no weight is held twice. Moving or casting the model afterwards
+    would separate the two: the Encoder never does."""
+
+    def __init__(self, model) -> None:
+        self.model = model
+        with torch.no_grad():  # not inference mode: the fused weights stay ordinary tensors
+            self.layers = [_fuse_layer(layer) for layer in model.layers]
+
+    def __call__(self, batch: Packed, pooling: str, kernel: str = "sdpa", expand_kv: bool = False) -> torch.Tensor:
+        """A packed batch (on the model's device) -> pooled embeddings (N, H), float32 on the device.
+        `expand_kv`: repeat key/value heads for a flash build without grouped-query support."""
+        with torch.inference_mode():
+            return self._decode(batch, pooling, kernel, expand_kv)
+
+    @staticmethod
+    def _attend(q, k, v, batch: Packed, scale: float, kernel: str, expand_kv: bool, last_only: bool):
+        kernels = LAST_TOKEN_KERNELS if last_only else KERNELS
+        extra = {"expand_kv": expand_kv} if kernel == "flash" else {}
+        return kernels[kernel](q, k, v, batch, scale, **extra)
+
+    def _decode(self, batch: Packed, pooling: str, kernel: str, expand_kv: bool) -> torch.Tensor:
+        """The decoder layers over the stream. With last-token pooling the final layer computes its
+        attention output and MLP for the last tokens only: nothing else reaches the embedding."""
+        model = self.model
+        x = model.embed_tokens(batch.ids)
+        cos, sin = model.rotary_emb(x[None], batch.positions[None])
+        cos, sin = cos[0, :, None, :], sin[0, :, None, :]  # (T, 1, D)
+        last = batch.cu[1:].long() - 1
+        for number, (layer, fused) in enumerate(zip(model.layers, self.layers), start=1):
+            attn, mlp = layer.self_attn, layer.mlp
+            dim = attn.head_dim
+            heads, kv_heads = attn.q_proj.weight.shape[0] // dim, attn.k_proj.weight.shape[0] // dim
+            qkv = F.linear(_rms(x, layer.input_layernorm), fused.qkv, fused.qkv_bias)
+            q, k, v = qkv.split([heads * dim, kv_heads * dim, kv_heads * dim], dim=-1)
+            q = _rotate(q.view(-1, heads, dim), cos, sin)
+            k = _rotate(k.view(-1, kv_heads, dim), cos, sin)
+            v = v.reshape(-1, kv_heads, dim)
+            if pooling == "last" and number == len(model.layers):
+                out = self._attend(q[last].contiguous(), k, v, batch, attn.scaling, kernel, expand_kv, True)
+                x = x[last]
+            else:
+                out = self._attend(q, k, v, batch, attn.scaling, kernel, expand_kv, False)
+            x = x + attn.o_proj(out.reshape(len(x), heads * dim))
+            gate, up = F.linear(_rms(x, layer.post_attention_layernorm), fused.gate_up).chunk(2, dim=-1)
+            x = x + mlp.down_proj(F.silu(gate) * up)
+        if pooling == "last":
+            return _rms(x, model.norm).float()
+        return pool_packed(x, batch, pooling, model.norm)
+
+
+def _fuse_layer(layer) -> FusedLayer:
+    attn, mlp = layer.self_attn, layer.mlp
+    linears = [attn.q_proj, attn.k_proj, attn.v_proj]
+    return FusedLayer(_fuse_linears(linears), _fuse_biases(linears), _fuse_linears([mlp.gate_proj, mlp.up_proj]))
 
 
 def _fuse_linears(linears) -> torch.Tensor:
+    """One matrix of the linears' weights stacked; each linear's weight becomes a view of its rows."""
     fused = torch.cat([lin.weight.detach() for lin in linears])
     start = 0
     for lin in linears:
@@ -219,43 +285,6 @@ def _rotate(x, cos, sin):
     half = x.shape[-1] // 2
     rotated = torch.cat((-x[..., half:], x[..., :half]), dim=-1)
     return x * cos + rotated * sin
-
-
-def forward_packed(model, batch: Packed, pooling: str, kernel: str = "sdpa") -> torch.Tensor:
-    """A packed batch (on the model's device) -> pooled embeddings (N, H), float32 on the device."""
-    with torch.no_grad():  # not inference mode: the fused weights must stay ordinary tensors
-        fuse_projections(model)
-    with torch.inference_mode():
-        return _decoder(model, batch, pooling, kernel)
-
-
-def _decoder(model, batch: Packed, pooling: str, kernel: str) -> torch.Tensor:
-    """The decoder layers over the stream. With last-token pooling the final layer computes its
-    attention output and MLP for the last tokens only: nothing else reaches the embedding."""
-    x = model.embed_tokens(batch.ids)
-    cos, sin = model.rotary_emb(x[None], batch.positions[None])
-    cos, sin = cos[0, :, None, :], sin[0, :, None, :]  # (T, 1, D)
-    last = batch.cu[1:].long() - 1
-    for number, layer in enumerate(model.layers, start=1):
-        attn, mlp = layer.self_attn, layer.mlp
-        dim = attn.head_dim
-        heads, kv_heads = attn.q_proj.weight.shape[0] // dim, attn.k_proj.weight.shape[0] // dim
-        qkv = F.linear(_rms(x, layer.input_layernorm), attn.qkv_weight, attn.qkv_bias)
-        q, k, v = qkv.split([heads * dim, kv_heads * dim, kv_heads * dim], dim=-1)
-        q = _rotate(q.view(-1, heads, dim), cos, sin)
-        k = _rotate(k.view(-1, kv_heads, dim), cos, sin)
-        v = v.reshape(-1, kv_heads, dim)
-        if pooling == "last" and number == len(model.layers):
-            out = LAST_TOKEN_KERNELS[kernel](q[last].contiguous(), k, v, batch, attn.scaling)
-            x = x[last]
-        else:
-            out = KERNELS[kernel](q, k, v, batch, attn.scaling)
-        x = x + attn.o_proj(out.reshape(len(x), heads * dim))
-        gate, up = F.linear(_rms(x, layer.post_attention_layernorm), mlp.gate_up_weight).chunk(2, dim=-1)
-        x = x + mlp.down_proj(F.silu(gate) * up)
-    if pooling == "last":
-        return _rms(x, model.norm).float()
-    return pool_packed(x, batch, pooling, model.norm)
 
 
 def pool_packed(x: torch.Tensor, batch: Packed, pooling: str, norm) -> torch.Tensor:

@@ -16,14 +16,11 @@ from pathlib import Path
 import torch
 
 from evalkit import EvalkitError
-from evalkit.config import ModelConfig
-from evalkit.pooling import pool
+from evalkit.config import ModelConfig, hub_offline
+from evalkit.encoding.pooling import pool
+from evalkit.files import atomic_write, cache_root
 
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
-
-
-def cache_root() -> Path:
-    return Path(os.environ.get("EVALKIT_CACHE", Path.home() / ".cache" / "evalkit"))
 
 
 def resolve_path(name_or_path: str) -> str:
@@ -45,9 +42,8 @@ def sentencepiece_folder(model_file: Path) -> Path:
     """A tokenizer folder around a bare sentencepiece model (the Mistral-7B tokenizer.model)."""
     digest = hashlib.sha256(model_file.read_bytes()).hexdigest()[:16]
     folder = cache_root() / "tokenizers" / digest
-    if not (folder / "tokenizer_config.json").is_file():
-        folder.mkdir(parents=True, exist_ok=True)
-        (folder / "tokenizer.model").write_bytes(model_file.read_bytes())
+    if not (folder / "tokenizer_config.json").is_file():  # written last: its presence means complete
+        atomic_write(folder / "tokenizer.model", model_file.read_bytes())
         config = {
             "tokenizer_class": "LlamaTokenizer",
             "bos_token": "<s>",
@@ -56,9 +52,7 @@ def sentencepiece_folder(model_file: Path) -> Path:
             "add_bos_token": True,
             "add_eos_token": False,
         }
-        tmp = folder / "tokenizer_config.json.tmp"
-        tmp.write_text(json.dumps(config))
-        tmp.replace(folder / "tokenizer_config.json")
+        atomic_write(folder / "tokenizer_config.json", json.dumps(config))
     return folder
 
 
@@ -113,8 +107,7 @@ def _from_hub(cls, source: str, **kwargs):
     try:
         return cls.from_pretrained(source, **kwargs)
     except OSError as exc:
-        offline = os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false")
-        if offline and not _is_local(source):
+        if hub_offline() and not _is_local(source):
             raise EvalkitError(
                 f"{source!r} is not in the local Hugging Face cache and HF_HUB_OFFLINE=1 forbids downloading it"
             ) from None
@@ -160,14 +153,6 @@ CAUSAL_TYPES = ("mistral", "mixtral", "llama", "qwen2", "qwen3", "gemma", "gemma
 def mask_needed(model, padding_side: str) -> bool:
     """False for a causal decoder padded on the right: no real token can see a pad after it."""
     return not (padding_side == "right" and model.config.model_type in CAUSAL_TYPES)
-
-
-@torch.inference_mode()
-def forward_pooled(model, seqs: list[list[int]], cfg: ModelConfig, pad_id: int, device: torch.device,
-                   use_mask: bool = True) -> torch.Tensor:
-    """One padded batch -> pooled float32 embeddings (B, H) on the CPU."""
-    ids, mask = pad_batch(seqs, pad_id, cfg.padding_side)
-    return forward_padded(model, ids, mask, cfg.pooling, device, use_mask).cpu()
 
 
 @torch.inference_mode()

@@ -1,4 +1,4 @@
-"""Plots of one run against its published reference (matplotlib, Agg; PNG and SVG).
+"""Plots of one run against its published reference (matplotlib's object API on Agg canvases; PNG and SVG).
 
 bars    per-task scores, ours vs published, grouped by task category
 scatter ours vs published, the y = x line, the outlying tasks labelled
@@ -12,21 +12,21 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import matplotlib
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from matplotlib.patches import Patch
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-from matplotlib.lines import Line2D  # noqa: E402
-from matplotlib.patches import Patch  # noqa: E402
-
-from evalkit.scale import CATEGORIES, CATEGORY_LABELS  # noqa: E402
-from evalkit.tables import Comparison, comparisons, reference_for  # noqa: E402
+from evalkit.report.compare import Comparison, comparisons, reference_for
+from evalkit.report.metrics import CATEGORIES, CATEGORY_LABELS
+from evalkit.report.runs import warn
 
 if TYPE_CHECKING:
-    from evalkit.published import Published
-    from evalkit.report import Run
+    from evalkit.report.published import Published
+    from evalkit.report.runs import Run
 
 OURS, PUBLISHED = "#1f77b4", "#bbbbbb"
-CATEGORY_COLORS = dict(zip(CATEGORIES, plt.get_cmap("tab10").colors))
+CATEGORY_COLORS = dict(zip(CATEGORIES, matplotlib.colormaps["tab10"].colors))
 OUTLIER_POINTS = 2.0  # |Δ| at or above this many points gets a label in the scatter
 MAX_LABELS = 12
 ROW_INCHES = 0.26  # height of one task row in the bar charts
@@ -41,13 +41,19 @@ def _color(task_type: str):
     return CATEGORY_COLORS.get(task_type, "#7f7f7f")
 
 
+def _figure(width: float, height: float) -> Figure:
+    """A figure on its own Agg canvas: no pyplot, no process-wide backend or figure registry."""
+    fig = Figure(figsize=(width, height))
+    FigureCanvasAgg(fig)
+    return fig
+
+
 def _save(fig, stem: Path) -> list[Path]:
-    """PNG and SVG (text kept as text, so it stays searchable and editable); closes the figure."""
+    """PNG and SVG (text kept as text, so it stays searchable and editable)."""
     paths = [stem.with_suffix(".png"), stem.with_suffix(".svg")]
-    with plt.rc_context({"svg.fonttype": "none"}):
+    with matplotlib.rc_context({"svg.fonttype": "none"}):
         for path in paths:
             fig.savefig(path, dpi=150, bbox_inches="tight")
-    plt.close(fig)
     return paths
 
 
@@ -69,7 +75,8 @@ def bars(rows: list[Comparison], ours: str, published: str):
             positions.append(y)
             y += 1
         y += 0.3
-    fig, ax = plt.subplots(figsize=(8, 1.2 + ROW_INCHES * y))
+    fig = _figure(8, 1.2 + ROW_INCHES * y)
+    ax = fig.subplots()
     ax.barh([p - 0.2 for p in positions], [r.ours for r in ordered], 0.4, color=OURS, label=ours)
     ax.barh([p + 0.2 for p in positions], [r.published for r in ordered], 0.4, color=PUBLISHED, label=published)
     for category, header in headers:
@@ -89,7 +96,8 @@ def bars(rows: list[Comparison], ours: str, published: str):
 def scatter(rows: list[Comparison], ours: str, published: str):
     """Ours (y) vs published (x); y = x dashed; the tasks with the largest |Δ| ≥ OUTLIER_POINTS ringed and
     named in the right margin."""
-    fig, ax = plt.subplots(figsize=(7.5, 7))
+    fig = _figure(7.5, 7)
+    ax = fig.subplots()
     values = [v for r in rows for v in (r.ours, r.published)]
     low, high = max(0.0, min(values) - 5), min(100.0, max(values) + 5)
     ax.plot([low, high], [low, high], "--", color="#555555", lw=1, label="y = x (same as published)")
@@ -138,7 +146,8 @@ def _margin_labels(ax, outliers: list[Comparison]) -> None:
 def delta(rows: list[Comparison], ours: str, published: str):
     """Δ per task, sorted; bars coloured by category; the CI of Δ where a per-query CI exists."""
     rows = sorted(rows, key=lambda r: r.delta)
-    fig, ax = plt.subplots(figsize=(9, 1.8 + ROW_INCHES * len(rows)))
+    fig = _figure(9, 1.8 + ROW_INCHES * len(rows))
+    ax = fig.subplots()
     positions = range(len(rows))
     ax.barh(positions, [r.delta for r in rows], color=[_color(r.type) for r in rows], height=0.7)
     for i, r in enumerate(rows):
@@ -158,7 +167,7 @@ def delta(rows: list[Comparison], ours: str, published: str):
     return fig
 
 
-def write_plots(runs: list[Run], references: list[Published], out: Path, warn) -> list[Path]:
+def write_plots(runs: list[Run], references: list[Published], out: Path) -> list[Path]:
     """bars, scatter and delta plots of each run against its reference, as PNG and SVG under `out`."""
     written = []
     for run in runs:

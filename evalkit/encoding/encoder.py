@@ -1,7 +1,9 @@
 """The mteb-protocol adapter: instruction placement, batching, pooling, normalization.
 
 `Encoder.encode` is what `mteb.evaluate` calls. Which inputs get the instruction is read from
-the model config (`prompt`) and the task spec (`symmetric`); nothing task-specific is in code.
+the model config (`prompt`) and the task spec (`symmetric`) by `prompt.render`; nothing
+task-specific is in code. Token ids come from one method, `Encoder.tokenize`, whatever path
+(packed or padded, cached or not) the embeddings then take.
 """
 
 from __future__ import annotations
@@ -15,15 +17,16 @@ import numpy as np
 import torch
 
 from evalkit import EvalkitError
-from evalkit.batching import PADDED_ROW_SLACK, Feeder, length_batches, packed_batches, token_budget
-from evalkit.cache import EmbeddingCache, default_root, model_identity, text_key
-from evalkit.config import EncodeConfig, ModelConfig, TaskSpec, load_model_config
+from evalkit.config import EncodeConfig, ModelConfig, TaskSpec, VarlenKernel, load_model_config
 from evalkit.distributed import barrier, exchange, my_share, world_size
-from evalkit.model import (forward_padded, load_model, load_tokenizer, mask_needed, pad_batch, peak_memory_bytes,
-                           pick_device, token_ids)
-from evalkit.packing import forward_packed, pack, packable, pick_kernel
+from evalkit.encoding.batching import PADDED_ROW_SLACK, Feeder, length_batches, packed_batches, token_budget
+from evalkit.encoding.cache import EmbeddingCache, ShardBuffer, embeddings_root, model_identity, text_key
+from evalkit.encoding.model import (forward_padded, load_model, load_tokenizer, mask_needed, pad_batch,
+                                    peak_memory_bytes, pick_device, token_ids)
+from evalkit.encoding.packing import PackedDecoder, flash_takes_gqa, pack, packable, pick_kernel
+from evalkit.encoding.prompt import render
 
-__all__ = ["Encoder", "EncodeStats", "load_encoder", "length_batches"]
+__all__ = ["Encoder", "EncodeStats", "Plan", "load_encoder"]
 
 
 @dataclass
@@ -47,6 +50,21 @@ class EncodeStats:
         return record
 
 
+@dataclass(frozen=True)
+class Plan:
+    """How the forward passes run: packed through a varlen attention kernel, or in padded batches."""
+
+    packed: bool
+    kernel: VarlenKernel | None = None  # packed: the attention kernel inside the stream
+    expand_kv: bool = False  # packed flash: this build's kernel takes no grouped-query heads
+    use_mask: bool = True  # padded: False for a right-padded causal decoder (no real token sees a pad)
+
+    def describe(self) -> str:
+        if self.packed:
+            return f"packed/{self.kernel}"
+        return "padded" if self.use_mask else "padded/no-mask"
+
+
 class Encoder:
     """Implements mteb v2's EncoderProtocol for a Hugging Face backbone."""
 
@@ -65,14 +83,14 @@ class Encoder:
         self.pad_id = self.tokenizer.pad_token_id
         self.stats = EncodeStats()
         self._caches: dict[str, EmbeddingCache] = {}
+        self._packed: PackedDecoder | None = None  # built on the first packed batch
 
     # -- mteb protocol -------------------------------------------------------------------
     def encode(self, inputs, *, task_metadata, hf_split: str, hf_subset: str, prompt_type=None, **kwargs) -> np.ndarray:
-        texts = [text for batch in inputs for text in batch["text"]]
+        texts = loader_texts(inputs)
         side = "document" if getattr(prompt_type, "value", prompt_type) == "document" else "query"
         rendered = self.render(texts, task_metadata.name, task_metadata.type, side)
-        normalize = self.cfg.normalize and task_metadata.type not in self.cfg.unnormalized_types
-        return self.embed(rendered, normalize=normalize, side=side)
+        return self.embed(rendered, normalize=self.normalizes(task_metadata.type), side=side)
 
     def similarity(self, embeddings1, embeddings2):
         from mteb.similarity_functions import cos_sim
@@ -102,23 +120,26 @@ class Encoder:
     # -- the protocol's parts, usable on their own -----------------------------------------
     def render(self, texts: list[str], mteb_task: str, task_type: str, side: str) -> list[str]:
         """Texts with the instruction where the config says it goes."""
-        prompt = self.cfg.prompt
-        if prompt is None:
+        if self.cfg.prompt is None:
             return texts
         spec = self.instructions.get(mteb_task)
         if spec is None:
             raise EvalkitError(f"no instruction for mteb task {mteb_task!r}: add tasks/{mteb_task}.yaml")
-        instruct = side == "query" or spec.symmetric or task_type in prompt.instruct_documents_for
-        if not instruct:
-            return texts
-        return [prompt.template.format(instruction=spec.instruction, text=text) for text in texts]
+        return render(texts, self.cfg.prompt, spec, task_type, side)
+
+    def normalizes(self, task_type: str) -> bool:
+        """Whether embeddings of this task type are L2-normalized (classification's are not, for e5)."""
+        return self.cfg.normalize and task_type not in self.cfg.unnormalized_types
+
+    def tokenize(self, texts: list[str]) -> list[list[int]]:
+        """The token ids the model gets for `texts`; every embedding evalkit computes starts here."""
+        return token_ids(self.tokenizer, texts, self.cfg)
 
     def embed(self, texts: list[str], normalize: bool = True, side: str = "query") -> np.ndarray:
         """Embeddings (N, H) float32, in the order of `texts`; cached ones are read, not computed."""
         start = time.perf_counter()
         if texts and side not in self.stats.samples:
-            first_ids = token_ids(self.tokenizer, texts[:1], self.cfg)[0]
-            self.stats.samples[side] = {"text": texts[0], "token_ids": first_ids}
+            self.stats.samples[side] = {"text": texts[0], "token_ids": self.tokenize(texts[:1])[0]}
         out = np.empty((len(texts), self.model.config.hidden_size), dtype=np.float32)
         cache, keys, todo, copies = self._open_cache(), None, list(range(len(texts))), []
         barrier()  # under torchrun every rank sees the same cache state between the two barriers
@@ -134,10 +155,10 @@ class Encoder:
         barrier()
         if world_size() > 1:  # torchrun: this rank encodes its share, then the ranks swap results
             mine = my_share(todo, [len(t) for t in texts])
-            self._encode_texts(texts, mine, out, cache, keys)
+            self._run_model([texts[i] for i in mine], self.tokenize, mine, out, cache, keys)
             exchange(out, mine)
         else:
-            self._encode_texts(texts, todo, out, cache, keys)
+            self._run_model([texts[i] for i in todo], self.tokenize, todo, out, cache, keys)
         for i, j in copies:  # the same text twice in one call: computed once
             out[i] = out[j]
         self.stats.texts += len(texts)
@@ -147,21 +168,19 @@ class Encoder:
             out = torch.nn.functional.normalize(torch.from_numpy(out), p=2, dim=-1).numpy()
         return out
 
-    def _encode_texts(self, texts: list[str], todo: list[int], out: np.ndarray, cache, keys) -> None:
-        if todo:
-            tokenize = lambda part: token_ids(self.tokenizer, part, self.cfg)  # noqa: E731
-            self._run_model([texts[i] for i in todo], tokenize, todo, out, cache, keys)
-
-    def plan(self) -> tuple[str, str | bool]:
-        """("packed", kernel) or ("padded", whether the attention mask is needed)."""
+    def plan(self) -> Plan:
+        """Packed where the model and `encode.packing` allow it, else padded."""
         want = self.encode_cfg.packing
         reason = packable(self.model, self.cfg.max_length)
         if want == "packed" and reason is not None:
             raise EvalkitError(f"encode.packing=packed is not possible: {reason}")
         if want == "padded" or reason is not None:
-            return "padded", mask_needed(self.model, self.cfg.padding_side)
+            return Plan(packed=False, use_mask=mask_needed(self.model, self.cfg.padding_side))
         dtype = next(self.model.parameters()).dtype
-        return "packed", pick_kernel(self.encode_cfg.varlen_kernel, self.device, dtype)
+        kernel = pick_kernel(self.encode_cfg.varlen_kernel, self.device, dtype)
+        grouped = self.model.config.num_key_value_heads != self.model.config.num_attention_heads
+        expand = kernel == "flash" and grouped and not flash_takes_gqa(self.device, dtype)
+        return Plan(packed=True, kernel=kernel, expand_kv=expand)
 
     def embed_ids(self, seqs: list[list[int]]) -> np.ndarray:
         """Raw pooled embeddings (N, H) of ready token id lists: no cache, no normalization (benchmarks)."""
@@ -172,25 +191,31 @@ class Encoder:
 
     def _run_model(self, items: list, tokenize, todo: list[int], out: np.ndarray, cache, keys) -> None:
         """Encode `items` (texts, or whatever `tokenize` turns into token ids) into out[todo]."""
-        mode, detail = self.plan()
+        if not todo:
+            return
+        plan = self.plan()
         budget = token_budget(self.model, self.device, self.cfg.max_length, self.encode_cfg.max_tokens_per_batch)
+        rows_cap = self.encode_cfg.batch_size
         pin = self.device.type == "cuda"
-        self.stats.packing = f"packed/{detail}" if mode == "packed" else "padded" + ("" if detail else "/no-mask")
+        self.stats.packing = plan.describe()
         self.stats.max_tokens_per_batch = budget
-        if mode == "packed":
-            plan, build = (lambda lengths: packed_batches(lengths, budget)), (lambda seqs: pack(seqs, pin))
+        if plan.packed:
+            if self._packed is None:
+                self._packed = PackedDecoder(self.model)
+            cut = lambda lengths: packed_batches(lengths, budget, rows_cap)  # noqa: E731
+            build = lambda seqs: pack(seqs, pin)  # noqa: E731
         else:
-            plan = lambda lengths: length_batches(lengths, None, budget, PADDED_ROW_SLACK)  # noqa: E731
+            cut = lambda lengths: length_batches(lengths, rows_cap, budget, PADDED_ROW_SLACK)  # noqa: E731
             build = lambda seqs: _pin(pad_batch(seqs, self.pad_id, self.cfg.padding_side), pin)  # noqa: E731
-        feeder = Feeder(items, tokenize, plan, build, padded=mode == "padded")
+        feeder = Feeder(items, tokenize, cut, build, padded=not plan.packed)
         shard = ShardBuffer(cache, self.encode_cfg.cache_shard_texts, self._storage_dtype())
         bar = self._progress(len(todo))
         for batch in feeder:
             begin = time.perf_counter()
-            if mode == "packed":
-                pooled = forward_packed(self.model, batch.inputs.to(self.device), self.cfg.pooling, detail)
+            if plan.packed:
+                pooled = self._packed(batch.inputs.to(self.device), self.cfg.pooling, plan.kernel, plan.expand_kv)
             else:
-                pooled = forward_padded(self.model, *batch.inputs, self.cfg.pooling, self.device, detail)
+                pooled = forward_padded(self.model, *batch.inputs, self.cfg.pooling, self.device, plan.use_mask)
             pooled = pooled.cpu()
             self.stats.forward_seconds += time.perf_counter() - begin
             self.stats.forward_passes += 1
@@ -218,7 +243,7 @@ class Encoder:
         name = json.dumps(identity, sort_keys=True)
         if name not in self._caches:
             limit = self.encode_cfg.cache_max_gb
-            self._caches[name] = EmbeddingCache(self.encode_cfg.cache_dir or default_root(), identity,
+            self._caches[name] = EmbeddingCache(self.encode_cfg.cache_dir or embeddings_root(), identity,
                                                 int(limit * 1e9) if limit else None)
         return self._caches[name]
 
@@ -235,6 +260,11 @@ class Encoder:
                 for name in ("bos_token", "eos_token", "pad_token", "unk_token")}
 
 
+def loader_texts(inputs) -> list[str]:
+    """The texts of an mteb data loader, in order: the encoder joins mteb's batches and cuts its own."""
+    return [text for batch in inputs for text in batch["text"]]
+
+
 def load_encoder(model: str = "e5_mistral_7b", instructions: Mapping[str, TaskSpec] | None = None,
                  encode: EncodeConfig | None = None, **overrides: Any) -> Encoder:
     return Encoder(load_model_config(model, **overrides), instructions=instructions, encode=encode)
@@ -242,23 +272,3 @@ def load_encoder(model: str = "e5_mistral_7b", instructions: Mapping[str, TaskSp
 
 def _pin(tensors: tuple[torch.Tensor, ...], pin: bool) -> tuple[torch.Tensor, ...]:
     return tuple(t.pin_memory() for t in tensors) if pin else tensors
-
-
-class ShardBuffer:
-    """Finished embeddings waiting to become one cache shard of `size` texts."""
-
-    def __init__(self, cache: EmbeddingCache | None, size: int, dtype: torch.dtype) -> None:
-        self.cache, self.size, self.dtype = cache, size, dtype
-        self.keys: list[bytes] = []
-        self.parts: list[torch.Tensor] = []
-
-    def add(self, keys: list[bytes], vectors: torch.Tensor) -> None:
-        self.keys.extend(keys)
-        self.parts.append(vectors.to(self.dtype))
-        if len(self.keys) >= self.size:
-            self.flush()
-
-    def flush(self) -> None:
-        if self.cache is not None and self.keys:
-            self.cache.put(self.keys, torch.cat(self.parts))
-        self.keys, self.parts = [], []

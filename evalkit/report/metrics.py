@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import math
 
+from evalkit.results import model_from_folder
+
 # MTEB v1 main-metric name (paper, published TSVs) -> mteb v2 score key (TaskResult files).
 V1_TO_V2 = {
     "accuracy": "accuracy",
@@ -66,11 +68,6 @@ def to_points(fraction: float) -> float:
     if not math.isfinite(value) or abs(value) > 1.0:
         raise ValueError(f"score {value!r} is not on mteb's 0-1 scale")
     return 100.0 * value
-
-
-def model_from_folder(folder_name: str) -> str:
-    """`intfloat__e5-mistral-7b-instruct` (mteb results folder) -> `intfloat/e5-mistral-7b-instruct`."""
-    return folder_name.replace("__", "/", 1)
 
 
 def short_model_name(model: str) -> str:

@@ -1,0 +1,51 @@
+"""Where evalkit keeps its own files, and the one way it writes a file: atomically.
+
+`cache_root()` is `$EVALKIT_CACHE`, else `~/.cache/evalkit`: the embedding cache (`embeddings/`) and the
+tokenizer folders built around bare sentencepiece files (`tokenizers/`) live under it.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Callable, Union
+
+
+def cache_root() -> Path:
+    base = os.environ.get("EVALKIT_CACHE")
+    return Path(base) if base else Path.home() / ".cache" / "evalkit"
+
+
+Content = Union[bytes, str, Callable[[Path], None]]
+
+
+def _file_mode() -> int:
+    """What a plain `open(path, "w")` would give: 0o666 less the process's umask (mkstemp makes files 0600)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
+FILE_MODE = _file_mode()  # read once, at import, before any thread could race on the umask
+
+
+def atomic_write(path: Path, content: Content) -> None:
+    """Write `content` (bytes, text as UTF-8, or a function that writes a given path) to a temporary file
+    beside `path`, then rename it onto `path`: readers see the old file or the whole new one, never a part.
+    The file gets the user's usual permissions (umask), so a shared folder stays readable by the team."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    tmp = Path(name)
+    try:
+        if callable(content):
+            content(tmp)
+        else:
+            tmp.write_bytes(content.encode("utf-8") if isinstance(content, str) else content)
+        os.chmod(tmp, FILE_MODE)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise

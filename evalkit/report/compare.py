@@ -1,0 +1,73 @@
+"""Each run next to the published numbers it is compared with: which reference, and the Δ per task."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from evalkit.report.metrics import CATEGORIES, metric_label
+from evalkit.report.published import Published, available_models, load_published
+from evalkit.report.runs import Run, warn
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """One task of one run, next to its reference's published score (points)."""
+
+    task: str
+    type: str
+    metric: str
+    ours: float
+    published: float | None
+    ci: tuple[float, float] | None
+
+    @property
+    def delta(self) -> float | None:
+        return None if self.published is None else self.ours - self.published
+
+    @property
+    def outside_ci(self) -> bool | None:
+        if self.published is None or self.ci is None:
+            return None
+        return not self.ci[0] <= self.published <= self.ci[1]
+
+
+def reference_for(run: Run, references: list[Published]) -> Published | None:
+    """The published numbers a run's Δ is taken against: its own model's, else the first --compare."""
+    return next((p for p in references if p.model == run.model), references[0] if references else None)
+
+
+def task_order(task: str, task_type: str) -> tuple[int, str]:
+    return (CATEGORIES.index(task_type) if task_type in CATEGORIES else len(CATEGORIES), task.lower())
+
+
+def comparisons(run: Run, reference: Published | None) -> list[Comparison]:
+    scores = sorted(run.scores.values(), key=lambda s: task_order(s.task, s.type))
+    return [Comparison(s.task, s.type, s.metric, s.score, reference and reference.score(s.task, s.metric), s.ci)
+            for s in scores]
+
+
+def warn_missing_published(runs: list[Run], references: list[Published]) -> None:
+    seen = set()
+    for run in runs:
+        reference = reference_for(run, references)
+        for c in comparisons(run, reference) if reference else []:
+            if c.published is None and (c.task, c.metric, reference.label) not in seen:
+                seen.add((c.task, c.metric, reference.label))
+                warn(f"{c.task}: no published {metric_label(c.metric)} in {reference.label}; no Δ")
+
+
+def load_references(names: list[str], runs: list[Run]) -> list[Published]:
+    """The published numbers named by --compare; by default those of the models that were run."""
+    if not names:
+        known = {m.lower() for m in available_models()}
+        names = list(dict.fromkeys(run.model for run in runs if run.model.lower() in known))
+        if not names:
+            warn(f"no published numbers for {', '.join(sorted({r.model for r in runs}))}; "
+                 f"pass --compare MODEL (known: {', '.join(available_models())})")
+    references = []
+    for name in names:
+        try:
+            references.append(load_published(name))
+        except (KeyError, ValueError) as exc:
+            warn(str(exc).strip('"'))
+    return references

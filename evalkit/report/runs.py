@@ -1,0 +1,182 @@
+"""Runs: the scores of each `<org__model>/<revision>/` results folder, read back for the report.
+
+Reads mteb TaskResult files and, where present, evalkit's run record beside them, whose per-query scores
+give a bootstrap confidence interval for retrieval tasks. Where results live and how a folder names its
+model is `evalkit.results`' business; each problem with a file is one line on stderr and the rest goes on.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+
+from evalkit.report.metrics import short_model_name, to_points
+from evalkit.results import identify_model, read_run_records, result_files, scores_entry
+
+SPEC_KEYS = ("type", "split", "hf_subset", "metric")
+SUBSET_PREFERENCE = ("default", "en", "en-en")
+
+
+class ReportInputError(Exception):
+    """A result file that cannot be used; reported as one line, the report goes on."""
+
+
+@dataclass
+class TaskScore:
+    task: str
+    type: str
+    metric: str  # mteb v2 key of the main metric
+    score: float  # points, 0-100
+    ci: tuple[float, float] | None = None  # 95% bootstrap CI over queries, points
+
+
+@dataclass
+class Run:
+    """The scores of one model revision: one `<org__model>/<revision>/` folder."""
+
+    model: str
+    revision: str
+    folder: Path
+    scores: dict[str, TaskScore] = field(default_factory=dict)
+    name: str = ""  # short model name, plus `@revision` when two runs share a model
+
+    @property
+    def label(self) -> str:
+        return f"{self.name} (ours)"
+
+
+def warn(message: str) -> None:
+    print(f"evalkit.report: {message}", file=sys.stderr)
+
+
+def bootstrap_ci(values, *, seed: int = 0, resamples: int = 1000, level: float = 0.95) -> tuple[float, float]:
+    """Percentile CI of the mean of `values`, resampling them with replacement."""
+    values = np.asarray(values, dtype=float)
+    if values.size == 0:
+        raise ValueError("no per-query scores to resample")
+    rng = np.random.default_rng(seed)
+    means = np.empty(resamples)
+    for start in range(0, resamples, 100):  # chunks keep memory flat for large query sets
+        stop = min(start + 100, resamples)
+        means[start:stop] = values[rng.integers(0, values.size, size=(stop - start, values.size))].mean(axis=1)
+    tail = 50.0 * (1.0 - level)
+    low, high = np.percentile(means, [tail, 100.0 - tail])
+    return float(low), float(high)
+
+
+def _first_line(exc: Exception) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0][:160]}" if text else type(exc).__name__
+
+
+def _mteb_spec(result) -> dict:
+    """Type, split, subset and main metric from mteb's own task metadata (task not in the registry)."""
+    import mteb
+
+    try:
+        meta = mteb.get_task(result.task_name).metadata
+    except Exception:
+        raise ReportInputError(f"task {result.task_name!r} is neither in tasks/ nor known to mteb") from None
+    split = next((s for s in meta.eval_splits if s in result.scores), next(iter(result.scores), None))
+    subsets = [entry.get("hf_subset") for entry in result.scores.get(split, [])]
+    subset = next((s for s in SUBSET_PREFERENCE if s in subsets), subsets[0] if subsets else "default")
+    return {"type": meta.type, "split": split, "hf_subset": subset, "metric": meta.main_score}
+
+
+def task_spec(result, registry: Mapping[str, Any], record: dict | None) -> dict:
+    """What to read from a TaskResult: the run record's spec, else the task registry's, else mteb's."""
+    spec = registry.get(result.task_name)
+    from_registry = {key: str(getattr(spec, key)) for key in SPEC_KEYS} if spec is not None else None
+    for source in (record, from_registry):
+        if source and all(source.get(key) for key in SPEC_KEYS):
+            return {key: source[key] for key in SPEC_KEYS}
+    return _mteb_spec(result)
+
+
+def read_task_score(path: Path, registry: Mapping[str, Any], record: dict | None) -> TaskScore:
+    """The main score of one TaskResult file, as its run record, the task registry (mteb name -> TaskSpec)
+    or mteb says to read it."""
+    from mteb.results import TaskResult
+
+    try:
+        result = TaskResult.from_disk(path)
+    except Exception as exc:
+        raise ReportInputError(f"not an mteb TaskResult ({_first_line(exc)})") from None
+    spec = task_spec(result, registry, record)
+    entry = scores_entry(result.scores, spec["split"], spec["hf_subset"])
+    if entry is None or spec["metric"] not in entry:
+        raise ReportInputError(f"no {spec['metric']} for split {spec['split']!r}, subset {spec['hf_subset']!r}")
+    try:
+        score = to_points(entry[spec["metric"]])
+    except (TypeError, ValueError) as exc:
+        raise ReportInputError(str(exc)) from None
+    return TaskScore(result.task_name, spec["type"], spec["metric"], score)
+
+
+def query_ci(score: TaskScore, record: dict | None, seed: int, resamples: int) -> str | None:
+    """Set `score.ci` from the record's per-query scores; the reason when there is none."""
+    if record is None:
+        return "no run record"
+    per_query = (record.get("per_query") or {}).get(score.metric)
+    if not per_query:
+        return f"run record has no per-query {score.metric}"
+    try:
+        low, high = bootstrap_ci(list(per_query.values()), seed=seed, resamples=resamples)
+        score.ci = (to_points(low), to_points(high))
+    except (TypeError, ValueError) as exc:
+        return f"unusable per-query scores ({_first_line(exc)})"
+    return None
+
+
+def load_run(folder: Path, registry: Mapping[str, Any], seed: int = 0, resamples: int = 1000) -> Run:
+    records, problems = read_run_records(folder)
+    for problem in problems:
+        warn(problem)
+    run = Run(*identify_model(folder, records), folder)
+    no_ci = []
+    for path in (p for p in result_files(folder) if p.parent == folder):
+        try:
+            score = read_task_score(path, registry, records.get(path.stem))
+        except ReportInputError as exc:
+            warn(f"{path}: {exc}; skipped")
+            continue
+        run.scores[score.task] = score
+        if score.type == "Retrieval":
+            reason = query_ci(score, records.get(score.task), seed, resamples)
+            if reason:
+                no_ci.append(f"{score.task} ({reason})")
+    if no_ci:
+        warn(f"{folder}: no confidence interval for {', '.join(no_ci)}")
+    return run
+
+
+def find_runs(results_dir: Path, registry: Mapping[str, Any], seed: int = 0, resamples: int = 1000) -> list[Run]:
+    """Every run under `results_dir` (a results root, a model folder or a revision folder)."""
+    if not results_dir.is_dir():
+        warn(f"{results_dir}: no such results folder")
+        return []
+    files = result_files(results_dir)
+    if not files:
+        warn(f"{results_dir}: no result files (expected <org__model>/<revision>/<Task>.json)")
+        return []
+    runs = [load_run(folder, registry, seed, resamples) for folder in sorted({p.parent for p in files})]
+    for run in runs:
+        if not run.scores:
+            warn(f"{run.folder}: no usable task scores")
+    return [run for run in runs if run.scores]
+
+
+def name_runs(runs: list[Run]) -> None:
+    """Short, distinct names: a model seen in several folders gets `@revision` (7 characters), then `#n`."""
+    models = [run.model for run in runs]
+    for run in runs:
+        suffix = f"@{run.revision[:7]}" if models.count(run.model) > 1 else ""
+        run.name = short_model_name(run.model) + suffix
+    names = [run.name for run in runs]
+    for i, run in enumerate(runs):
+        if names.count(run.name) > 1:
+            run.name += f"#{names[:i].count(run.name) + 1}"
