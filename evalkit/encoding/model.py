@@ -34,7 +34,7 @@ def resolve_path(name_or_path: str) -> str:
     return str(Path(spec.submodule_search_locations[0]) / rel)
 
 
-def _is_local(path: str) -> bool:
+def is_local(path: str) -> bool:
     return path.startswith(("/", ".", "~")) or os.path.exists(path)
 
 
@@ -60,11 +60,11 @@ def load_tokenizer(cfg: ModelConfig):
     from transformers import AutoTokenizer
 
     source = resolve_path(cfg.tokenizer or cfg.name_or_path)
-    if _is_local(source) and not os.path.exists(source):
+    if is_local(source) and not os.path.exists(source):
         raise EvalkitError(f"{'tokenizer' if cfg.tokenizer else 'model'} path does not exist: {source}")
     if os.path.isfile(source):  # a bare sentencepiece model file
         source = str(sentencepiece_folder(Path(source)))
-    revision = None if _is_local(source) else cfg.revision
+    revision = None if is_local(source) else cfg.revision
     tok = _from_hub(AutoTokenizer, source, revision=revision, trust_remote_code=cfg.trust_remote_code)
     if tok.pad_token_id is None:
         tok.pad_token = tok.eos_token  # e5-mistral pads with EOS; the mask says which tokens are real
@@ -88,12 +88,12 @@ def load_model(cfg: ModelConfig, device: torch.device):
         model = model.to(dtype)
     else:
         source = resolve_path(cfg.name_or_path)
-        if _is_local(source) and not os.path.isdir(source):
+        if is_local(source) and not os.path.isdir(source):
             raise EvalkitError(f"model path does not exist: {source}")
         model = _from_hub(
             AutoModel,
             source,
-            revision=None if _is_local(source) else cfg.revision,
+            revision=None if is_local(source) else cfg.revision,
             trust_remote_code=cfg.trust_remote_code,
             dtype=dtype,
             use_safetensors=True,
@@ -107,7 +107,7 @@ def _from_hub(cls, source: str, **kwargs):
     try:
         return cls.from_pretrained(source, **kwargs)
     except OSError as exc:
-        if hub_offline() and not _is_local(source):
+        if hub_offline() and not is_local(source):
             raise EvalkitError(
                 f"{source!r} is not in the local Hugging Face cache and HF_HUB_OFFLINE=1 forbids downloading it"
             ) from None
