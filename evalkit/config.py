@@ -1,7 +1,9 @@
 """Typed config schemas. Unknown keys and wrong types fail with one readable line.
 
-Hydra composes `conf/config.yaml`, a `conf/model/*.yaml` and a task from `tasks/`;
-`to_run_config` turns the result into these dataclasses.
+Hydra composes `conf/config.yaml`, a `conf/model/*.yaml` and a task from `conf/tasks/`;
+`to_run_config` turns the result into these dataclasses. The config files are package data
+(`evalkit/conf/`, read through importlib.resources, so a wheel works exactly like a clone); the
+repository's top-level `conf/` and `tasks/` are links to them.
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from enum import Enum
+from importlib.resources import files
 from pathlib import Path
 from typing import Any, Optional
 
@@ -17,9 +20,8 @@ from omegaconf.errors import OmegaConfBaseException
 
 from evalkit import EvalkitError
 
-ROOT = Path(__file__).resolve().parent.parent
-CONF_DIR = ROOT / "conf"
-TASKS_DIR = ROOT / "tasks"
+CONF_DIR = Path(str(files("evalkit") / "conf"))  # package data: an installed package is a folder on disk
+TASKS_DIR = CONF_DIR / "tasks"
 
 
 

@@ -19,7 +19,6 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any, Mapping
 
-from evalkit.config import ROOT
 from evalkit.files import atomic_write
 
 PACKAGES = ("evalkit", "mteb", "torch", "transformers", "tokenizers", "beir", "datasets", "numpy", "hydra-core")
@@ -110,9 +109,13 @@ def environment() -> dict[str, Any]:
 
 
 def git_sha() -> str | None:
+    """The commit of the evalkit checkout this runs from (`-dirty` with local changes); None for an installed wheel."""
+    checkout = Path(__file__).resolve().parent.parent
+    if not (checkout / ".git").exists():
+        return None
     try:
-        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True, timeout=5)
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT,
+        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=checkout, capture_output=True, text=True, timeout=5)
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=checkout,
                                capture_output=True, text=True, timeout=5)
     except (OSError, subprocess.TimeoutExpired):
         return None

@@ -25,13 +25,13 @@ def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m evalkit.check", epilog=EPILOG,
                                 formatter_class=argparse.RawDescriptionHelpFormatter,
                                 description="Fail when embedding quality moves: golden embeddings of fixed probe texts, "
-                                            "then task scores, against results/baselines/<suite>.json.")
+                                            "then task scores, against conf/check/baselines/<suite>.json.")
     p.add_argument("overrides", nargs="*", metavar="key=value",
                    help="suite=<name> (conf/check/<name>.yaml, or a path to a suite .yaml), and model.<key>=<value> "
                         "to change every model of the suite")
     p.add_argument("--update-baseline", action="store_true", help="run everything and rewrite the baseline file")
     p.add_argument("--junit", type=Path, metavar="FILE", help="also write a JUnit XML report here")
-    p.add_argument("--baseline", type=Path, metavar="FILE", help="baseline file (default results/baselines/<suite>.json)")
+    p.add_argument("--baseline", type=Path, metavar="FILE", help="baseline file (default conf/check/baselines/<suite>.json)")
     p.add_argument("--results-dir", type=Path, metavar="DIR", help="where the score runs write (default results/check/<suite>)")
     p.add_argument("--golden-only", action="store_true", help="skip the score checks")
     p.add_argument("--keep-going", action="store_true", help="run the score checks even when golden checks failed")

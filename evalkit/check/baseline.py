@@ -1,4 +1,4 @@
-"""Baseline files `results/baselines/<suite>.json`: read, write (small, diff-friendly JSON), and say what changed.
+"""Baseline files `conf/check/baselines/<suite>.json`: read, write (small, diff-friendly JSON), and say what changed.
 
     {"format": 1, "suite": ..., "recorded": {date, git_sha, versions, hardware},
      "golden": {<model>: {model, revision, dim, fingerprint, probes: {<id>: {text_sha256, token_ids, vector}}}},

@@ -12,7 +12,6 @@ from evalkit.check import baseline as baseline_file
 from evalkit.check import golden, scores
 from evalkit.check.rows import Row
 from evalkit.check.suite import BASELINE_DIR, Suite, encode_config, load_probes
-from evalkit.config import ROOT
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +40,7 @@ def baseline_path(suite_name: str) -> Path:
 
 
 def default_results_dir(suite_name: str) -> Path:
-    return ROOT / "results" / "check" / suite_name
+    return Path("results") / "check" / suite_name
 
 
 def measure_golden(suite: Suite, specs, model_overrides: Mapping[str, Any] | None = None

@@ -14,11 +14,11 @@ import yaml
 from omegaconf import MISSING
 
 from evalkit import EvalkitError
-from evalkit.config import CONF_DIR, ROOT, structured, suggest
+from evalkit.config import CONF_DIR, structured, suggest
 
 SUITE_DIR = CONF_DIR / "check"
 PROBE_DIR = SUITE_DIR / "probes"
-BASELINE_DIR = ROOT / "results" / "baselines"
+BASELINE_DIR = SUITE_DIR / "baselines"  # a suite's baseline lives beside it: baselines/<suite>.json
 SIDES = ("query", "document")
 
 
@@ -93,7 +93,7 @@ def load_suite(name: str, path: Path | None = None) -> Suite:
     path = path or SUITE_DIR / f"{name}.yaml"
     if not path.is_file():
         raise EvalkitError(f"unknown suite {name!r}{suggest(name, suite_names())}")
-    where = str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
+    where = f"conf/check/{path.name}" if path.parent == SUITE_DIR else str(path)
     suite = structured(Suite, {"name": name, **_read_yaml(path, where)}, where)
     return check_suite(suite, where)
 
@@ -140,14 +140,15 @@ def encode_config(suite: Suite, where: str = "suite"):
 
 
 def data_folder(entry: SuiteTask, suite_name: str) -> Path | None:
-    """The task's BEIR folder (relative paths are from the repository root), checked to exist."""
+    """The task's local data folder (a relative path is from the current directory, like any path given on the
+    command line), checked to exist."""
     if entry.data_dir is None:
         return None
     folder = Path(entry.data_dir)
-    folder = folder if folder.is_absolute() else (ROOT / folder)
     if not folder.is_dir():
         raise EvalkitError(f"suite {suite_name}: data folder for {entry.task} does not exist: {entry.data_dir} "
-                           f"(resolved to {folder.resolve()}; the ci suite expects ../shared beside the checkout)")
+                           f"(resolved to {folder.resolve()}; relative paths are from the current directory, and "
+                           f"the ci suite expects to run from a checkout with ../shared beside it)")
     return folder.resolve()
 
 
