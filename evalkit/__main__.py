@@ -17,7 +17,7 @@ from hydra.core.config_store import ConfigStore
 
 from evalkit import EvalkitError
 from evalkit.config import CONF_DIR, RunConfig, model_names, suggest, to_run_config
-from evalkit.tasks import load_task_specs, resolve_task_name, suite_task_names
+from evalkit.tasks import get_task_spec, load_task_specs, resolve_task_name, suite_task_names
 
 
 def fail(message: str) -> None:
@@ -44,12 +44,19 @@ def canonical_overrides(argv: list[str]) -> list[str]:
     return out
 
 
-def register_configs() -> None:
-    """The schema (`evalkit_schema`, named first in conf/config.yaml) and one `task` group entry per task file."""
+def register_configs(argv: list[str] = ()) -> None:
+    """The schema (`evalkit_schema`, named first in conf/config.yaml), one `task` group entry per task file,
+    and one per mteb task named in `argv` (canonical overrides) that has no file: built from mteb's metadata."""
     store = ConfigStore.instance()
     store.store(name="evalkit_schema", node=RunConfig)
-    for name, spec in load_task_specs().items():
+    specs = load_task_specs()
+    for name, spec in specs.items():
         store.store(group="task", name=name, node=spec)
+    for arg in argv:
+        key, _, value = arg.partition("=")
+        for name in value.split(",") if key == "task" else ():
+            if name not in specs:
+                store.store(group="task", name=name, node=get_task_spec(name))
 
 
 def print_list() -> None:
@@ -57,7 +64,7 @@ def print_list() -> None:
     print(f"{'task':<40} {'type':<19} {'split':<6} {'metric':<32} aliases")
     for name, spec in specs.items():
         print(f"{name:<40} {spec.type:<19} {spec.split:<6} {spec.metric:<32} {','.join(spec.aliases)}")
-    print(f"\n{len(specs)} tasks. models: {', '.join(model_names())}")
+    print(f"\n{len(specs)} tasks (any other mteb task runs by its mteb name). models: {', '.join(model_names())}")
 
 
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="config")
@@ -105,7 +112,7 @@ def main(argv: list[str] | None = None) -> None:
             plan(argv[1:])
             return
         argv = canonical_overrides(argv)
-        register_configs()
+        register_configs(argv)
     except EvalkitError as exc:
         fail(str(exc))
     with hydra_argv(argv):
