@@ -4,18 +4,20 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from evalkit import EvalkitError
+from evalkit import EvalkitError, itemscores
 from evalkit.config import RunConfig, TaskSpec, hub_offline
 from evalkit.data import attach_to_task, local_data_dir, read_beir_folder
 from evalkit.distributed import barrier, init_from_env, rank, world_size
 from evalkit.encoding.encoder import Encoder
+from evalkit.instructions import resolve_instruction
 from evalkit import results
 from evalkit.results import environment, scores_entry, write_result
 from evalkit.search import ExactSearch
+from evalkit.task_data import load_mteb_folder
 from evalkit.tasks import get_mteb_task, subtask_names
 
 log = logging.getLogger(__name__)
@@ -45,10 +47,20 @@ def result_path(cfg: RunConfig) -> Path:
 
 
 def load_task(cfg: RunConfig, folder: Path | None):
-    """The mteb task with its data loaded: from a local BEIR folder when given, else from the hub."""
+    """The mteb task with its data loaded: from a local folder when given (BEIR for retrieval, else an mteb
+    dataset folder), else from the hub."""
+    from mteb.abstasks import AbsTaskRetrieval
+
     spec = cfg.task
-    task = get_mteb_task(spec)
+    task = get_mteb_task(spec, all_subsets=folder is not None)
+    if folder is not None and not isinstance(task, AbsTaskRetrieval):
+        load_mteb_folder(task, folder, spec.hf_subsets)
+        return task
     if folder is not None:
+        if spec.type in ("Reranking", "InstructionReranking"):
+            raise EvalkitError(f"data_dir: {spec.mteb_task} reranks each query's candidate list (mteb's top_ranked), "
+                               f"which a BEIR folder does not hold; a BEIR folder would score full retrieval instead")
+        task = get_mteb_task(spec)
         attach_to_task(task, read_beir_folder(folder, spec.split), spec.split, spec.hf_subset)
         return task
     try:
@@ -91,10 +103,16 @@ def run(cfg: RunConfig) -> RunSummary:
     summary = RunSummary(spec.name, spec.mteb_task, spec.metric, out, main_rank=rank() == 0, skipped=True)
     if out.exists() and not cfg.overwrite:
         return summary
+    source = None
+    if cfg.model.prompt is not None:  # a model without instructions needs none
+        spec, source = resolve_instruction(spec, cfg.strict_instructions)
     folder = local_data_dir(spec, cfg.data_dir, cfg.data_root)
     task = load_task(cfg, folder)
+    subsets = list(task.hf_subsets) if task.metadata.is_multilingual else [spec.hf_subset]
+    headline = spec.hf_subset if spec.hf_subset in subsets else subsets[0]
     encoder = Encoder(cfg.model, {name: spec for name in subtask_names(task)}, cfg.encode)
     per_query = capture_per_query(task)
+    per_item = itemscores.capture(task, spec.metric)
     start = time.perf_counter()
     model_result = mteb.evaluate(
         ExactSearch(encoder), task, cache=None, overwrite_strategy="always", raise_error=True,
@@ -102,11 +120,13 @@ def run(cfg: RunConfig) -> RunSummary:
     )
     wall = time.perf_counter() - start
     task_result = model_result.task_results[0]
-    entry = scores_entry(task_result.scores, spec.split, spec.hf_subset)
+    entry = scores_entry(task_result.scores, spec.split, headline)
     if entry is None:
-        raise EvalkitError(f"mteb wrote no {spec.split}/{spec.hf_subset} scores for {spec.mteb_task}")
+        raise EvalkitError(f"mteb wrote no {spec.split}/{headline} scores for {spec.mteb_task}")
     score = float(entry[spec.metric])
-    record = run_record(cfg, encoder, wall, score, per_query, folder)
+    items = itemscores.verified(per_item.get(headline), score, spec.mteb_task)
+    record = run_record(cfg, replace(spec, hf_subset=headline, hf_subsets=subsets), source, encoder, wall, score,
+                        folder, per_query, items)
     if rank() == 0:
         write_result(out, task_result, record, encoder.mteb_model_meta)
     barrier()  # no rank reports done before the file exists
@@ -115,25 +135,29 @@ def run(cfg: RunConfig) -> RunSummary:
     return summary
 
 
-def run_record(cfg: RunConfig, encoder: Encoder, wall: float, score: float, per_query: dict,
-               folder: Path | None) -> dict[str, Any]:
-    spec: TaskSpec = cfg.task
+def run_record(cfg: RunConfig, spec: TaskSpec, source: str | None, encoder: Encoder, wall: float, score: float,
+               folder: Path | None, per_query: dict, per_item: dict | None) -> dict[str, Any]:
+    """What a reader needs to trust a result; `spec` as run (instruction resolved, subsets evaluated)."""
     return {
         "task": spec.name,
         "mteb_task": spec.mteb_task,
         "type": spec.type,
         "split": spec.split,
-        "hf_subset": spec.hf_subset,
+        "hf_subset": spec.hf_subset,  # the headline score's
+        "hf_subsets": spec.hf_subsets,  # every subset evaluated
         "metric": spec.metric,
         "score": score,
         "instruction": spec.instruction if cfg.model.prompt else None,
+        "instruction_source": source,  # task.instruction, conf/tasks/<Task>.yaml, or mteb's prompts
+        "normalized": encoder.normalizes(spec.type),  # embeddings L2-normalized (e5: not for classification)
         "model": asdict(cfg.model),
         "config": asdict(cfg),
         "data_dir": str(folder.resolve()) if folder else None,
         "special_tokens": encoder.special_tokens(),
         "encode": encoder.stats.as_record(),
         "wall_time_s": wall,
-        "per_query": per_query,
+        "per_query": per_query,  # retrieval: per-query scores, for confidence intervals
+        "per_item": per_item,  # STS, pair classification, summarization: see evalkit.itemscores
         "world_size": world_size(),
         **environment(),
     }
