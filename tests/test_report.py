@@ -141,6 +141,41 @@ def test_ci_from_the_run_record_and_whether_delta_lies_outside(tmp_path):
     assert rows["NanoSciFactRetrieval"]["all-MiniLM-L6-v2 CI low"] == ""  # no run record
 
 
+def test_per_item_ci_and_a_published_score_that_is_not_comparable(tmp_path):
+    """STS gets a CI from the record's per-item scores; SIB200's published mteb-1 score (unseeded k-means) gets a
+    footnote, and its Δ is not counted as outside the CI; classification says it has no per-item scores."""
+    import mteb
+    from mteb.results import TaskResult
+
+    folder = tmp_path / "results" / MINILM.replace("/", "__") / "rev"
+    (folder / "evalkit").mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    gold = rng.normal(size=300)
+    entry = {"metric": "cosine_spearman", "statistic": "spearman", "gold": gold.tolist(),
+             "scores": [(gold + 0.6 * rng.normal(size=300)).tolist()]}
+    from evalkit.itemscores import statistic
+
+    for task, subset, metric, score, per_item in [("STSBenchmark", "default", "cosine_spearman", statistic(entry), entry),
+                                                  ("SIB200ClusteringS2S", "eng_Latn", "v_measure", 0.4245, None)]:
+        mteb_task = mteb.get_task(task)
+        TaskResult.from_task_results(mteb_task, {"test": {subset: {metric: score, "main_score": score}}},
+                                     evaluation_time=1.0).to_disk(folder / f"{task}.json")
+        record = {"mteb_task": task, "type": mteb_task.metadata.type, "split": "test", "hf_subset": subset,
+                  "metric": metric, "score": score, "model": {"name": MINILM, "revision": "rev"}, "per_item": per_item}
+        (folder / "evalkit" / f"{task}.run.json").write_text(json.dumps(record))
+    assert run_report(tmp_path, tmp_path / "results", "--no-plots") == 0
+    rows = read_csv(tmp_path / "out" / "per_task.csv")
+    sts = rows["STSBenchmark"]
+    assert float(sts["all-MiniLM-L6-v2 CI low"]) < 100 * statistic(entry) < float(sts["all-MiniLM-L6-v2 CI high"])
+    assert sts["all-MiniLM-L6-v2 (published)"] == "82.0300"
+    sib = rows["SIB200ClusteringS2S"]
+    assert (sib["all-MiniLM-L6-v2 (published)"], sib["Δ all-MiniLM-L6-v2"]) == ("39.7600", "2.6900")
+    table = (tmp_path / "out" / "per_task.md").read_text()
+    assert "| +2.69¹ | not comparable¹ |" in table
+    assert "- ¹ mteb 1.12 ran k-means without a fixed seed; mteb 2 seeds it (42.45" in table
+    assert "no per-item scores for classification and clustering" in table
+
+
 # --- plots ----------------------------------------------------------------------------------------------
 
 def test_plots_are_written_and_not_empty(tmp_path):
@@ -276,6 +311,14 @@ def test_averages_of_published_task_scores_match_the_reference_file():
             # the file averaged the unrounded source values; ours averages the 2-decimal scores
             assert value == pytest.approx(float(row["recomputed_from_task_file"]), abs=0.006), row["paper_label"]
             assert n == int(row["n_datasets"])
+
+
+def test_published_numbers_that_are_not_comparable_carry_a_note():
+    minilm, e5 = load_published(MINILM), load_published(E5)
+    assert minilm.score("SICKNLPairClassification", "max_ap") == 58.37 and minilm.note("STSBenchmark") is None
+    assert "k-means without a fixed seed" in minilm.note("SIB200ClusteringS2S")
+    reranking = {t for t, (kind, _) in mteb_english_tasks().items() if kind == "Reranking"}
+    assert {t for t in e5.notes} == reranking and "retrieval-style" in e5.note("SciDocsRR")
 
 
 def test_baseline_kind_filter():

@@ -19,6 +19,7 @@ class Comparison:
     ours: float
     published: float | None
     ci: tuple[float, float] | None
+    note: str | None = None  # why the published score is not comparable: its Δ is explained, not a regression
 
     @property
     def delta(self) -> float | None:
@@ -26,7 +27,7 @@ class Comparison:
 
     @property
     def outside_ci(self) -> bool | None:
-        if self.published is None or self.ci is None:
+        if self.published is None or self.ci is None or self.note:
             return None
         return not self.ci[0] <= self.published <= self.ci[1]
 
@@ -42,8 +43,12 @@ def task_order(task: str, task_type: str) -> tuple[int, str]:
 
 def comparisons(run: Run, reference: Published | None) -> list[Comparison]:
     scores = sorted(run.scores.values(), key=lambda s: task_order(s.task, s.type))
-    return [Comparison(s.task, s.type, s.metric, s.score, reference and reference.score(s.task, s.metric), s.ci)
-            for s in scores]
+    out = []
+    for s in scores:
+        published = reference.score(s.task, s.metric) if reference else None
+        note = reference.note(s.task) if published is not None else None
+        out.append(Comparison(s.task, s.type, s.metric, s.score, published, s.ci, note))
+    return out
 
 
 def warn_missing_published(runs: list[Run], references: list[Published]) -> None:
