@@ -110,6 +110,9 @@ def run(cfg: RunConfig) -> RunSummary:
     task = load_task(cfg, folder)
     subsets = list(task.hf_subsets) if task.metadata.is_multilingual else [spec.hf_subset]
     headline = spec.hf_subset if spec.hf_subset in subsets else subsets[0]
+    if headline != spec.hf_subset:
+        log.warning("%s: subset %s is not evaluated; the headline score is %s's (the run record says so)",
+                    spec.mteb_task, spec.hf_subset, headline)
     encoder = Encoder(cfg.model, {name: spec for name in subtask_names(task)}, cfg.encode)
     per_query = capture_per_query(task)
     per_item = itemscores.capture(task, spec.metric)

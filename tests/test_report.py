@@ -141,28 +141,32 @@ def test_ci_from_the_run_record_and_whether_delta_lies_outside(tmp_path):
     assert rows["NanoSciFactRetrieval"]["all-MiniLM-L6-v2 CI low"] == ""  # no run record
 
 
-def test_per_item_ci_and_a_published_score_that_is_not_comparable(tmp_path):
-    """STS gets a CI from the record's per-item scores; SIB200's published mteb-1 score (unseeded k-means) gets a
-    footnote, and its Δ is not counted as outside the CI; classification says it has no per-item scores."""
+def write_minilm_result(folder: Path, task: str, subset: str, metric: str, score: float, per_item=None) -> None:
+    """A TaskResult and its run record, as the runner writes them."""
     import mteb
     from mteb.results import TaskResult
 
+    (folder / "evalkit").mkdir(parents=True, exist_ok=True)
+    mteb_task = mteb.get_task(task)
+    TaskResult.from_task_results(mteb_task, {"test": {subset: {metric: score, "main_score": score}}},
+                                 evaluation_time=1.0).to_disk(folder / f"{task}.json")
+    record = {"mteb_task": task, "type": mteb_task.metadata.type, "split": "test", "hf_subset": subset,
+              "metric": metric, "score": score, "model": {"name": MINILM, "revision": "rev"}, "per_item": per_item}
+    (folder / "evalkit" / f"{task}.run.json").write_text(json.dumps(record))
+
+
+def test_per_item_ci_and_a_published_score_that_is_not_comparable(tmp_path):
+    """STS gets a CI from the record's per-item scores; SIB200's published mteb-1 score (unseeded k-means) gets a
+    footnote, and its Δ is not counted as outside the CI; classification says it has no per-item scores."""
+    from evalkit.itemscores import statistic
+
     folder = tmp_path / "results" / MINILM.replace("/", "__") / "rev"
-    (folder / "evalkit").mkdir(parents=True)
     rng = np.random.default_rng(0)
     gold = rng.normal(size=300)
     entry = {"metric": "cosine_spearman", "statistic": "spearman", "gold": gold.tolist(),
              "scores": [(gold + 0.6 * rng.normal(size=300)).tolist()]}
-    from evalkit.itemscores import statistic
-
-    for task, subset, metric, score, per_item in [("STSBenchmark", "default", "cosine_spearman", statistic(entry), entry),
-                                                  ("SIB200ClusteringS2S", "eng_Latn", "v_measure", 0.4245, None)]:
-        mteb_task = mteb.get_task(task)
-        TaskResult.from_task_results(mteb_task, {"test": {subset: {metric: score, "main_score": score}}},
-                                     evaluation_time=1.0).to_disk(folder / f"{task}.json")
-        record = {"mteb_task": task, "type": mteb_task.metadata.type, "split": "test", "hf_subset": subset,
-                  "metric": metric, "score": score, "model": {"name": MINILM, "revision": "rev"}, "per_item": per_item}
-        (folder / "evalkit" / f"{task}.run.json").write_text(json.dumps(record))
+    write_minilm_result(folder, "STSBenchmark", "default", "cosine_spearman", statistic(entry), entry)
+    write_minilm_result(folder, "SIB200ClusteringS2S", "eng_Latn", "v_measure", 0.4245)
     assert run_report(tmp_path, tmp_path / "results", "--no-plots") == 0
     rows = read_csv(tmp_path / "out" / "per_task.csv")
     sts = rows["STSBenchmark"]
@@ -174,6 +178,15 @@ def test_per_item_ci_and_a_published_score_that_is_not_comparable(tmp_path):
     assert "| +2.69¹ | not comparable¹ |" in table
     assert "- ¹ mteb 1.12 ran k-means without a fixed seed; mteb 2 seeds it (42.45" in table
     assert "no per-item scores for classification and clustering" in table
+
+
+def test_a_score_of_another_subset_gets_no_delta(tmp_path, capsys):
+    folder = tmp_path / "results" / MINILM.replace("/", "__") / "rev"
+    write_minilm_result(folder, "SIB200ClusteringS2S", "fra_Latn", "v_measure", 0.41)
+    assert run_report(tmp_path, tmp_path / "results", "--no-plots") == 0
+    assert read_csv(tmp_path / "out" / "per_task.csv")["SIB200ClusteringS2S"]["Δ all-MiniLM-L6-v2"] == ""
+    assert any("SIB200ClusteringS2S: no published V-measure in all-MiniLM-L6-v2 (published) for subset fra_Latn "
+               "(it has eng_Latn); no Δ" in line for line in stderr_lines(capsys))
 
 
 # --- plots ----------------------------------------------------------------------------------------------

@@ -45,7 +45,8 @@ def comparisons(run: Run, reference: Published | None) -> list[Comparison]:
     scores = sorted(run.scores.values(), key=lambda s: task_order(s.task, s.type))
     out = []
     for s in scores:
-        published = reference.score(s.task, s.metric) if reference else None
+        same = reference is not None and reference.matches(s.task, s.hf_subset)
+        published = reference.score(s.task, s.metric) if same else None
         note = reference.note(s.task) if published is not None else None
         out.append(Comparison(s.task, s.type, s.metric, s.score, published, s.ci, note))
     return out
@@ -58,7 +59,10 @@ def warn_missing_published(runs: list[Run], references: list[Published]) -> None
         for c in comparisons(run, reference) if reference else []:
             if c.published is None and (c.task, c.metric, reference.label) not in seen:
                 seen.add((c.task, c.metric, reference.label))
-                warn(f"{c.task}: no published {metric_label(c.metric)} in {reference.label}; no Δ")
+                subset = run.scores[c.task].hf_subset
+                other = "" if reference.matches(c.task, subset) else (
+                    f" for subset {subset} (it has {reference.subsets[c.task]})")
+                warn(f"{c.task}: no published {metric_label(c.metric)} in {reference.label}{other}; no Δ")
 
 
 def load_references(names: list[str], runs: list[Run]) -> list[Published]:

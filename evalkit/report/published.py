@@ -52,6 +52,7 @@ class Published:
     averages: dict[str, tuple[float, int]] = field(default_factory=dict)  # Table-1 label -> (points, n tasks)
     averages_decimals: int = 1
     notes: dict[str, str] = field(default_factory=dict)  # task -> why its published score is not comparable
+    subsets: dict[str, str] = field(default_factory=dict)  # task -> the subset of its score, where the file says
 
     @property
     def name(self) -> str:
@@ -68,6 +69,10 @@ class Published:
 
     def note(self, task: str) -> str | None:
         return self.notes.get(task)
+
+    def matches(self, task: str, hf_subset: str) -> bool:
+        """Whether a run's score of this subset can be set against the published one."""
+        return self.subsets.get(task, hf_subset) == hf_subset
 
 
 def _read_tsv(name: str) -> list[dict[str, str]]:
@@ -125,6 +130,7 @@ def load_published(name: str, kind: str | None = None) -> Published:
         raise KeyError(f"no {kind!r} numbers for {model} (available: {', '.join(kinds)})")
     scores: dict[str, dict[str, float]] = {}
     notes: dict[str, str] = {}
+    subsets: dict[str, str] = {}
     types = {task: task_type for task, (task_type, _) in mteb_english_tasks().items()}
 
     def add(row: dict[str, str]) -> None:
@@ -132,6 +138,8 @@ def load_published(name: str, kind: str | None = None) -> Published:
         note = _not_comparable(row, row.get("type") or types.get(row["task"]))
         if note:
             notes[row["task"]] = note
+        if row.get("hf_subset"):
+            subsets[row["task"]] = row["hf_subset"]
 
     for row in _baseline_rows():
         if row["model"] == model and row["kind"] == kind:
@@ -144,4 +152,4 @@ def load_published(name: str, kind: str | None = None) -> Published:
             averages[row["paper_label"]] = (float(row["score"]), int(row["n_datasets"]))
         if not set(averages) >= {*CATEGORY_LABELS.values(), "Avg", "BEIR"}:
             raise ValueError(f"{AVERAGES_FILES[model]} lacks a Table-1 column")
-    return Published(model, kind, scores, averages, notes=notes)
+    return Published(model, kind, scores, averages, notes=notes, subsets=subsets)

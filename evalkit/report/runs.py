@@ -34,6 +34,7 @@ class TaskScore:
     metric: str  # mteb v2 key of the main metric
     score: float  # points, 0-100
     ci: tuple[float, float] | None = None  # 95% bootstrap CI over queries, pairs or documents, points
+    hf_subset: str = "default"  # the subset the score is of
 
 
 @dataclass
@@ -116,7 +117,7 @@ def read_task_score(path: Path, registry: Mapping[str, Any], record: dict | None
         score = to_points(entry[spec["metric"]])
     except (TypeError, ValueError) as exc:
         raise ReportInputError(str(exc)) from None
-    return TaskScore(result.task_name, spec["type"], spec["metric"], score)
+    return TaskScore(result.task_name, spec["type"], spec["metric"], score, hf_subset=spec["hf_subset"])
 
 
 def score_ci(score: TaskScore, record: dict | None, seed: int, resamples: int) -> str | None:
