@@ -93,11 +93,20 @@ def capture(task, metric: str) -> dict[str, dict]:
 
     if isinstance(task, abstasks.AbsTaskSTS):
         calculate = task._calculate_scores
-        task._calculate_scores = lambda scores, gold: (keep(sts_entry(metric, scores, gold)), calculate(scores, gold))[1]
+
+        def calculate_scores(scores, gold):
+            keep(sts_entry(metric, scores, gold))
+            return calculate(scores, gold)
+
+        task._calculate_scores = calculate_scores
     elif isinstance(task, abstasks.AbsTaskPairClassification):
         compute = task._compute_metrics
-        task._compute_metrics = lambda scores, labels: (keep(pair_entry(metric, scores, labels)),
-                                                        compute(scores, labels))[1]
+
+        def compute_metrics(scores, labels):
+            keep(pair_entry(metric, scores, labels))
+            return compute(scores, labels)
+
+        task._compute_metrics = compute_metrics
     elif isinstance(task, abstasks.AbsTaskSummarization):
         from mteb._evaluators.text.summarization_evaluator import DeprecatedSummarizationEvaluator
 
