@@ -80,9 +80,9 @@ def finished(planned: Planned, overwrite: bool) -> bool:
     record = read_record(out) or {}
     stored = record.get("identity")
     if stored is None:
-        raise EvalkitError(f"{out} has no experiment identity in its run record (an older evalkit or another tool "
-                           f"wrote it), so evalkit cannot tell whether it is this experiment and will not replace it: "
-                           f"move or delete {out.parent} to recompute, or pass another results_dir")
+        raise EvalkitError(f"{out} has no experiment identity (its run record is missing, unreadable, or from an "
+                           f"older evalkit), so evalkit cannot tell whether it is this experiment and will not replace "
+                           f"it: move or delete {out.parent} to recompute, or pass another results_dir")
     if stored != planned.experiment.identity:
         raise EvalkitError(f"{out} holds another experiment ({first_difference(stored, planned.experiment.identity)}) "
                            f"and is never replaced, overwrite=true included: move or delete {out.parent}, "
