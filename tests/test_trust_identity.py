@@ -135,8 +135,8 @@ ABLATIONS = {  # name -> (config overrides, the folder part that names it, the r
 def test_ablations_into_one_results_dir_are_separate_experiments_and_the_report_labels_them(tmp_path):
     from evalkit.report.__main__ import main as report
 
-    results, data = tmp_path / "results", scifact_slice(tmp_path / "slice", 300)
-    other = scifact_slice(tmp_path / "other", 300, drop_qrels=1)  # the same documents, other qrels
+    results, data = tmp_path / "results", scifact_slice(tmp_path / "slice", 150)
+    other = scifact_slice(tmp_path / "other", 150, drop_qrels=1)  # the same documents, other qrels
     base = run(config(results, data))
     files = {base.path: base.path.read_bytes()}
     for i, (overrides, part, _) in enumerate(ABLATIONS.values()):
