@@ -135,8 +135,8 @@ ABLATIONS = {  # name -> (config overrides, the folder part that names it, the r
 def test_ablations_into_one_results_dir_are_separate_experiments_and_the_report_labels_them(tmp_path):
     from evalkit.report.__main__ import main as report
 
-    results, data = tmp_path / "results", scifact_slice(tmp_path / "slice", 150)
-    other = scifact_slice(tmp_path / "other", 150, drop_qrels=1)  # the same documents, other qrels
+    results, data = tmp_path / "results", scifact_slice(tmp_path / "slice", 100)
+    other = scifact_slice(tmp_path / "other", 100, drop_qrels=1)  # the same documents, other qrels
     base = run(config(results, data))
     files = {base.path: base.path.read_bytes()}
     for i, (overrides, part, _) in enumerate(ABLATIONS.values()):
@@ -163,18 +163,18 @@ def test_ablations_into_one_results_dir_are_separate_experiments_and_the_report_
     assert row.count("–") >= 12  # six runs on slices: no Δ and no 'outside CI' for any of them
 
 
-def test_an_instruction_the_model_never_reads_is_the_same_experiment(tmp_path):
+def test_an_instruction_the_model_never_reads_is_the_same_experiment(small_beir, tmp_path):
     """minilm takes no instruction: another task.instruction changes no number, so the result is reused."""
-    results, data = tmp_path / "results", scifact_slice(tmp_path / "slice", 20)
+    results, data = tmp_path / "results", small_beir
     first = run(config(results, data, "minilm"))
     again = run(config(results, data, "minilm", task_fields={"instruction": "Find the evidence"}))
     assert again.skipped and again.path == first.path
 
 
-def test_mteb_reads_every_experiment_folder_as_its_own_revision(tmp_path):
+def test_mteb_reads_every_experiment_folder_as_its_own_revision(small_beir, tmp_path):
     import mteb
 
-    results, data = tmp_path / "results", scifact_slice(tmp_path / "slice", 20)
+    results, data = tmp_path / "results", small_beir
     paths = [run(config(results, data)).path, run(config(results, data, max_length=64)).path]
     loaded = mteb.ResultCache(cache_path=tmp_path).load_results(models=["evalkit/tiny-random-mistral"])
     assert sorted(m.model_revision for m in loaded.model_results) == sorted(p.parent.name for p in paths)
