@@ -10,11 +10,13 @@ from typing import Any
 
 from evalkit import EvalkitError
 from evalkit.config import RunConfig, TaskSpec, hub_offline
-from evalkit.data import attach_to_task, local_data_dir, read_beir_folder
+from evalkit.data import BeirData, attach_to_task, fingerprint, local_data_dir, read_beir_folder
 from evalkit.distributed import barrier, init_from_env, rank, world_size
 from evalkit.encoding.encoder import Encoder
+from evalkit.files import check_writable
+from evalkit.identity import Experiment, experiment, first_difference, hub_data, local_data
 from evalkit import results
-from evalkit.results import environment, scores_entry, write_result
+from evalkit.results import check_names, environment, read_record, scores_entry, write_result
 from evalkit.search import ExactSearch
 from evalkit.tasks import get_mteb_task, subtask_names
 
@@ -40,16 +42,59 @@ class RunSummary:
     wall_time_s: float = 0.0
 
 
-def result_path(cfg: RunConfig) -> Path:
-    return results.result_path(cfg.results_dir, cfg.model.name, cfg.model.revision, cfg.task.mteb_task)
+@dataclass
+class Planned:
+    """What a run will do, decided before any model loads: its data, its identity and where it writes."""
+
+    task: Any  # the mteb task (data not loaded yet)
+    folder: Path | None  # the local BEIR folder, if any
+    data: BeirData | None  # its contents, read and checked
+    experiment: Experiment
+    path: Path  # the TaskResult file
 
 
-def load_task(cfg: RunConfig, folder: Path | None):
-    """The mteb task with its data loaded: from a local BEIR folder when given, else from the hub."""
+def plan_run(cfg: RunConfig) -> Planned:
+    """Read and check the local data, fingerprint the weights and the data: the run's identity and file."""
     spec = cfg.task
+    check_names(cfg.model.name, cfg.model.revision)
+    folder = local_data_dir(spec, cfg.data_dir, cfg.data_root)
+    data = read_beir_folder(folder, spec.split) if folder is not None else None
     task = get_mteb_task(spec)
-    if folder is not None:
-        attach_to_task(task, read_beir_folder(folder, spec.split), spec.split, spec.hf_subset)
+    source = local_data(folder.resolve().name, fingerprint(data)) if data is not None else hub_data(task)
+    exp = experiment(cfg, source)
+    return Planned(task, folder, data, exp, results.result_path(cfg.results_dir, cfg.model.name, exp.folder,
+                                                                spec.mteb_task))
+
+
+def result_path(cfg: RunConfig) -> Path:
+    """Where `cfg`'s result goes (the folder depends on its identity: see evalkit.identity)."""
+    return plan_run(cfg).path
+
+
+def finished(planned: Planned, overwrite: bool) -> bool:
+    """Whether the result file already holds this very experiment (then a re-run is skipped unless overwrite).
+    A file of another experiment, or one whose identity is unknown, is never replaced: one line says why."""
+    out = planned.path
+    if not out.exists():
+        return False
+    record = read_record(out) or {}
+    stored = record.get("identity")
+    if stored is None:
+        raise EvalkitError(f"{out} has no experiment identity (its run record is missing, unreadable, or from an "
+                           f"older evalkit), so evalkit cannot tell whether it is this experiment and will not replace "
+                           f"it: move or delete {out.parent} to recompute, or pass another results_dir")
+    if stored != planned.experiment.identity:
+        raise EvalkitError(f"{out} holds another experiment ({first_difference(stored, planned.experiment.identity)}) "
+                           f"and is never replaced, overwrite=true included: move or delete {out.parent}, "
+                           f"or pass another results_dir")
+    return not overwrite
+
+
+def load_task(cfg: RunConfig, planned: Planned):
+    """The mteb task with its data loaded: the local BEIR folder's when given, else the hub's."""
+    spec, task = cfg.task, planned.task
+    if planned.data is not None:
+        attach_to_task(task, planned.data, spec.split, spec.hf_subset)
         return task
     try:
         task.load_data()
@@ -82,17 +127,19 @@ def capture_per_query(task) -> dict[str, dict[str, float]]:
 
 
 def run(cfg: RunConfig) -> RunSummary:
-    """Evaluate and write; returns a summary. A finished task is skipped unless cfg.overwrite."""
+    """Evaluate and write; returns a summary. A task whose result holds this experiment's identity is skipped
+    unless cfg.overwrite; everything that can fail on the user's input fails before the model loads."""
     import mteb
 
     init_from_env()  # under torchrun: join the ranks; they share the encoding, rank 0 writes
     spec = cfg.task
-    out = result_path(cfg)
+    planned = plan_run(cfg)
+    out = planned.path
     summary = RunSummary(spec.name, spec.mteb_task, spec.metric, out, main_rank=rank() == 0, skipped=True)
-    if out.exists() and not cfg.overwrite:
+    if finished(planned, cfg.overwrite):
         return summary
-    folder = local_data_dir(spec, cfg.data_dir, cfg.data_root)
-    task = load_task(cfg, folder)
+    check_writable(cfg.results_dir, "results_dir")
+    task = load_task(cfg, planned)
     encoder = Encoder(cfg.model, {name: spec for name in subtask_names(task)}, cfg.encode)
     per_query = capture_per_query(task)
     start = time.perf_counter()
@@ -106,9 +153,10 @@ def run(cfg: RunConfig) -> RunSummary:
     if entry is None:
         raise EvalkitError(f"mteb wrote no {spec.split}/{spec.hf_subset} scores for {spec.mteb_task}")
     score = float(entry[spec.metric])
-    record = run_record(cfg, encoder, wall, score, per_query, folder)
-    if rank() == 0:
-        write_result(out, task_result, record, encoder.mteb_model_meta)
+    record = run_record(cfg, encoder, wall, score, per_query, planned)
+    if rank() == 0:  # mteb reads model_meta's revision as the folder's: an experiment folder is its own revision
+        meta = encoder.mteb_model_meta.model_copy(update={"revision": planned.experiment.folder})
+        write_result(out, task_result, record, meta)
     barrier()  # no rank reports done before the file exists
     shown = {k: entry[k] for k in SUMMARY_METRICS if k in entry and k != spec.metric}
     summary.skipped, summary.score, summary.scores, summary.wall_time_s = False, score, shown, wall
@@ -116,9 +164,12 @@ def run(cfg: RunConfig) -> RunSummary:
 
 
 def run_record(cfg: RunConfig, encoder: Encoder, wall: float, score: float, per_query: dict,
-               folder: Path | None) -> dict[str, Any]:
+               planned: Planned) -> dict[str, Any]:
     spec: TaskSpec = cfg.task
+    folder, exp = planned.folder, planned.experiment
     return {
+        "identity": exp.identity,
+        "experiment": {"folder": exp.folder, "differs": exp.differs, "published_data": exp.published_data},
         "task": spec.name,
         "mteb_task": spec.mteb_task,
         "type": spec.type,
