@@ -2,16 +2,21 @@
 
     torchrun --nproc-per-node 8 -m evalkit task=msmarco
 
-Each rank runs the same mteb evaluation. Inside every `Encoder.embed` call the texts the cache lacks
-are split across ranks (by length, round robin, so the work is even); each rank encodes its share,
-writes its cache shards as it goes, and the ranks exchange their embeddings so all hold the full
-matrix. A rank that dies loses only its unfinished shard: a re-run reads the others from the cache.
-NCCL on GPUs (one per rank, LOCAL_RANK), gloo on CPUs.
+Each rank runs the same mteb evaluation. Inside every `Encoder.embed` call rank 0 alone asks its cache
+which texts are done and broadcasts the answer (the rows it found, their vectors, the rows still to
+encode), so every rank works from one decision even when their caches differ (per-node caches, one
+warm and one cold). The rows still to encode are split across ranks (by length, round robin, so the
+work is even); each rank encodes its share, writes its own cache shards as it goes, and the ranks
+exchange their embeddings so all hold the full matrix. The matrix starts as NaN and every row must
+have been filled before it is scored (`Encoder.embed` checks). A rank that dies loses only its
+unfinished shard: a re-run reads the others from the cache. NCCL on GPUs (one per rank,
+LOCAL_RANK), gloo on CPUs.
 """
 
 from __future__ import annotations
 
 import os
+from typing import Any, Callable
 
 import numpy as np
 
@@ -57,12 +62,27 @@ def my_share(todo: list[int], lengths: list[int]) -> list[int]:
     return sorted(order[rank()::world_size()])
 
 
-def exchange(out: np.ndarray, mine: list[int]) -> None:
-    """Fill every rank's `out` with the rows each rank computed (all_gather of (rows, vectors))."""
+def from_rank0(decide: Callable[[], Any]) -> Any:
+    """decide() on rank 0, its result on every rank (one process: decide())."""
+    if world_size() == 1:
+        return decide()
+    import torch.distributed as dist
+
+    box = [decide() if rank() == 0 else None]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]
+
+
+def exchange(out: np.ndarray, mine: list[int]) -> list[int]:
+    """Fill every rank's `out` with the rows each rank computed (all_gather of (rows, vectors));
+    returns the rows that arrived, this rank's own included."""
     import torch.distributed as dist
 
     parts: list = [None] * world_size()
     dist.all_gather_object(parts, (mine, out[mine]))
+    filled: list[int] = []
     for rows, vectors in parts:
         if rows:
             out[rows] = vectors
+            filled.extend(rows)
+    return filled

@@ -11,6 +11,8 @@ import tempfile
 from pathlib import Path
 from typing import Callable, Union
 
+from evalkit import EvalkitError
+
 
 def cache_root() -> Path:
     base = os.environ.get("EVALKIT_CACHE")
@@ -49,3 +51,22 @@ def atomic_write(path: Path, content: Content) -> None:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def check_writable(folder: str | Path, what: str) -> None:
+    """Raise EvalkitError (one line) unless a file can be created in `folder`, or, while it does not exist yet,
+    in its nearest existing parent (where it would be made). Leaves nothing behind: the probe is deleted."""
+    folder = Path(folder)
+    probe = folder.absolute()
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    if not probe.is_dir():
+        raise EvalkitError(f"{what} {folder} cannot be created: {probe} is not a folder")
+    try:
+        fd, name = tempfile.mkstemp(dir=probe, prefix=".evalkit-write-check-")
+        os.close(fd)
+        os.unlink(name)
+    except OSError as exc:
+        where = "" if probe == folder.absolute() else f" (its parent {probe} is not)"
+        raise EvalkitError(f"{what} {folder} is not writable{where}: {exc.strerror}; pass a folder you can "
+                           f"write to") from None

@@ -38,6 +38,23 @@ def mteb_instruction(meta) -> tuple[str, str]:
     return default, f"mteb default prompt for {meta.type}"
 
 
+def default_spec(spec: TaskSpec) -> TaskSpec | None:
+    """The spec a task runs with when nothing is overridden: its task file's, else the one built from mteb's
+    metadata with mteb's instruction (no warning: nothing is run); None for a task mteb does not know."""
+    from evalkit.tasks import load_task_specs, spec_from_mteb
+
+    registered = load_task_specs().get(spec.name)
+    if registered is not None:
+        return registered
+    import mteb
+
+    try:
+        meta = mteb.get_task(spec.mteb_task).metadata
+        return replace(spec_from_mteb(meta), instruction=mteb_instruction(meta)[0])
+    except (KeyError, EvalkitError):
+        return None
+
+
 def resolve_instruction(spec: TaskSpec, strict: bool = False, meta=None) -> tuple[TaskSpec, str]:
     """`spec` with its instruction filled in, and the instruction's source. `meta` (mteb's TaskMetadata)
     is looked up by name when not given; call this once, on the spec as configured."""

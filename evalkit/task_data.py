@@ -11,6 +11,7 @@ evaluator reads, or the file and line that does not decode.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -145,6 +146,19 @@ def load_mteb_folder(task, folder: Path, hf_subsets: list[str] | None = None) ->
             raise EvalkitError(f"data_dir {folder} has no rows of any subset of {name} (its 'lang' column)")
     check_columns(task, folder)
     return list(task.hf_subsets) if multilingual else ["default"]
+
+
+def loaded_fingerprint(task) -> str:
+    """sha256 (16 hex digits) of a loaded task's data as mteb evaluates it: every subset, split and row, in
+    order (row order can matter: classification samples its training sets by position), after
+    dataset_transform. Another layout of the same data (parquet, save_to_disk, key order) gives the same."""
+    h = hashlib.sha256()
+    configs = {s: task.dataset[s] for s in task.hf_subsets} if task.metadata.is_multilingual else {"": task.dataset}
+    for subset, config in sorted(configs.items()):
+        for split in sorted(config):
+            for batch in config[split].iter(batch_size=1000):
+                h.update(json.dumps([subset, split, batch], sort_keys=True, ensure_ascii=False, default=str).encode())
+    return "sha256:" + h.hexdigest()[:16]
 
 
 def required_columns(task) -> tuple[list[str], list[str]]:

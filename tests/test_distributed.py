@@ -18,8 +18,9 @@ RANKING = ("ndcg_at_", "map_at_", "recall_at_", "precision_at_", "mrr_at_")
 
 
 def evalkit_cmd(nproc: int, data: Path, results: Path, *extra: str) -> list[str]:
-    head = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", str(nproc), "--master-port",
-            str(29500 + os.getpid() % 1000)] if nproc > 1 else [sys.executable]
+    # --standalone: the rendezvous store binds a free port itself (a fixed or pid-derived port can be taken)
+    head = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", str(nproc)
+            ] if nproc > 1 else [sys.executable]
     return [*head, "-m", "evalkit", "task=scifact", "model=tiny_mistral", f"data_dir={data}",
             f"results_dir={results}", "encode.show_progress=false", *extra]
 

@@ -9,9 +9,9 @@ import pytest
 from datasets import Dataset, DatasetDict
 
 from evalkit import EvalkitError
-from evalkit.config import EncodeConfig, RunConfig, load_model_config
-from evalkit.runner import load_task
-from evalkit.task_data import load_mteb_folder, read_config
+from evalkit.runner import task_and_data
+from evalkit.identity import published_test_sets
+from evalkit.task_data import load_mteb_folder, loaded_fingerprint, read_config
 from evalkit.tasks import get_mteb_task, get_task_spec
 
 from conftest import shared_path
@@ -76,6 +76,7 @@ def test_every_layout_gives_the_same_data(tmp_path, layout):
     task = mteb_task("SIB200ClusteringS2S")
     assert load_mteb_folder(task, folder) == ["eng_Latn", "fra_Latn"]
     assert as_dicts(task.dataset) == as_dicts(reference.dataset)
+    assert loaded_fingerprint(task) == loaded_fingerprint(reference)  # the data, not its serialisation
 
 
 def test_a_multilingual_task_evaluates_the_subsets_the_folder_holds(tmp_path):
@@ -104,6 +105,26 @@ def test_the_real_sib200_folder_is_what_mteb_describes():
     task = mteb_task("SIB200ClusteringS2S")
     assert load_mteb_folder(task, shared_path("data", "mteb", "SIB200ClusteringS2S")) == ["eng_Latn"]
     assert len(task.dataset["eng_Latn"]["test"]) == 1004  # train + validation + test, as mteb's statistics say
+
+
+@pytest.mark.parametrize("task,folder", [
+    ("STSBenchmark", "STSBenchmark"), ("SummEval", "SummEval"), ("SummEvalSummarization.v2", "SummEval"),
+    ("SICK-NL-STS", "SICK-NL-STS"), ("SICKNLPairClassification", "SICKNLPairClassification"),
+    ("Banking77Classification", "Banking77Classification"), ("EmotionClassification", "EmotionClassification"),
+    ("SIB200ClusteringS2S", "SIB200ClusteringS2S")])
+def test_the_shipped_fingerprints_are_those_of_the_local_mteb_folders(task, folder):
+    spec = get_task_spec(task)
+    loaded = get_mteb_task(spec, all_subsets=True)
+    load_mteb_folder(loaded, shared_path("data", "mteb", folder))
+    assert published_test_sets()[(spec.mteb_task, spec.split, spec.hf_subset)] == {loaded_fingerprint(loaded)}
+
+
+def test_another_row_order_is_another_fingerprint(tmp_path):
+    """Classification draws its training sets by position: the order is part of the data."""
+    first, second = mteb_task("STSBenchmark"), mteb_task("STSBenchmark")
+    load_mteb_folder(first, write_jsonl(tmp_path / "a" / "test.jsonl", STS_ROWS).parent)
+    load_mteb_folder(second, write_jsonl(tmp_path / "b" / "test.jsonl", STS_ROWS[::-1]).parent)
+    assert loaded_fingerprint(first) != loaded_fingerprint(second)
 
 
 # --- bad folders: one line each ------------------------------------------------------------------------
@@ -160,11 +181,9 @@ def test_tasks_that_load_their_own_way_are_refused(tmp_path):
         load_mteb_folder(mteb_task("TurkicClassification"), tmp_path)
 
 
-def test_reranking_from_a_beir_folder_is_refused(small_beir, tmp_path):
-    cfg = RunConfig(task=get_task_spec("AskUbuntuDupQuestions"), model=load_model_config("minilm"),
-                    data_dir=str(small_beir), results_dir=str(tmp_path), encode=EncodeConfig(show_progress=False))
+def test_reranking_from_a_beir_folder_is_refused(small_beir):
     with pytest.raises(EvalkitError, match="reranks each query's candidate list"):
-        load_task(cfg, small_beir)
+        task_and_data(get_task_spec("AskUbuntuDupQuestions"), small_beir)
 
 
 def test_cli_bad_folder_is_one_line_and_writes_nothing(tmp_path):

@@ -1,14 +1,19 @@
 """Content-addressed embedding cache: safetensors shards and a SQLite index, never pickle.
 
     <root>/<model key>/model.json                 what produced these embeddings (for `cache info`)
-    <root>/<model key>/shards/<name>.safetensors  "keys" (n, 32) uint8 sha256 + "embeddings" (n, H)
+    <root>/<model key>/shards/<name>.safetensors  "keys" (n, 32) uint8 sha256 + "embeddings" (n, H) + checksum
     <root>/<model key>/index.sqlite               key -> (shard, row); rebuilt from the shards at will
 
-The model key hashes everything that changes an embedding: model name and path, revision,
-tokenizer, random init, pooling, max length, dtype and evalkit's token-id scheme. A text's key
-is the sha256 of the rendered text, instruction included. Vectors are the raw pooled ones
-(normalization is applied after reading), in the forward pass's dtype where pooling picks one
-token (lossless), else float32.
+The model key hashes everything that changes an embedding: the weights and tokenizer fingerprint
+(`fingerprint.model_fingerprint`: file contents, not sizes or times), model name and path, revision,
+random init, pooling, max length, dtype and evalkit's token-id scheme. A text's key is the sha256 of
+the rendered text, instruction included. Vectors are the raw pooled ones (normalization is applied
+after reading), in the forward pass's dtype where pooling picks one token (lossless), else float32.
+
+The cache is an optimisation, never a source of truth. Every read is verified: the shard's checksum
+(`shard.read_shard`), and the stored key of every row served against the key asked for. A shard that
+fails either check, or cannot be read, is deleted with a one-line warning and its texts are recomputed.
+The index is only a hint: a damaged one (not a database, malformed) is rebuilt from the shards.
 
 A shard is written to a temporary name and renamed, so a killed run leaves whole shards only;
 shards the index does not know (the process died before indexing them, or another rank wrote
@@ -16,27 +21,44 @@ them) are adopted when the cache is opened. Shard names are unique per process, 
 ranks may write into one folder. Shard files' mtimes mark use; past `max_bytes` the least
 recently used shards of the whole root are deleted.
 
-    python -m evalkit cache info [--dir DIR]          python -m evalkit cache clear [--dir DIR] [MODEL]
+A shared folder (NFS and other network file systems): the index uses SQLite's rollback journal, never
+WAL (WAL keeps its lock state in shared memory, which processes on different hosts do not share). The
+journal needs working POSIX locks (NFSv4, or NFSv3 with lockd; not a `nolock` mount). Where they are
+broken the index can be damaged, which is detected and rebuilt; since every read is verified, that costs
+time, never a wrong embedding. Shards are renamed into place, which is atomic on NFS too.
+
+A folder that cannot be written (read-only, full disk) is one line naming `python -m evalkit cache clear`,
+`encode.cache=false` and `encode.cache_dir=`; the Encoder checks it before the model loads.
+
+    python -m evalkit cache info [--verify] [--dir DIR]     python -m evalkit cache clear [--dir DIR] [MODEL]
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
-import shutil
 import sqlite3
 import sys
+import tempfile
 import time
 import uuid
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
+from evalkit import EvalkitError
+from evalkit.encoding.shard import DamagedShard, ShardBuffer, evict, read_keys, read_shard, write_shard
 from evalkit.files import atomic_write, cache_root
 
 ID_SCHEME = "bos+text+eos/v1"  # bump when token ids are built differently (see model.token_ids)
 CHUNK = 500  # keys per SQLite query
+INDEX = "index.sqlite"
+
+__all__ = ["EmbeddingCache", "ShardBuffer", "evict", "model_identity", "text_key", "check_writable", "main"]
+
+log = logging.getLogger(__name__)
 
 
 def embeddings_root() -> Path:
@@ -44,15 +66,19 @@ def embeddings_root() -> Path:
     return cache_root() / "embeddings"
 
 
-def model_identity(cfg, device_type: str = "cpu") -> dict[str, Any]:
-    """Every model setting that changes an embedding (not normalize or padding side).
+def model_identity(cfg, device_type: str = "cpu", weights: str | None = None) -> dict[str, Any]:
+    """Every model setting that changes an embedding (not normalize or padding side), and the fingerprint of
+    the weights and tokenizer (`weights`, computed here when not given).
 
     Random weights are drawn differently on a GPU and a CPU, so for them the device counts."""
+    from evalkit.encoding.fingerprint import model_fingerprint
+
     random_init = None
     if cfg.random_init is not None:
         random_init = {**asdict(cfg.random_init), "drawn_on": "cuda" if device_type == "cuda" else "cpu"}
     return {
         "name": cfg.name, "name_or_path": cfg.name_or_path, "revision": cfg.revision, "tokenizer": cfg.tokenizer,
+        "weights": weights if weights is not None else model_fingerprint(cfg, device_type),
         "random_init": random_init, "pooling": cfg.pooling, "max_length": cfg.max_length, "dtype": cfg.dtype,
         "id_scheme": ID_SCHEME,
     }
@@ -62,37 +88,112 @@ def text_key(text: str) -> bytes:
     return hashlib.sha256(text.encode("utf-8")).digest()
 
 
+def cache_error(root: Path, exc: BaseException) -> EvalkitError:
+    """A cache folder that cannot be used, as one line that says how to get going again."""
+    reason = getattr(exc, "strerror", None) or (str(exc).splitlines() or [type(exc).__name__])[0]
+    return EvalkitError(f"the embedding cache at {root} cannot be written ({reason}): free space or fix its "
+                        f"permissions, clear it with `python -m evalkit cache clear`, or run with encode.cache=false "
+                        f"or encode.cache_dir=<another folder>")
+
+
+def check_writable(root: Path) -> None:
+    """Fail now, before any work, when `root` cannot be created or written."""
+    root = Path(root)
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(dir=root, prefix=".evalkit-probe-")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise cache_error(root, exc) from None
+
+
+def _damaged(exc: sqlite3.DatabaseError) -> bool:
+    """An index that is not a database or is malformed (rebuild it), not a full disk or a lock (report it)."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    if code is None:
+        return type(exc) is sqlite3.DatabaseError
+    return code & 0xFF in (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB)
+
+
 class EmbeddingCache:
     def __init__(self, root: str | Path, identity: dict[str, Any], max_bytes: int | None = None) -> None:
         blob = json.dumps(identity, sort_keys=True)
         self.root = Path(root)
         self.dir = self.root / hashlib.sha256(blob.encode()).hexdigest()[:20]
         self.shards = self.dir / "shards"
-        self.shards.mkdir(parents=True, exist_ok=True)
-        if not (self.dir / "model.json").exists():
-            atomic_write(self.dir / "model.json", json.dumps(identity, indent=1, sort_keys=True))
         self.max_bytes = max_bytes
-        self.db = sqlite3.connect(self.dir / "index.sqlite", timeout=60, check_same_thread=False)
-        self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.execute("CREATE TABLE IF NOT EXISTS entries (key BLOB PRIMARY KEY, shard TEXT, row INTEGER)")
-        self.db.execute("CREATE TABLE IF NOT EXISTS shards (name TEXT PRIMARY KEY, rows INTEGER)")
+        try:
+            self.shards.mkdir(parents=True, exist_ok=True)
+            if not (self.dir / "model.json").exists():
+                atomic_write(self.dir / "model.json", json.dumps(identity, indent=1, sort_keys=True))
+        except OSError as exc:
+            raise cache_error(self.root, exc) from None
+        self.db = self._connect()
         self.adopt_orphans()
+
+    # -- the index: a hint, rebuilt from the shards when damaged -----------------------------------
+    def _connect(self) -> sqlite3.Connection:
+        path = self.dir / INDEX
+        try:
+            db = sqlite3.connect(path, timeout=60, check_same_thread=False)
+            db.execute("PRAGMA journal_mode=DELETE")  # never WAL: see the module docstring (network file systems)
+            db.execute("CREATE TABLE IF NOT EXISTS entries (key BLOB PRIMARY KEY, shard TEXT, row INTEGER)")
+            db.execute("CREATE TABLE IF NOT EXISTS shards (name TEXT PRIMARY KEY, rows INTEGER)")
+            return db
+        except sqlite3.DatabaseError as exc:
+            if not _damaged(exc):
+                raise cache_error(self.root, exc) from None
+            self._drop_index(exc)
+            return self._connect()
+
+    def _drop_index(self, exc: Exception) -> None:
+        path = self.dir / INDEX
+        log.warning("the embedding cache index %s is damaged (%s); rebuilding it from the shards", path, exc)
+        if getattr(self, "db", None) is not None:
+            self.db.close()
+            self.db = None
+        try:
+            for suffix in ("", "-journal", "-wal", "-shm"):
+                Path(f"{path}{suffix}").unlink(missing_ok=True)
+        except OSError as err:
+            raise cache_error(self.root, err) from None
+
+    def _sql(self, work: Callable[[sqlite3.Connection], Any]) -> Any:
+        """work(db); a damaged index is rebuilt from the shards and the work done again; I/O failures
+        (full disk, read-only, locked) become one line."""
+        try:
+            return work(self.db)
+        except sqlite3.DatabaseError as exc:
+            if not _damaged(exc):
+                raise cache_error(self.root, exc) from None
+            self._drop_index(exc)
+            self.db = self._connect()
+            self.adopt_orphans()
+        try:
+            return work(self.db)
+        except sqlite3.DatabaseError as exc:
+            raise cache_error(self.root, exc) from None
 
     # -- reading ---------------------------------------------------------------------------------
     def lookup(self, keys: list[bytes]) -> dict[bytes, tuple[str, int]]:
-        found: dict[bytes, tuple[str, int]] = {}
         unique = list(dict.fromkeys(keys))
-        for start in range(0, len(unique), CHUNK):
-            part = unique[start:start + CHUNK]
-            marks = ",".join("?" * len(part))
-            rows = self.db.execute(f"SELECT key, shard, row FROM entries WHERE key IN ({marks})", part)
-            found.update((key, (shard, row)) for key, shard, row in rows)
-        return found
+
+        def work(db):
+            found: dict[bytes, tuple[str, int]] = {}
+            for start in range(0, len(unique), CHUNK):
+                part = unique[start:start + CHUNK]
+                marks = ",".join("?" * len(part))
+                rows = db.execute(f"SELECT key, shard, row FROM entries WHERE key IN ({marks})", part)
+                found.update((key, (shard, row)) for key, shard, row in rows)
+            return found
+
+        return self._sql(work)
 
     def get(self, keys: list[bytes]):
-        """(positions in `keys` found, their vectors as one float32 numpy array (n, H), or None)."""
+        """(positions in `keys` found, their vectors as one float32 numpy array (n, H), or None).
+        Only verified rows are served; a shard that fails verification is discarded (a miss)."""
         import numpy as np
-        from safetensors.torch import load_file
 
         where = self.lookup(keys)
         by_shard: dict[str, list[tuple[int, int]]] = {}
@@ -102,144 +203,112 @@ class EmbeddingCache:
                 by_shard.setdefault(shard, []).append((pos, row))
         positions, parts = [], []
         for shard, pairs in by_shard.items():
-            path = self.shards / f"{shard}.safetensors"
-            try:
-                vectors = load_file(path)["embeddings"]
-                os.utime(path)  # recently used
-            except OSError:
-                self._forget(shard)  # evicted by another process: a miss
-                continue
-            parts.append(vectors[[row for _, row in pairs]].float().numpy())
-            positions.extend(pos for pos, _ in pairs)
+            vectors = self._verified(shard, [keys[pos] for pos, _ in pairs], [row for _, row in pairs])
+            if vectors is not None:
+                parts.append(vectors.float().numpy())
+                positions.extend(pos for pos, _ in pairs)
         if not parts:
             return np.zeros(0, dtype=np.int64), None
         return np.asarray(positions, dtype=np.int64), np.concatenate(parts)
 
+    def _verified(self, shard: str, wanted: list[bytes], rows: list[int]):
+        """The shard's vectors at `rows`, when the shard's checksum holds and its keys there are `wanted`."""
+        import torch
+
+        path = self.shards / f"{shard}.safetensors"
+        try:
+            stored, vectors = read_shard(path)
+        except FileNotFoundError:
+            self._forget(shard)  # evicted by another process: a miss
+            return None
+        except DamagedShard as exc:
+            self.discard(shard, str(exc))
+            return None
+        index = torch.tensor(rows, dtype=torch.long)
+        expected = torch.frombuffer(bytearray(b"".join(wanted)), dtype=torch.uint8).view(len(wanted), 32)
+        if max(rows) >= len(stored) or not torch.equal(stored[index], expected):
+            self.discard(shard, "its rows are not where the index says")
+            return None
+        try:
+            os.utime(path)  # recently used (best effort: a read-only cache still serves)
+        except OSError:
+            pass
+        return vectors[index]
+
+    def discard(self, name: str, reason: str) -> None:
+        """Delete a shard that cannot be trusted and forget its rows: they are computed again."""
+        path = self.shards / f"{name}.safetensors"
+        log.warning("embedding cache shard %s discarded (%s); its texts are recomputed", path, reason)
+        try:
+            path.unlink(missing_ok=True)
+        except OSError as exc:
+            raise cache_error(self.root, exc) from None
+        self._forget(name)
+
     # -- writing ---------------------------------------------------------------------------------
     def put(self, keys: list[bytes], vectors) -> str:
         """One shard of (keys, vectors: a torch tensor (n, H)); returns its name."""
-        import torch
-        from safetensors.torch import save_file
-
         name = f"{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-        key_tensor = torch.frombuffer(bytearray(b"".join(keys)), dtype=torch.uint8).view(len(keys), 32)
-        tensors = {"keys": key_tensor, "embeddings": vectors.contiguous().cpu()}
-        atomic_write(self.shards / f"{name}.safetensors", lambda tmp: save_file(tensors, str(tmp)))
+        path = self.shards / f"{name}.safetensors"
+        try:
+            atomic_write(path, lambda tmp: write_shard(tmp, keys, vectors))
+        except OSError as exc:
+            raise cache_error(self.root, exc) from None
         self._index(name, keys)
         if self.max_bytes is not None:
-            evict(self.root, self.max_bytes, keep=self.shards / f"{name}.safetensors")
+            evict(self.root, self.max_bytes, keep=path)
         return name
 
     def _index(self, name: str, keys: list[bytes]) -> None:
-        with self.db:
-            self.db.executemany("INSERT OR IGNORE INTO entries VALUES (?, ?, ?)",
-                                [(key, name, row) for row, key in enumerate(keys)])
-            self.db.execute("INSERT OR REPLACE INTO shards VALUES (?, ?)", (name, len(keys)))
+        def work(db):
+            with db:
+                db.executemany("INSERT OR IGNORE INTO entries VALUES (?, ?, ?)",
+                               [(key, name, row) for row, key in enumerate(keys)])
+                db.execute("INSERT OR REPLACE INTO shards VALUES (?, ?)", (name, len(keys)))
+
+        self._sql(work)
 
     def _forget(self, name: str) -> None:
-        with self.db:
-            self.db.execute("DELETE FROM entries WHERE shard = ?", (name,))
-            self.db.execute("DELETE FROM shards WHERE name = ?", (name,))
+        def work(db):
+            with db:
+                db.execute("DELETE FROM entries WHERE shard = ?", (name,))
+                db.execute("DELETE FROM shards WHERE name = ?", (name,))
+
+        self._sql(work)
 
     def adopt_orphans(self) -> int:
-        """Index shards on disk the index lacks; forget indexed shards that are gone."""
-        from safetensors import safe_open
-
-        on_disk = {p.stem for p in self.shards.glob("*.safetensors")}
-        known = {name for (name,) in self.db.execute("SELECT name FROM shards")}
+        """Index shards on disk the index lacks (a damaged one is discarded); forget indexed shards that are gone."""
+        try:
+            on_disk = {p.stem for p in self.shards.glob("*.safetensors")}
+        except OSError as exc:
+            raise cache_error(self.root, exc) from None
+        known = set(self._sql(lambda db: [name for (name,) in db.execute("SELECT name FROM shards")]))
         for name in known - on_disk:
             self._forget(name)
+        adopted = 0
         for name in sorted(on_disk - known):
-            with safe_open(str(self.shards / f"{name}.safetensors"), framework="numpy") as fh:
-                raw = fh.get_tensor("keys")
-            self._index(name, [bytes(row) for row in raw])
-        return len(on_disk - known)
+            try:
+                keys = read_keys(self.shards / f"{name}.safetensors")
+            except FileNotFoundError:
+                continue
+            except DamagedShard as exc:
+                self.discard(name, str(exc))
+                continue
+            self._index(name, keys)
+            adopted += 1
+        return adopted
 
     def close(self) -> None:
         self.db.close()
 
 
-class ShardBuffer:
-    """Finished embeddings waiting to become one cache shard of `size` texts (nothing, without a cache)."""
-
-    def __init__(self, cache: EmbeddingCache | None, size: int, dtype) -> None:
-        self.cache, self.size, self.dtype = cache, size, dtype
-        self.keys: list[bytes] = []
-        self.parts: list = []
-
-    def add(self, keys: list[bytes], vectors) -> None:
-        if self.cache is None:
-            return
-        self.keys.extend(keys)
-        self.parts.append(vectors.to(self.dtype))
-        if len(self.keys) >= self.size:
-            self.flush()
-
-    def flush(self) -> None:
-        import torch
-
-        if self.cache is not None and self.keys:
-            self.cache.put(self.keys, torch.cat(self.parts))
-        self.keys, self.parts = [], []
-
-
-def evict(root: Path, max_bytes: int, keep: Path | None = None) -> int:
-    """Delete least recently used shards under `root` until it holds at most max_bytes; returns how many."""
-    files = sorted(Path(root).glob("*/shards/*.safetensors"), key=lambda p: p.stat().st_mtime)
-    total = sum(p.stat().st_size for p in files)
-    removed = 0
-    for path in files:
-        if total <= max_bytes:
-            break
-        if path == keep:
-            continue
-        total -= path.stat().st_size
-        path.unlink(missing_ok=True)
-        removed += 1
-    return removed
-
-
-# -- `evalkit cache info|clear` -------------------------------------------------------------------------
-
-def describe(root: Path) -> list[dict[str, Any]]:
-    rows = []
-    for folder in sorted(p for p in Path(root).glob("*") if (p / "shards").is_dir()):
-        info = json.loads((folder / "model.json").read_text()) if (folder / "model.json").exists() else {}
-        shards = list((folder / "shards").glob("*.safetensors"))
-        texts = 0
-        if (folder / "index.sqlite").exists():
-            with sqlite3.connect(folder / "index.sqlite") as db:
-                texts = db.execute("SELECT COUNT(*) FROM entries").fetchone()[0]
-        rows.append({"key": folder.name, "name": info.get("name", "?"), "revision": info.get("revision"),
-                     "dtype": info.get("dtype"), "max_length": info.get("max_length"), "texts": texts,
-                     "shards": len(shards), "bytes": sum(p.stat().st_size for p in shards)})
-    return rows
-
+# -- `evalkit cache info|clear` (evalkit/encoding/cache_cli.py) ---------------------------------------------
 
 def main(argv: list[str] | None = None) -> int:
-    import argparse
+    from evalkit.encoding.cache_cli import main as cache_main
 
-    parser = argparse.ArgumentParser(prog="evalkit cache", description="the embedding cache")
-    parser.add_argument("command", choices=["info", "clear"])
-    parser.add_argument("model", nargs="?", help="clear: only models whose name contains this")
-    parser.add_argument("--dir", default=None, help=f"cache folder (default {embeddings_root()})")
-    args = parser.parse_intermixed_args(argv)
-    root = Path(args.dir) if args.dir else embeddings_root()
-    rows = describe(root) if root.is_dir() else []
-    if args.command == "info":
-        print(f"{root}")
-        for r in rows:
-            print(f"  {r['key']}  {r['name']} @ {r['revision']}  {r['dtype']}  max_length={r['max_length']}  "
-                  f"{r['texts']} texts in {r['shards']} shards, {r['bytes'] / 1e6:.1f} MB")
-        print(f"  total: {sum(r['texts'] for r in rows)} texts, {sum(r['bytes'] for r in rows) / 1e6:.1f} MB")
-        return 0
-    chosen = [r for r in rows if args.model is None or args.model in r["name"]]
-    for r in chosen:
-        shutil.rmtree(root / r["key"])
-    print(f"removed {len(chosen)} model folder(s), {sum(r['bytes'] for r in chosen) / 1e6:.1f} MB, from {root}")
-    return 0
+    return cache_main(argv)
 
 
 if __name__ == "__main__":
     sys.exit(main())
-

@@ -4,13 +4,21 @@
 the model config (`prompt`) and the task spec (`symmetric`) by `prompt.render`; nothing
 task-specific is in code. Token ids come from one method, `Encoder.tokenize`, whatever path
 (packed or padded, cached or not) the embeddings then take.
+
+No embedding is returned unchecked: `embed` starts from a NaN matrix, and refuses (one line, so no result
+is written) a row that was never filled or that is not finite, whether it came from the model or the cache.
+Packing is used only where `packing.packable` allows it and, before the first packed batch, packed and
+padded embeddings of a few real texts agree (else padded, with a warning); the run record says which ran
+and why (`EncodeStats.packing_reason`).
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import time
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any, Mapping
 
 import numpy as np
@@ -18,15 +26,20 @@ import torch
 
 from evalkit import EvalkitError
 from evalkit.config import EncodeConfig, ModelConfig, TaskSpec, VarlenKernel, load_model_config
-from evalkit.distributed import barrier, exchange, my_share, world_size
+from evalkit.distributed import exchange, from_rank0, my_share, world_size
 from evalkit.encoding.batching import PADDED_ROW_SLACK, Feeder, length_batches, packed_batches, token_budget
-from evalkit.encoding.cache import EmbeddingCache, ShardBuffer, embeddings_root, model_identity, text_key
-from evalkit.encoding.model import (forward_padded, load_model, load_tokenizer, mask_needed, pad_batch,
-                                    peak_memory_bytes, pick_device, token_ids)
+from evalkit.encoding.cache import (EmbeddingCache, ShardBuffer, check_writable, embeddings_root, model_identity,
+                                    text_key)
+from evalkit.encoding.checks import PACK_CHECK_COSINE, PACK_CHECK_TEXTS, min_cosine, refuse_holes
+from evalkit.encoding.fingerprint import model_fingerprint
+from evalkit.encoding.model import (check_model_folder, forward_padded, load_model, load_tokenizer, mask_needed,
+                                    pad_batch, peak_memory_bytes, pick_device, token_ids)
 from evalkit.encoding.packing import PackedDecoder, flash_takes_gqa, pack, packable, pick_kernel
 from evalkit.encoding.prompt import render
 
 __all__ = ["Encoder", "EncodeStats", "Plan", "load_encoder"]
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -40,6 +53,7 @@ class EncodeStats:
     cache_hits: int = 0  # texts served from the embedding cache
     peak_memory_bytes: int = 0  # CUDA allocator peak on a GPU, peak resident memory on a CPU
     packing: str = ""  # how the last call ran: packed/<kernel> or padded[/no-mask]
+    packing_reason: str = ""  # why: the packed-vs-padded check, or what ruled packing out
     max_tokens_per_batch: int = 0
     samples: dict[str, Any] = field(default_factory=dict)  # first rendered input per side, its embedding's norm
     inputs: dict[str, dict[str, int]] = field(default_factory=dict)  # side -> texts mteb gave, and how many instructed
@@ -81,22 +95,30 @@ class Encoder:
         self.strict_instructions = strict_instructions
         self.instruction_sources: dict[str, str] = {}  # tasks whose instruction this encoder resolved
         self.device = pick_device(cfg.device)
+        if self.encode_cfg.cache:  # before any work: a cache that cannot be written fails now, not hours later
+            check_writable(self.cache_root())
+        check_model_folder(cfg)
         self.tokenizer = load_tokenizer(cfg)
         self.model = load_model(cfg, self.device)
         self.pad_id = self.tokenizer.pad_token_id
         self.stats = EncodeStats()
         self._caches: dict[str, EmbeddingCache] = {}
+        self._fingerprints: dict[str, str] = {}  # weights the cache key names, by what loads them
         self._packed: PackedDecoder | None = None  # built on the first packed batch
+        self._pack_checked: dict[str, str] = {}  # packed/<kernel>/<dtype> -> packed = padded, checked on real texts
+        self._pack_failed: dict[str, str] = {}  # packed/<kernel>/<dtype> -> how they differed: padded from then on
+        if self.encode_cfg.cache:
+            self.weights_fingerprint()  # hash a local checkpoint now, before any encoding
 
     # -- mteb protocol -------------------------------------------------------------------
     def encode(self, inputs, *, task_metadata, hf_split: str, hf_subset: str, prompt_type=None, **kwargs) -> np.ndarray:
-        texts = loader_texts(inputs)
+        texts, ids = loader_rows(inputs)
         side = "document" if getattr(prompt_type, "value", prompt_type) == "document" else "query"
         rendered = self.render(texts, task_metadata.name, task_metadata.type, side, task_metadata)
         counts = self.stats.inputs.setdefault(side, {"texts": 0, "instructed": 0})
         counts["texts"] += len(texts)
         counts["instructed"] += sum(r != t for r, t in zip(rendered, texts))
-        return self.embed(rendered, normalize=self.normalizes(task_metadata.type), side=side)
+        return self.embed(rendered, normalize=self.normalizes(task_metadata.type), side=side, ids=ids)
 
     def similarity(self, embeddings1, embeddings2):
         from mteb.similarity_functions import cos_sim
@@ -153,36 +175,38 @@ class Encoder:
         """The token ids the model gets for `texts`; every embedding evalkit computes starts here."""
         return token_ids(self.tokenizer, texts, self.cfg)
 
-    def embed(self, texts: list[str], normalize: bool = True, side: str = "query") -> np.ndarray:
-        """Embeddings (N, H) float32, in the order of `texts`; cached ones are read, not computed."""
+    def embed(self, texts: list[str], normalize: bool = True, side: str = "query", ids: list | None = None
+              ) -> np.ndarray:
+        """Embeddings (N, H) float32, in the order of `texts`; cached ones are read, not computed. A row
+        that is not finite or was never filled is refused with one line naming the first such text (by
+        its id in `ids` where given, else its position and start)."""
         start = time.perf_counter()
         sample = None
         if texts and side not in self.stats.samples:
             sample = self.stats.samples[side] = {"text": texts[0], "token_ids": self.tokenize(texts[:1])[0]}
-        out = np.empty((len(texts), self.model.config.hidden_size), dtype=np.float32)
-        cache, keys, todo, copies = self._open_cache(), None, list(range(len(texts))), []
-        barrier()  # under torchrun every rank sees the same cache state between the two barriers
-        if cache is not None:
-            keys = [text_key(t) for t in texts]
-            found, vectors = cache.get(keys)
-            if vectors is not None:
-                out[found] = vectors
-            done, first = set(found.tolist()), {}  # first: key -> where that text first occurs
-            todo = [i for i in range(len(texts)) if i not in done and first.setdefault(keys[i], i) == i]
-            copies = [(i, first[keys[i]]) for i in range(len(texts)) if i not in done and first[keys[i]] != i]
-            self.stats.cache_hits += len(texts) - len(todo)
-        barrier()
+        out = np.full((len(texts), self.model.config.hidden_size), np.nan, dtype=np.float32)
+        filled = np.zeros(len(texts), dtype=bool)
+        cache = self._open_cache()
+        keys = [text_key(t) for t in texts] if cache is not None else None
+        # with a cache, decided once by rank 0's for every rank: ranks whose caches differ still agree on the work
+        decide = lambda: still_to_encode(cache, keys, len(texts))  # noqa: E731
+        found, vectors, todo, copies = from_rank0(decide) if cache is not None else decide()
+        if vectors is not None:
+            out[found] = vectors
+            filled[found] = True
+        self.stats.cache_hits += len(texts) - len(todo)
         if world_size() > 1:  # torchrun: this rank encodes its share, then the ranks swap results
             mine = my_share(todo, [len(t) for t in texts])
-            self._run_model([texts[i] for i in mine], self.tokenize, mine, out, cache, keys)
-            exchange(out, mine)
+            done = self._run_model([texts[i] for i in mine], self.tokenize, mine, out, cache, keys)
+            filled[exchange(out, done)] = True
         else:
-            self._run_model([texts[i] for i in todo], self.tokenize, todo, out, cache, keys)
+            filled[self._run_model([texts[i] for i in todo], self.tokenize, todo, out, cache, keys)] = True
         for i, j in copies:  # the same text twice in one call: computed once
-            out[i] = out[j]
+            out[i], filled[i] = out[j], filled[j]
         self.stats.texts += len(texts)
         self.stats.wall_seconds += time.perf_counter() - start
         self.stats.peak_memory_bytes = max(self.stats.peak_memory_bytes, peak_memory_bytes(self.device))
+        refuse_holes(out, filled, found, texts, ids, side, self.cfg.name, self.cache_root())
         if normalize:
             out = torch.nn.functional.normalize(torch.from_numpy(out), p=2, dim=-1).numpy()
         if sample is not None:
@@ -191,38 +215,76 @@ class Encoder:
 
     def plan(self) -> Plan:
         """Packed where the model and `encode.packing` allow it, else padded."""
-        want = self.encode_cfg.packing
-        reason = packable(self.model, self.cfg.max_length)
-        if want == "packed" and reason is not None:
+        return self._decide()[0]
+
+    def _decide(self) -> tuple[Plan, str]:
+        """The plan and why: what ruled packing out, or the packed-vs-padded check it passed."""
+        reason = padding_reason(self.encode_cfg.packing, self.model, self.cfg)
+        if reason is None:
+            dtype = next(self.model.parameters()).dtype
+            kernel = pick_kernel(self.encode_cfg.varlen_kernel, self.device, dtype)
+            grouped = self.model.config.num_key_value_heads != self.model.config.num_attention_heads
+            expand = kernel == "flash" and grouped and not flash_takes_gqa(self.device, dtype)
+            packed = Plan(packed=True, kernel=kernel, expand_kv=expand)
+            reason = self._pack_failed.get(self._pack_key(packed))
+            if reason is None:
+                return packed, self._pack_checked.get(self._pack_key(packed), "packed, not checked yet")
+        if self.encode_cfg.packing == "packed":
             raise EvalkitError(f"encode.packing=packed is not possible: {reason}")
-        if want == "padded" or reason is not None:
-            return Plan(packed=False, use_mask=mask_needed(self.model, self.cfg.padding_side))
-        dtype = next(self.model.parameters()).dtype
-        kernel = pick_kernel(self.encode_cfg.varlen_kernel, self.device, dtype)
-        grouped = self.model.config.num_key_value_heads != self.model.config.num_attention_heads
-        expand = kernel == "flash" and grouped and not flash_takes_gqa(self.device, dtype)
-        return Plan(packed=True, kernel=kernel, expand_kv=expand)
+        use_mask = mask_needed(self.model, self.cfg.padding_side, self.cfg.trust_remote_code)
+        return Plan(packed=False, use_mask=use_mask), reason
+
+    def _check_packing(self, plan: Plan, items: list, tokenize) -> tuple[Plan, str]:
+        """Once per model and kernel, before the first packed batch: packed and padded embeddings of the first
+        few real texts must agree (cosine >= PACK_CHECK_COSINE); if not, padded from now on, with a warning."""
+        seqs = tokenize(items[:PACK_CHECK_TEXTS])
+        packed = self._packed(pack(seqs).to(self.device), self.cfg.pooling, plan.kernel, plan.expand_kv)
+        padded = forward_padded(self.model, *pad_batch(seqs, self.pad_id, self.cfg.padding_side), self.cfg.pooling,
+                                self.device)
+        compared = min_cosine(packed, padded)
+        if compared is None:  # nothing finite to compare (embed refuses those rows): checked on the next call
+            return plan, "packed, not checked yet"
+        cosine, rows = compared
+        if cosine >= PACK_CHECK_COSINE:
+            note = f"packed = padded on the first {rows} texts (min cosine {cosine:.6f})"
+            self._pack_checked = {**self._pack_checked, self._pack_key(plan): note}  # new dicts: copies never share
+            return plan, note
+        reason = f"packed and padded embeddings disagree on the first {len(seqs)} texts (min cosine {cosine:.4f})"
+        if self.encode_cfg.packing == "packed":
+            raise EvalkitError(f"encode.packing=packed is not exact for {self.cfg.name}: {reason}")
+        log.warning("%s: %s; encoding padded instead", self.cfg.name, reason)
+        self._pack_failed = {**self._pack_failed, self._pack_key(plan): reason}
+        return self._decide()
+
+    def _pack_key(self, plan: Plan) -> str:
+        """What a packed-vs-padded verdict holds for: the kernel and the weights' dtype."""
+        return f"{plan.describe()}/{next(self.model.parameters()).dtype}"
 
     def embed_ids(self, seqs: list[list[int]]) -> np.ndarray:
         """Raw pooled embeddings (N, H) of ready token id lists: no cache, no normalization (benchmarks)."""
-        out = np.empty((len(seqs), self.model.config.hidden_size), dtype=np.float32)
+        out = np.full((len(seqs), self.model.config.hidden_size), np.nan, dtype=np.float32)
         self._run_model(seqs, lambda part: part, list(range(len(seqs))), out, None, None)
         self.stats.texts += len(seqs)
         return out
 
-    def _run_model(self, items: list, tokenize, todo: list[int], out: np.ndarray, cache, keys) -> None:
-        """Encode `items` (texts, or whatever `tokenize` turns into token ids) into out[todo]."""
+    def _run_model(self, items: list, tokenize, todo: list[int], out: np.ndarray, cache, keys) -> list[int]:
+        """Encode `items` (texts, or whatever `tokenize` turns into token ids) into out[todo]; returns the
+        rows of `out` written."""
+        written: list[int] = []
         if not todo:
-            return
-        plan = self.plan()
+            return written
+        plan, why = self._decide()
+        if plan.packed and self._packed is None:
+            self._packed = PackedDecoder(self.model)
+        if plan.packed and self._pack_key(plan) not in self._pack_checked:
+            plan, why = self._check_packing(plan, items, tokenize)
         budget = token_budget(self.model, self.device, self.cfg.max_length, self.encode_cfg.max_tokens_per_batch)
         rows_cap = self.encode_cfg.batch_size
         pin = self.device.type == "cuda"
         self.stats.packing = plan.describe()
+        self.stats.packing_reason = why
         self.stats.max_tokens_per_batch = budget
         if plan.packed:
-            if self._packed is None:
-                self._packed = PackedDecoder(self.model)
             cut = lambda lengths: packed_batches(lengths, budget, rows_cap)  # noqa: E731
             build = lambda seqs: pack(seqs, pin)  # noqa: E731
         else:
@@ -244,6 +306,7 @@ class Encoder:
             self.stats.padded_tokens += batch.computed
             rows = [todo[r] for r in batch.rows]
             out[rows] = pooled.numpy()
+            written.extend(rows)
             if cache is not None:
                 shard.add([keys[r] for r in rows], pooled)
             if bar is not None:
@@ -252,20 +315,32 @@ class Encoder:
         shard.flush()
         if bar is not None:
             bar.close()
+        return written
 
     def _storage_dtype(self) -> torch.dtype:
         """Pooling that picks one token is lossless in the forward dtype; a mean is kept in float32."""
         return next(self.model.parameters()).dtype if self.cfg.pooling in ("last", "cls") else torch.float32
 
+    def cache_root(self) -> Path:
+        return Path(self.encode_cfg.cache_dir or embeddings_root())
+
+    def weights_fingerprint(self) -> str:
+        """`fingerprint.model_fingerprint` of what this encoder loaded (hashed once per model)."""
+        cfg = self.cfg
+        which = json.dumps([cfg.name_or_path, cfg.revision, cfg.tokenizer, cfg.random_init and asdict(cfg.random_init)],
+                           default=str)
+        if which not in self._fingerprints:
+            self._fingerprints[which] = model_fingerprint(cfg, self.device.type)
+        return self._fingerprints[which]
+
     def _open_cache(self) -> EmbeddingCache | None:
         if not self.encode_cfg.cache:
             return None
-        identity = model_identity(self.cfg, self.device.type)
+        identity = model_identity(self.cfg, self.device.type, self.weights_fingerprint())
         name = json.dumps(identity, sort_keys=True)
         if name not in self._caches:
             limit = self.encode_cfg.cache_max_gb
-            self._caches[name] = EmbeddingCache(self.encode_cfg.cache_dir or embeddings_root(), identity,
-                                                int(limit * 1e9) if limit else None)
+            self._caches[name] = EmbeddingCache(self.cache_root(), identity, int(limit * 1e9) if limit else None)
         return self._caches[name]
 
     def _progress(self, total: int):
@@ -281,9 +356,41 @@ class Encoder:
                 for name in ("bos_token", "eos_token", "pad_token", "unk_token")}
 
 
+def padding_reason(packing: str, model, cfg: ModelConfig) -> str | None:
+    """Why the forward passes must run padded, or None when they may run packed."""
+    if packing == "padded":
+        return "encode.packing=padded"
+    return packable(model, cfg.max_length, cfg.trust_remote_code)
+
+
+def loader_rows(inputs) -> tuple[list[str], list | None]:
+    """The texts of an mteb data loader, in order (the encoder joins mteb's batches and cuts its own), and
+    their ids where the loader carries an `id` column (retrieval corpora and queries), else None."""
+    texts: list[str] = []
+    ids: list | None = []
+    for batch in inputs:
+        texts.extend(batch["text"])
+        if ids is not None and "id" in batch:
+            ids.extend(batch["id"])
+        else:
+            ids = None
+    return texts, ids if ids is not None and len(ids) == len(texts) else None
+
+
 def loader_texts(inputs) -> list[str]:
-    """The texts of an mteb data loader, in order: the encoder joins mteb's batches and cuts its own."""
-    return [text for batch in inputs for text in batch["text"]]
+    return loader_rows(inputs)[0]
+
+
+def still_to_encode(cache: EmbeddingCache | None, keys: list[bytes] | None, n: int):
+    """(positions the cache holds, their vectors or None, positions to encode, (copy, of) pairs for a text
+    that occurs twice in one call)."""
+    if cache is None:
+        return np.zeros(0, dtype=np.int64), None, list(range(n)), []
+    found, vectors = cache.get(keys)
+    done, first = set(found.tolist()), {}  # first: key -> where that text first occurs
+    todo = [i for i in range(n) if i not in done and first.setdefault(keys[i], i) == i]
+    copies = [(i, first[keys[i]]) for i in range(n) if i not in done and first[keys[i]] != i]
+    return found, vectors, todo, copies
 
 
 def _mteb_metadata(mteb_task: str):

@@ -71,6 +71,42 @@ def load_tokenizer(cfg: ModelConfig):
     return tok
 
 
+def check_model_folder(cfg: ModelConfig) -> None:
+    """A local `name_or_path` must be a model folder: config.json and safetensors weights (one line if not)."""
+    if cfg.random_init is not None:
+        return
+    source = resolve_path(cfg.name_or_path)
+    if not is_local(source):
+        return
+    folder = Path(source)
+    if not folder.exists():
+        raise EvalkitError(f"model path does not exist: {source}")
+    if not folder.is_dir():
+        raise EvalkitError(f"model path is not a folder: {folder}")
+    missing = [what for what, there in (("config.json", (folder / "config.json").is_file()),
+                                        ("*.safetensors weights", any(folder.glob("*.safetensors")))) if not there]
+    if missing:
+        raise EvalkitError(f"{folder} holds no model files (no {' and no '.join(missing)}): it is not a model folder")
+
+
+# Architectures whose position ids start after the padding index (fairseq's scheme): max_position_embeddings
+# less pad_token_id + 1 positions are usable.
+POSITION_OFFSET_TYPES = ("roberta", "xlm-roberta", "xlm-roberta-xl", "camembert", "data2vec-text", "longformer",
+                         "mpnet", "ibert", "luke", "esm")
+
+
+def check_positions(arch, cfg: ModelConfig) -> None:
+    """model.max_length must fit the model's position embeddings (one line if not)."""
+    limit = getattr(arch, "max_position_embeddings", None)
+    if not isinstance(limit, int):
+        return
+    offset = (getattr(arch, "pad_token_id", None) or 0) + 1 if arch.model_type in POSITION_OFFSET_TYPES else 0
+    if cfg.max_length > limit - offset:
+        less = f" less {offset} for its padding offset" if offset else ""
+        raise EvalkitError(f"model.max_length={cfg.max_length} exceeds the {limit - offset} positions {cfg.name} "
+                           f"has (max_position_embeddings {limit}{less}); set model.max_length <= {limit - offset}")
+
+
 def load_model(cfg: ModelConfig, device: torch.device):
     from transformers import AutoConfig, AutoModel
 
@@ -78,6 +114,7 @@ def load_model(cfg: ModelConfig, device: torch.device):
     if cfg.random_init is not None:
         arch = AutoConfig.for_model(cfg.random_init.model_type, **cfg.random_init.config)
         arch._attn_implementation = cfg.attn_implementation
+        check_positions(arch, cfg)
         if device.type == "cuda":  # a 7B-shaped model is drawn on the GPU in seconds (other numbers than on a CPU)
             with torch.random.fork_rng(devices=[device]), torch.device(device):
                 torch.manual_seed(cfg.random_init.seed)
@@ -87,13 +124,14 @@ def load_model(cfg: ModelConfig, device: torch.device):
             model = AutoModel.from_config(arch, dtype=torch.float32)
         model = model.to(dtype)
     else:
+        check_model_folder(cfg)
         source = resolve_path(cfg.name_or_path)
-        if is_local(source) and not os.path.isdir(source):
-            raise EvalkitError(f"model path does not exist: {source}")
+        revision = None if is_local(source) else cfg.revision
+        check_positions(_from_hub(AutoConfig, source, revision=revision, trust_remote_code=cfg.trust_remote_code), cfg)
         model = _from_hub(
             AutoModel,
             source,
-            revision=None if is_local(source) else cfg.revision,
+            revision=revision,
             trust_remote_code=cfg.trust_remote_code,
             dtype=dtype,
             use_safetensors=True,
@@ -150,9 +188,25 @@ def pad_batch(seqs: list[list[int]], pad_id: int, side: str) -> tuple[torch.Tens
 CAUSAL_TYPES = ("mistral", "mixtral", "llama", "qwen2", "qwen3", "gemma", "gemma2", "phi3")
 
 
-def mask_needed(model, padding_side: str) -> bool:
-    """False for a causal decoder padded on the right: no real token can see a pad after it."""
-    return not (padding_side == "right" and model.config.model_type in CAUSAL_TYPES)
+def not_causal(model) -> str | None:
+    """Why `model` may attend both ways despite a decoder's model type (None: nothing says so). LLM2Vec-style
+    and other bidirectional conversions keep the model type and change the config or the attention layers."""
+    cfg = model.config
+    if getattr(cfg, "is_causal", None) is False:
+        return "its config sets is_causal=false (bidirectional attention)"
+    if getattr(cfg, "auto_map", None):
+        return "its config names its own code (auto_map)"
+    layers = getattr(model, "layers", None) or []
+    if any(getattr(getattr(layer, "self_attn", None), "is_causal", True) is False for layer in layers):
+        return "its attention layers are not causal"
+    return None
+
+
+def mask_needed(model, padding_side: str, trust_remote_code: bool = False) -> bool:
+    """False for a causal decoder padded on the right: no real token can see a pad after it. Code from the
+    model's repository (`trust_remote_code`) may attend both ways, so it keeps the mask."""
+    causal = model.config.model_type in CAUSAL_TYPES and not trust_remote_code and not_causal(model) is None
+    return not (padding_side == "right" and causal)
 
 
 @torch.inference_mode()

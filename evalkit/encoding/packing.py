@@ -24,6 +24,7 @@ import torch.nn.functional as F
 
 from evalkit import EvalkitError
 from evalkit.config import VarlenKernel
+from evalkit.encoding.model import not_causal
 
 PACKABLE_TYPES = ("mistral", "llama", "qwen2")
 
@@ -55,9 +56,13 @@ def pack(seqs: list[list[int]], pin: bool = False) -> Packed:
     return packed.pinned() if pin else packed
 
 
-def packable(model, max_length: int) -> str | None:
-    """None when `model` can run packed; else the reason it cannot."""
+def packable(model, max_length: int, trust_remote_code: bool = False) -> str | None:
+    """None when `model` can run packed; else the reason it cannot. Packing re-implements a causal
+    llama-family decoder, so anything that may differ from one is refused here; what this cannot see is
+    caught by the Encoder, which compares packed with padded embeddings before the first packed batch."""
     cfg = model.config
+    if trust_remote_code:
+        return "trust_remote_code is on: the model runs its own code, which packing would bypass"
     if cfg.model_type not in PACKABLE_TYPES:
         return f"model type {cfg.model_type!r} is not one of {', '.join(PACKABLE_TYPES)}"
     window = getattr(cfg, "sliding_window", None)
@@ -65,7 +70,7 @@ def packable(model, max_length: int) -> str | None:
         return f"max_length {max_length} exceeds the sliding window {window}"
     if getattr(cfg, "hidden_act", "silu") != "silu":
         return f"activation {cfg.hidden_act!r} is not silu"
-    return None
+    return not_causal(model)
 
 
 def pick_kernel(name: str, device: torch.device, dtype: torch.dtype) -> VarlenKernel:

@@ -42,10 +42,12 @@ def task_order(task: str, task_type: str) -> tuple[int, str]:
 
 
 def comparisons(run: Run, reference: Published | None) -> list[Comparison]:
+    """Each task of the run next to its published score; none where the run's data is not the published test
+    set (a Δ between two test sets means nothing)."""
     scores = sorted(run.scores.values(), key=lambda s: task_order(s.task, s.type))
     out = []
     for s in scores:
-        same = reference is not None and reference.matches(s.task, s.hf_subset)
+        same = reference is not None and s.comparable and reference.matches(s.task, s.hf_subset)
         published = reference.score(s.task, s.metric) if same else None
         note = reference.note(s.task) if published is not None else None
         out.append(Comparison(s.task, s.type, s.metric, s.score, published, s.ci, note))
@@ -56,8 +58,11 @@ def warn_missing_published(runs: list[Run], references: list[Published]) -> None
     seen = set()
     for run in runs:
         reference = reference_for(run, references)
+        local = [s.task for s in run.scores.values() if not s.comparable]
+        if local:
+            warn(f"{run.label}: {', '.join(sorted(local))}: local data, not the published test set; no Δ")
         for c in comparisons(run, reference) if reference else []:
-            if c.published is None and (c.task, c.metric, reference.label) not in seen:
+            if c.published is None and c.task not in local and (c.task, c.metric, reference.label) not in seen:
                 seen.add((c.task, c.metric, reference.label))
                 subset = run.scores[c.task].hf_subset
                 other = "" if reference.matches(c.task, subset) else (

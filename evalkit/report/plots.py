@@ -175,7 +175,9 @@ def write_plots(runs: list[Run], references: list[Published], out: Path) -> list
         reference = reference_for(run, references)
         rows = [c for c in comparisons(run, reference) if c.published is not None] if reference else []
         if not rows:
-            warn(f"{run.label}: no task with a published score to compare with; no plots")
+            why = "local data, not the published test set" if any(not s.comparable for s in run.scores.values()) \
+                else "no task with a published score to compare with"
+            warn(f"{run.label}: {why}; no plots")
             continue
         out.mkdir(parents=True, exist_ok=True)
         stem = f"{_slug(run.name)}_vs_{_slug(reference.name)}"

@@ -91,7 +91,7 @@ def table1_rows(runs: list[Run], references: list[Published]) -> list[tuple[str,
             full_tasks = set(main)
         same: dict[frozenset, tuple[list[str], dict[str, float]]] = {}  # task set -> (runs, scores)
         for run in runs:
-            pairs = {t: ref.score(t, s.metric) for t, s in run.scores.items() if t in english}
+            pairs = {t: ref.score(t, s.metric) for t, s in run.scores.items() if t in english and s.comparable}
             main = {t: v for t, v in pairs.items() if v is not None}
             if main and set(main) != full_tasks:
                 same.setdefault(frozenset(main), ([], main))[0].append(run.name)
@@ -201,8 +201,12 @@ def to_latex(caption: str, frame: pd.DataFrame, bold: list[set[str]]) -> str:
 
 
 def source_notes(runs: list[Run], references: list[Published]) -> list[str]:
-    """Where each column comes from: the model and revision of each run, the source of each published set."""
-    return [f"{run.label}: {run.model}, revision {run.revision}" for run in runs] + [
+    """Where each column comes from: the model and revision of each run (and, in brackets, what differs from
+    the published protocol and test set), the source of each published set."""
+    variants = ["[...]: settings that differ from the model config and task files the published numbers used; "
+                "local data that is not the published test set (its fingerprint is not one in "
+                "evalkit/report/reference/test_sets.tsv) gets no Δ"] if any(run.variant for run in runs) else []
+    return [f"{run.label}: {run.model}, revision {run.revision}" for run in runs] + variants + [
         f"{ref.label}: {KIND_DESCRIPTIONS.get(ref.kind, ref.kind)}, shipped in evalkit/report/reference/"
         for ref in references]
 
