@@ -112,8 +112,6 @@ def test_a_checkpoint_retrained_in_place_is_scored_from_its_new_weights(tmp_path
     assert len({record_of(r.path)["identity"]["model"]["weights"] for r in runs}) == 3
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason="needs the embedding cache key to hold the weights "
-                   "fingerprint (issue #10's other half); remove this mark once that is merged")
 def test_a_checkpoint_retrained_in_place_is_scored_from_its_new_weights_with_the_embedding_cache_on(tmp_path):
     cfg, ckpt = checkpoint_config(tmp_path, cache=True)
     before = run(cfg)
