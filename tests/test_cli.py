@@ -26,15 +26,31 @@ def assert_one_line_error(proc: subprocess.CompletedProcess, *needles: str) -> N
         assert needle in errors[0], errors[0]
 
 
-@pytest.mark.parametrize("args", [["list"], ["--help"]])
-def test_list_and_help_do_not_import_torch(args):
+@pytest.mark.parametrize("args, needle", [(["list"], "SciFact"), (["--help"], "evalkit list"), ([], "commands:")])
+def test_list_and_help_import_neither_torch_nor_hydra(args, needle):
+    """Help and list are answered without composing a config: no torch, mteb or Hydra import."""
     code = ("import sys; from evalkit.__main__ import main; sys.argv = ['evalkit', *sys.argv[1:]]\n"
             "try:\n    main()\nexcept SystemExit:\n    pass\n"
-            "assert 'torch' not in sys.modules and 'mteb' not in sys.modules, 'heavy import'")
+            "heavy = {'torch', 'mteb', 'hydra'} & set(sys.modules)\n"
+            "assert not heavy, f'heavy import: {heavy}'")
     proc = subprocess.run([sys.executable, "-c", code, *args], cwd=REPO, capture_output=True, text=True, timeout=60,
                           env={**os.environ, "HF_HUB_OFFLINE": "1"})
     assert proc.returncode == 0, proc.stderr
-    assert "SciFact" in proc.stdout
+    assert needle in proc.stdout
+
+
+def test_help_names_the_commands_keys_and_config_folders():
+    import dataclasses
+
+    from evalkit.config import EncodeConfig, ModelConfig, RunConfig, TaskSpec
+
+    text = evalkit("--help").stdout
+    for needle in ("list", "plan", "cache", "report", "check", "-m task=", "suite=", "--config-dir",
+                   "EVALKIT_CONFIG_PATH", "HF_HUB_OFFLINE", "minilm", "e5_mistral_7b", "beir"):
+        assert needle in text, needle
+    for schema in (RunConfig, ModelConfig, TaskSpec, EncodeConfig):  # every key the schema knows is named
+        for f in dataclasses.fields(schema):
+            assert f.name in text, f.name
 
 
 def test_list_shows_tasks_and_models():
