@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -101,7 +102,53 @@ def test_hub_model_offline_fails_fast(small_beir, tmp_path):
 def test_hub_dataset_offline_fails_fast(tmp_path):
     proc = evalkit("task=Banking77Classification", "model=minilm", f"results_dir={tmp_path}/r",
                    env={"HF_HOME": str(tmp_path / "hf")}, timeout=90)
-    assert_one_line_error(proc, "data of Banking77Classification is not in the local cache", "HF_HUB_OFFLINE=1")
+    assert_one_line_error(proc, "data of Banking77Classification is not in the local Hugging Face cache",
+                          "HF_HUB_OFFLINE=1", "data_dir=", "data_root=")
+
+
+def test_unreachable_hub_fails_fast_with_the_fix(tmp_path):
+    """HF_HUB_OFFLINE unset and the hub unreachable: one line naming data_dir=/data_root= and HF_HUB_OFFLINE=1, after
+    one connection attempt rather than retries."""
+    online = {"HF_HUB_OFFLINE": "0", "HF_DATASETS_OFFLINE": "0", "HF_ENDPOINT": "http://127.0.0.1:9",
+              "HF_HOME": str(tmp_path / "hf")}
+    start = time.monotonic()
+    proc = evalkit("task=msmarco", "model=minilm", f"results_dir={tmp_path}/r", env=online, timeout=90)
+    assert_one_line_error(proc, "cannot reach the Hugging Face hub at http://127.0.0.1:9", "data of MSMARCO",
+                          "data_dir=", "data_root=", "HF_HUB_OFFLINE=1")
+    assert time.monotonic() - start < 60  # the old path retried for half a minute after startup
+    proc = evalkit("task=scifact", f"data_dir={tmp_path}/none", f"results_dir={tmp_path}/r", env=online)
+    assert_one_line_error(proc, "data_dir does not exist")  # a local folder never asks the hub
+
+
+def test_unreachable_hub_for_a_model(small_beir, tmp_path):
+    online = {"HF_HUB_OFFLINE": "0", "HF_ENDPOINT": "http://127.0.0.1:9", "HF_HOME": str(tmp_path / "hf")}
+    proc = evalkit("task=scifact", f"data_dir={small_beir}", f"results_dir={tmp_path}/r", env=online, timeout=90)
+    assert_one_line_error(proc, "cannot reach the Hugging Face hub", "'intfloat/e5-mistral-7b-instruct'",
+                          "model.name_or_path=", "HF_HUB_OFFLINE=1")
+
+
+@pytest.mark.parametrize("arg, message", [
+    ("tsk=scifact", "unknown key 'tsk'; did you mean task?"),
+    ("encode.batchsize=8", "unknown key 'encode.batchsize'; did you mean encode.batch_size?"),
+    ("model.poolng=cls", "unknown key 'model.poolng'; did you mean model.pooling?"),
+    ("+tsk=scifact", "unknown key 'tsk'; did you mean task?"),
+])
+def test_a_typo_in_a_key_names_the_closest_key(arg, message, tmp_path):
+    proc = evalkit("model=minilm", arg, f"results_dir={tmp_path}/r")
+    assert_one_line_error(proc, message)
+    assert "hydra" not in proc.stderr.lower()
+
+
+def test_summary_says_what_was_encoded_and_what_came_from_the_cache(small_beir, tmp_path):
+    args = ("task=scifact", "model=tiny_mistral", f"data_dir={small_beir}", f"results_dir={tmp_path}/r")
+    env = {"EVALKIT_CACHE": str(tmp_path / "cache")}
+    first = evalkit(*args, env=env)
+    assert first.returncode == 0, first.stderr
+    assert "(12 texts encoded, 0 from the embedding cache;" in first.stdout
+    again = evalkit(*args, env=env)
+    assert (again.stdout + again.stderr).count("skipped") == 1  # the skip is said once
+    cached = evalkit(*args, "overwrite=true", env=env)
+    assert "(all 12 texts from the embedding cache;" in cached.stdout
 
 
 def test_unknown_config_key(tmp_path):
