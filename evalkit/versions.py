@@ -19,7 +19,7 @@ FLOORS = {
     "transformers": ("4.56", "from_pretrained(dtype=): older releases ignore it and load float16 as float32"),
     "mteb": ("2.10", "ModelMeta.create_empty, the search protocol's num_proc"),
     "hydra-core": ("1.3", "version_base='1.3'"),
-    "omegaconf": ("2.3", "structured configs with Enum choices"),
+    "omegaconf": ("2.2", "hydra-core 1.3's own floor: structured configs with Enum choices"),
     "huggingface-hub": ("0.34", "the hub client transformers 4.56 needs"),
     "datasets": ("2.19", "the Dataset API mteb 2 uses"),
     "pandas": ("1.5", "DataFrame.to_csv(lineterminator=)"),

@@ -4,7 +4,7 @@ leaderboard tables) show the model as it is.
 A model mteb knows (its registry has an entry under the model's name) starts from mteb's own entry: license,
 languages, release date, reference, training data, max tokens. Facts measured on the loaded model
 (parameters, embedding size) and the run's own identity (revision, similarity, whether instructions are
-used) are set from what ran. A model mteb does not know gets the model config's `license`, `languages`,
+used; no mteb loader, since evalkit's encoder ran it) are set from what ran. A model mteb does not know gets the model config's `license`, `languages`,
 `release_date` and `reference`, and mteb's conventions for the rest (max tokens = the position embeddings).
 """
 
@@ -47,6 +47,8 @@ def model_meta(cfg: ModelConfig, model):
         "embed_dim": int(model.config.hidden_size),
         "similarity_fn_name": ScoringFunction.COSINE,  # evalkit scores by cosine
         "use_instructions": cfg.prompt is not None,
+        "loader": None,  # evalkit's encoder produced the results, not mteb's loader for the model
+        "loader_kwargs": {},
     }
     known = registry_entry(cfg.name)
     if known is None:
