@@ -1,6 +1,6 @@
 """Dependency floors, checked when a command starts: one line naming the package to upgrade, never a deep
-traceback three minutes in, and never a run on a release that silently computes something else (transformers
-before 4.56 ignores `dtype=` and loads float16 weights as float32).
+traceback (transformers before 4.56 takes no `dtype=` and stops with a TypeError inside the model's constructor),
+and never a run on a release whose numbers were not checked.
 
 FLOORS is the single list; pyproject.toml's dependencies carry the same floors (a test keeps them equal),
 each with the feature that needs it.
@@ -16,7 +16,7 @@ from evalkit import EvalkitError
 # distribution -> (lowest release, what needs it)
 FLOORS = {
     "torch": ("2.5", "scaled_dot_product_attention(enable_gqa=) and flex attention in packed batches"),
-    "transformers": ("4.56", "from_pretrained(dtype=): older releases ignore it and load float16 as float32"),
+    "transformers": ("4.56", "from_pretrained(dtype=); older releases stop deep inside with a TypeError"),
     "mteb": ("2.10", "ModelMeta.create_empty, the search protocol's num_proc"),
     "hydra-core": ("1.3", "version_base='1.3'"),
     "omegaconf": ("2.2", "hydra-core 1.3's own floor: structured configs with Enum choices"),

@@ -154,3 +154,24 @@ def test_summary_says_what_was_encoded_and_what_came_from_the_cache(small_beir, 
 def test_unknown_config_key(tmp_path):
     proc = evalkit("task=scifact", "model=minilm", "model.polling=mean", f"results_dir={tmp_path}/r")
     assert proc.returncode != 0 and "polling" in proc.stderr
+
+
+def test_plan_on_local_folders_never_asks_the_hub(small_beir, tmp_path):
+    """The hub unreachable and not declared offline: plan counts the local folder (the e5 tokenizer is not on this
+    machine, so tokens are estimated: local~) without a connection attempt, and says what local~ means."""
+    root = tmp_path / "beir"
+    root.mkdir()
+    (root / "scifact").symlink_to(small_beir)
+    online = {"HF_HUB_OFFLINE": "0", "HF_DATASETS_OFFLINE": "0", "HF_ENDPOINT": "http://127.0.0.1:9",
+              "HF_HOME": str(tmp_path / "hf")}
+    proc = evalkit("plan", "task=scifact", f"data_root={root}", env=online)
+    assert proc.returncode == 0, proc.stderr
+    assert "SciFact" in proc.stdout and " local~ " in proc.stdout and "local~ = the local folder's texts" in proc.stdout
+    assert "127.0.0.1" not in proc.stderr and "Retrying" not in proc.stderr
+
+
+@pytest.mark.parametrize("args, needle", [(["report", "--help"], "--compare"), (["check", "--list"], "ci")])
+def test_the_commands_behind_evalkit(args, needle):
+    proc = evalkit(*args)
+    assert proc.returncode == 0, proc.stderr
+    assert needle in proc.stdout

@@ -53,7 +53,7 @@ def test_the_cli_says_it_in_one_line_before_loading_anything(monkeypatch, capsys
         assert exit_info.value.code == 2
         err = capsys.readouterr().err.strip().splitlines()
         assert err == ["evalkit: error: transformers 4.55.4 is too old; evalkit needs transformers>=4.56 "
-                       "(from_pretrained(dtype=): older releases ignore it and load float16 as float32): "
+                       "(from_pretrained(dtype=); older releases stop deep inside with a TypeError): "
                        "pip install -U 'transformers>=4.56'"]
     assert not (tmp_path / "sentence-transformers__all-MiniLM-L6-v2").exists()
 
