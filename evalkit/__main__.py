@@ -218,11 +218,11 @@ def main(argv: list[str] | None = None) -> None:
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
         argv = take_config_dirs(argv)
-        if not argv or argv[0] in ("--help", "-h", "help"):
+        if argv and argv[0] in COMMANDS:
+            sys.exit(run_command(argv))
+        if not argv or argv[0] == "help" or {"--help", "-h"} & set(argv):
             print_help()
             return
-        if argv[0] in COMMANDS:
-            sys.exit(run_command(argv))
         argv = canonical_overrides(argv)
         from evalkit.versions import require_for
 
