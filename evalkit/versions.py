@@ -17,7 +17,7 @@ from evalkit import EvalkitError
 FLOORS = {
     "torch": ("2.5", "scaled_dot_product_attention(enable_gqa=) and flex attention in packed batches"),
     "transformers": ("4.56", "from_pretrained(dtype=); older releases stop deep inside with a TypeError"),
-    "mteb": ("2.10", "ModelMeta.create_empty, the search protocol's num_proc"),
+    "mteb": ("2.20", "the oldest release evalkit's tests and published-score reproductions were run with"),
     "hydra-core": ("1.3", "version_base='1.3'"),
     "omegaconf": ("2.2", "hydra-core 1.3's own floor: structured configs with Enum choices"),
     "huggingface-hub": ("0.34", "the hub client transformers 4.56 needs"),

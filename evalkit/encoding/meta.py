@@ -24,7 +24,7 @@ def registry_entry(name: str):
     import mteb
 
     try:
-        return mteb.get_model_meta(name)
+        return mteb.get_model_meta(name, fetch_from_hf=False)  # never the hub
     except (KeyError, ValueError):
         return None
 
