@@ -23,9 +23,10 @@ from evalkit.tasks import load_task_specs, suite_task_names
 CHARS_PER_TOKEN = 4.1
 
 
-LEGEND = ("source: local = the local folder's texts, counted with the model's tokenizer; local~ = the local folder's "
-          f"texts, tokens estimated at {CHARS_PER_TOKEN} characters each (the model's tokenizer is not on this machine; "
-          "plan never downloads); mteb stats = estimated from the dataset statistics mteb publishes")
+LEGEND = ("source: local = the local folder's texts, counted with the model's tokenizer;\n"
+          f"        local~ = the local folder's texts, tokens estimated as characters / {CHARS_PER_TOKEN} (the model's "
+          "tokenizer is not on this machine, and plan never downloads);\n"
+          "        mteb stats = estimated from the dataset statistics mteb publishes")
 
 
 @dataclass
