@@ -99,10 +99,11 @@ def test_hub_model_offline_fails_fast(small_beir, tmp_path):
                           "HF_HUB_OFFLINE=1")
 
 
-def test_hub_dataset_offline_fails_fast(tmp_path):
-    proc = evalkit("task=Banking77Classification", "model=minilm", f"results_dir={tmp_path}/r",
+@pytest.mark.parametrize("task", ["Banking77Classification", "MSMARCO"])
+def test_hub_dataset_offline_fails_fast(tmp_path, task):
+    proc = evalkit(f"task={task}", "model=minilm", f"results_dir={tmp_path}/r",
                    env={"HF_HOME": str(tmp_path / "hf")}, timeout=90)
-    assert_one_line_error(proc, "data of Banking77Classification is not in the local Hugging Face cache",
+    assert_one_line_error(proc, f"data of {task} is not in the local Hugging Face cache",
                           "HF_HUB_OFFLINE=1", "data_dir=", "data_root=")
 
 
