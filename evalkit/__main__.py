@@ -6,6 +6,7 @@ torch) is imported, so they take a fraction of a second.
 
 from __future__ import annotations
 
+import os
 import sys
 from contextlib import contextmanager
 
@@ -71,7 +72,7 @@ def print_help() -> None:
 
     keys = lambda schema: ", ".join(f.name for f in dataclasses.fields(schema))  # noqa: E731
     print(HELP.format(models=", ".join(model_names()), suites=", ".join(sweep_suites()), env=CONFIG_PATH_ENV,
-                      sep=":", model_keys=keys(ModelConfig), task_keys=keys(TaskSpec), encode_keys=keys(EncodeConfig)))
+                      sep=os.pathsep, model_keys=keys(ModelConfig), task_keys=keys(TaskSpec), encode_keys=keys(EncodeConfig)))
 
 
 def searchpath_override() -> str:
