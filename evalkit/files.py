@@ -14,6 +14,13 @@ from typing import Callable, Union
 from evalkit import EvalkitError
 
 
+def source_checkout() -> Path | None:
+    """The source tree evalkit runs from (a clone or an unpacked sdist: pyproject.toml beside the package), or
+    None for an installed package, whose files evalkit never writes."""
+    root = Path(__file__).resolve().parent.parent
+    return root if (root / "pyproject.toml").is_file() else None
+
+
 def cache_root() -> Path:
     base = os.environ.get("EVALKIT_CACHE")
     return Path(base) if base else Path.home() / ".cache" / "evalkit"
