@@ -63,6 +63,35 @@ def stored_texts(cache: Path) -> int:
     return len(keys)
 
 
+def kill_tree(proc: subprocess.Popen) -> None:
+    """SIGKILL torchrun and every process under it (its workers run in sessions of their own, so killing
+    torchrun's process group alone leaves them writing shards), and wait until all are gone."""
+    def children(pid: int) -> list[int]:
+        try:
+            found = [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+        except OSError:
+            return []
+        return found + [g for c in found for g in children(c)]
+
+    tree = children(proc.pid)
+    for pid in [proc.pid, *tree]:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    proc.wait()
+
+    def alive(pid: int) -> bool:  # a zombie (state Z) no longer writes anything
+        try:
+            return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+        except OSError:
+            return False
+
+    deadline = time.time() + 30
+    while any(alive(pid) for pid in tree) and time.time() < deadline:
+        time.sleep(0.1)
+
+
 def test_a_killed_distributed_run_resumes_from_the_ranks_shards(tmp_path):
     data = shared_path("data", "beir", "scifact")
     cache = tmp_path / "cache"
@@ -82,8 +111,7 @@ def test_a_killed_distributed_run_resumes_from_the_ranks_shards(tmp_path):
         else:
             pytest.fail("no shards from both ranks within 300 s")
     finally:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
+        kill_tree(proc)
     assert not (tmp_path / "killed" / "evalkit__tiny-random-mistral" / "seed0" / "SciFact.json").exists()
     written = stored_texts(cache)
     run_ok(evalkit_cmd(1, data, tmp_path / "resumed"), cache)
