@@ -14,6 +14,13 @@ from typing import Callable, Union
 from evalkit import EvalkitError
 
 
+def source_checkout() -> Path | None:
+    """The source tree evalkit runs from (a clone or an unpacked sdist: pyproject.toml beside the package), or
+    None for an installed package, whose files evalkit never writes."""
+    root = Path(__file__).resolve().parent.parent
+    return root if (root / "pyproject.toml").is_file() else None
+
+
 def cache_root() -> Path:
     base = os.environ.get("EVALKIT_CACHE")
     return Path(base) if base else Path.home() / ".cache" / "evalkit"
@@ -53,20 +60,25 @@ def atomic_write(path: Path, content: Content) -> None:
         raise
 
 
-def check_writable(folder: str | Path, what: str) -> None:
-    """Raise EvalkitError (one line) unless a file can be created in `folder`, or, while it does not exist yet,
-    in its nearest existing parent (where it would be made). Leaves nothing behind: the probe is deleted."""
-    folder = Path(folder)
-    probe = folder.absolute()
+def probe_writable(folder: str | Path) -> Path:
+    """Create and delete a file in `folder`, or, while it does not exist yet, in its nearest existing parent
+    (where it would be made); returns where it probed. Raises OSError when that cannot be done."""
+    probe = Path(folder).absolute()
     while not probe.exists() and probe != probe.parent:
         probe = probe.parent
     if not probe.is_dir():
-        raise EvalkitError(f"{what} {folder} cannot be created: {probe} is not a folder")
+        raise NotADirectoryError(20, f"{probe} is not a folder")
+    fd, name = tempfile.mkstemp(dir=probe, prefix=".evalkit-write-check-")
+    os.close(fd)
+    os.unlink(name)
+    return probe
+
+
+def check_writable(folder: str | Path, what: str) -> None:
+    """Raise EvalkitError (one line) unless `folder` can be written (see `probe_writable`); leaves nothing behind."""
+    folder = Path(folder)
     try:
-        fd, name = tempfile.mkstemp(dir=probe, prefix=".evalkit-write-check-")
-        os.close(fd)
-        os.unlink(name)
+        probe_writable(folder)
     except OSError as exc:
-        where = "" if probe == folder.absolute() else f" (its parent {probe} is not)"
-        raise EvalkitError(f"{what} {folder} is not writable{where}: {exc.strerror}; pass a folder you can "
+        raise EvalkitError(f"{what} {folder} is not writable: {exc.strerror or exc}; pass a folder you can "
                            f"write to") from None

@@ -24,6 +24,12 @@ from evalkit.tasks import get_task_spec, suite_task_names
 CHARS_PER_TOKEN = 4.1
 
 
+LEGEND = ("source: local = the local folder's texts, counted with the model's tokenizer;\n"
+          f"        local~ = the local folder's texts, tokens estimated as characters / {CHARS_PER_TOKEN} (the model's "
+          "tokenizer is not on this machine, and plan never downloads);\n"
+          "        mteb stats = estimated from the dataset statistics mteb publishes")
+
+
 @dataclass
 class TaskPlan:
     task: str
@@ -98,9 +104,9 @@ def plan_from_folder(spec: TaskSpec, model: ModelConfig, folder: Path) -> TaskPl
         raw = loader_texts(retrieval_loader(data[part], task.metadata, prompt_type))
         texts += render(raw, model.prompt, spec, spec.type, side)
     try:
-        tokens = sum(len(ids) for ids in token_ids(load_tokenizer(model), texts, model))
+        tokens = sum(len(ids) for ids in token_ids(load_tokenizer(model, local_only=True), texts, model))
         source = "local"
-    except EvalkitError:  # the model's tokenizer is not here (offline): estimate from characters
+    except EvalkitError:  # the model's tokenizer is not on this machine (plan never downloads): estimate
         tokens = sum(min(len(t) / CHARS_PER_TOKEN + 2, model.max_length) for t in texts)
         source = "local~"
     return TaskPlan(spec.name, source, len(texts), int(tokens))
@@ -145,3 +151,4 @@ def main(argv: list[str]) -> None:
     print(f"{'total':<40} {'':<10} {sum(p.texts for p in plans):>12,} {total:>15,} "
           f"{total / tokens_per_s / 3600:>10.2f}")
     print(f"at {tokens_per_s:,.0f} tokens/s per GPU; divide by the number of GPUs for wall time")
+    print(LEGEND)

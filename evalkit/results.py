@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from evalkit import EvalkitError
-from evalkit.files import atomic_write
+from evalkit.files import atomic_write, source_checkout
 
 PACKAGES = ("evalkit", "mteb", "torch", "transformers", "tokenizers", "beir", "datasets", "numpy", "hydra-core")
 
@@ -137,8 +137,8 @@ def environment() -> dict[str, Any]:
 
 def git_sha() -> str | None:
     """The commit of the evalkit checkout this runs from (`-dirty` with local changes); None for an installed wheel."""
-    checkout = Path(__file__).resolve().parent.parent
-    if not (checkout / ".git").exists():
+    checkout = source_checkout()
+    if checkout is None or not (checkout / ".git").exists():
         return None
     try:
         sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=checkout, capture_output=True, text=True, timeout=5)

@@ -14,6 +14,7 @@ from evalkit.data import BeirData, attach_to_task, fingerprint, local_data_dir, 
 from evalkit.distributed import barrier, init_from_env, rank, world_size
 from evalkit.encoding.encoder import Encoder
 from evalkit.files import check_writable
+from evalkit.hub import check_reachable, offline_error
 from evalkit.identity import Data, Experiment, experiment, first_difference, hub_data, local_data
 from evalkit.instructions import resolve_instruction
 from evalkit import results
@@ -42,6 +43,8 @@ class RunSummary:
     score: float | None = None  # main metric, when run
     scores: dict[str, float] = field(default_factory=dict)  # other headline metrics
     wall_time_s: float = 0.0
+    texts: int = 0  # texts the task asked embeddings of, cache hits included
+    cache_hits: int = 0  # of those, read from the embedding cache
 
 
 @dataclass
@@ -128,14 +131,15 @@ def load_task(planned: Planned):
         return task
     if task.data_loaded:  # a local mteb dataset folder, loaded when the run was planned
         return task
+    what = f"the data of {spec.mteb_task}"
+    fix = ("pass data_dir=<folder> or data_root=<folder of folders> (BEIR folders for retrieval, the task's "
+           "dataset for other types)")
+    check_reachable(what, fix)
     try:
         task.load_data()
     except Exception as exc:  # datasets raises many kinds; the user needs one line
         if hub_offline():
-            raise EvalkitError(
-                f"the data of {spec.mteb_task} is not in the local cache and HF_HUB_OFFLINE=1 forbids downloading it "
-                f"(pass data_dir=<a local folder>: BEIR for retrieval, the task's dataset for other types)"
-            ) from None
+            raise offline_error(what, fix) from None
         raise EvalkitError(f"cannot load the data of {spec.mteb_task}: {str(exc).splitlines()[0]}") from None
     return task
 
@@ -193,6 +197,7 @@ def run(cfg: RunConfig) -> RunSummary:
     barrier()  # no rank reports done before the file exists
     shown = {k: entry[k] for k in SUMMARY_METRICS if k in entry and k != spec.metric}
     summary.skipped, summary.score, summary.scores, summary.wall_time_s = False, score, shown, wall
+    summary.texts, summary.cache_hits = encoder.stats.texts, encoder.stats.cache_hits
     return summary
 
 

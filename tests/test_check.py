@@ -46,7 +46,7 @@ def score_suite(data_dir: Path, golden: bool = False) -> Suite:
 @pytest.mark.parametrize("name", suite_names())
 def test_every_shipped_suite_loads_and_has_a_committed_baseline_that_covers_it(name):
     suite = load_suite(name)
-    path = baseline_path(name)
+    path = baseline_path(suite)
     assert path.is_file(), f"no {path}: run python -m evalkit.check suite={name} --update-baseline"
     assert path.stat().st_size < 200_000
     data = baseline.load(path)
@@ -68,7 +68,7 @@ def test_the_e5_smoke_baseline_holds_the_published_scores():
     from evalkit.report.published import E5, load_published
 
     suite, published = load_suite("e5_mistral_smoke"), load_published(E5)
-    recorded = baseline.load(baseline_path(suite.name))["scores"]
+    recorded = baseline.load(baseline_path(suite))["scores"]
     for entry in suite.scores.tasks:
         for metric, value in recorded[entry.task]["metrics"].items():
             assert 100 * value == pytest.approx(published.score(recorded[entry.task]["mteb_task"], metric), abs=1e-9)

@@ -68,9 +68,23 @@ def test_delta_is_ours_minus_published_by_hand(tmp_path):
     by_hand = {"SciFact": 75.00 - 76.41, "NFCorpus": 40.00 - 38.62, "Banking77Classification": 85.00 - 88.23,
                "MindSmallReranking": 33.00 - 32.60, "STS17": 90.00 - 91.75, "SummEval": 30.00 - 31.40}
     for task, delta in by_hand.items():
-        assert float(rows[task]["Δ e5-mistral-7b-instruct"]) == pytest.approx(delta, abs=1e-4), task
+        assert float(rows[task]["Δ e5-mistral-7b-instruct: ours − published"]) == pytest.approx(delta, abs=1e-4), task
     assert rows["STS17"]["e5-mistral-7b-instruct (ours)"] == "90.0000"  # the en-en subset, not ko-ko (10.00)
     assert rows["MindSmallReranking"]["Metric"] == "MAP@1000"  # max_over_subqueries_map_at_1000 vs the paper's map
+
+
+def test_another_models_published_numbers_are_marked_and_no_minus_zero(tmp_path):
+    from evalkit.report.tables import _fmt
+
+    assert run_report(tmp_path, RESULTS / "sentence-transformers__all-MiniLM-L6-v2", "--compare", E5, "--no-plots") == 0
+    text = (tmp_path / "out" / "per_task.md").read_text(encoding="utf-8")
+    assert "Δ all-MiniLM-L6-v2: ours − e5-mistral-7b-instruct published (another model)" in text
+    assert "another model's published numbers" in text
+    table1 = (tmp_path / "out" / "table1.md").read_text(encoding="utf-8").splitlines()
+    rows = [line.split(" | ")[0].lstrip("| ") for line in table1 if line.startswith("| ") and "(" in line]
+    assert rows[0] == "all-MiniLM-L6-v2 (ours)" and "same tasks" in rows[1] and "all 56 tasks" in rows[2]
+    assert [_fmt(v, signed=True) for v in (-0.004, 0.004, -0.006, 0.0)] == ["0.00", "0.00", "-0.01", "0.00"]
+    assert _fmt(-0.001) == "0.00"
 
 
 def test_table1_averages_by_hand(tmp_path):
@@ -81,7 +95,7 @@ def test_table1_averages_by_hand(tmp_path):
     assert float(ours["Retr."]) == pytest.approx((75 + 60 + 40) / 3, abs=1e-4)
     assert float(ours["BEIR"]) == pytest.approx((75 + 60 + 40) / 3, abs=1e-4)
     assert (ours["Avg n"], ours["Retr. n"], ours["Class. n"]) == ("9", "3", "1")
-    paper = rows["e5-mistral-7b-instruct (published, paper)"]
+    paper = rows["e5-mistral-7b-instruct (published, paper: all 56 tasks)"]
     assert (paper["Avg"], paper["Avg n"], paper["Class."], paper["BEIR"]) == ("66.6000", "56", "78.5000", "56.9000")
     same = rows["e5-mistral-7b-instruct (published, same tasks as e5-mistral-7b-instruct)"]
     published = 88.23 + 54.31 + 95.66 + 32.60 + 76.41 + 61.88 + 38.62 + 91.75 + 31.40
@@ -89,8 +103,10 @@ def test_table1_averages_by_hand(tmp_path):
     assert float(same["Retr."]) == pytest.approx((76.41 + 61.88 + 38.62) / 3, abs=1e-4)
     minilm = rows["all-MiniLM-L6-v2 (ours)"]  # NanoSciFactRetrieval (not one of the 56) is left out
     assert float(minilm["Avg"]) == pytest.approx((64.5 + 25 + 50) / 3, abs=1e-4) and minilm["Avg n"] == "3"
-    minilm_published = rows["all-MiniLM-L6-v2 (published)"]  # all five baselines.tsv tasks
+    # baselines.tsv's five retrieval tasks and four MTEB-English tasks of baselines.mteb-data.tsv
+    minilm_published = rows["all-MiniLM-L6-v2 (published, all 9 of its tasks)"]
     assert float(minilm_published["Retr."]) == pytest.approx((64.51 + 31.59 + 50.17 + 21.64 + 36.87) / 5, abs=1e-4)
+    assert float(minilm_published["Class."]) == pytest.approx((80.04 + 40.83) / 2, abs=1e-4)
     table = (tmp_path / "out" / "table1.md").read_text(encoding="utf-8")
     assert "| 62.00 (9/56) |" in table and "| 66.6 (56/56) |" in table
     assert "NanoSciFactRetrieval" in table  # named as left out
@@ -173,7 +189,8 @@ def test_per_item_ci_and_a_published_score_that_is_not_comparable(tmp_path):
     assert float(sts["all-MiniLM-L6-v2 CI low"]) < 100 * statistic(entry) < float(sts["all-MiniLM-L6-v2 CI high"])
     assert sts["all-MiniLM-L6-v2 (published)"] == "82.0300"
     sib = rows["SIB200ClusteringS2S"]
-    assert (sib["all-MiniLM-L6-v2 (published)"], sib["Δ all-MiniLM-L6-v2"]) == ("39.7600", "2.6900")
+    delta = "Δ all-MiniLM-L6-v2: ours − published"
+    assert (sib["all-MiniLM-L6-v2 (published)"], sib[delta]) == ("39.7600", "2.6900")
     table = (tmp_path / "out" / "per_task.md").read_text()
     assert "| +2.69¹ | not comparable¹ |" in table
     assert "- ¹ mteb 1.12 ran k-means without a fixed seed; mteb 2 seeds it (42.45" in table
@@ -184,7 +201,8 @@ def test_a_score_of_another_subset_gets_no_delta(tmp_path, capsys):
     folder = tmp_path / "results" / MINILM.replace("/", "__") / "rev"
     write_minilm_result(folder, "SIB200ClusteringS2S", "fra_Latn", "v_measure", 0.41)
     assert run_report(tmp_path, tmp_path / "results", "--no-plots") == 0
-    assert read_csv(tmp_path / "out" / "per_task.csv")["SIB200ClusteringS2S"]["Δ all-MiniLM-L6-v2"] == ""
+    sib = read_csv(tmp_path / "out" / "per_task.csv")["SIB200ClusteringS2S"]
+    assert sib["Δ all-MiniLM-L6-v2: ours − published"] == ""
     assert any("SIB200ClusteringS2S: no published V-measure in all-MiniLM-L6-v2 (published) for subset fra_Latn "
                "(it has eng_Latn); no Δ" in line for line in stderr_lines(capsys))
 
@@ -273,7 +291,7 @@ def test_result_file_outside_the_usual_layout(tmp_path, capsys):
     folder = tmp_path / "somewhere"
     shutil.copytree(E5_RUN / "fixture0e5", folder)
     assert run_report(tmp_path, folder, "--no-plots") == 0
-    assert "e5-mistral-7b-instruct (published, paper)" in (tmp_path / "out" / "table1.md").read_text()
+    assert "e5-mistral-7b-instruct (published, paper: all 56 tasks)" in (tmp_path / "out" / "table1.md").read_text()
 
 
 @pytest.mark.parametrize("spec_from", ["run record", "registry", "mteb"])

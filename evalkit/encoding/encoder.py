@@ -132,18 +132,9 @@ class Encoder:
 
     @property
     def mteb_model_meta(self):
-        from mteb.models.model_meta import ModelMeta, ScoringFunction
+        from evalkit.encoding.meta import model_meta
 
-        return ModelMeta.create_empty(overwrites={
-            "name": self.cfg.name,
-            "revision": self.cfg.revision or "no_revision_available",
-            "embed_dim": self.model.config.hidden_size,
-            "max_tokens": self.cfg.max_length,
-            "similarity_fn_name": ScoringFunction.COSINE,
-            "use_instructions": self.cfg.prompt is not None,
-            "open_weights": True,
-            "framework": ["PyTorch", "Transformers"],
-        })
+        return model_meta(self.cfg, self.model)
 
     # -- the protocol's parts, usable on their own -----------------------------------------
     def render(self, texts: list[str], mteb_task: str, task_type: str, side: str, task_metadata=None) -> list[str]:

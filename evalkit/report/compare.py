@@ -37,6 +37,15 @@ def reference_for(run: Run, references: list[Published]) -> Published | None:
     return next((p for p in references if p.model == run.model), references[0] if references else None)
 
 
+def delta_heading(run: Run, reference: Published | None) -> str:
+    """The Δ column's heading: what minus what, and whether the published numbers are another model's."""
+    if reference is None:
+        return f"Δ {run.name}"
+    if reference.model == run.model:
+        return f"Δ {run.name}: ours − published"
+    return f"Δ {run.name}: ours − {reference.name} published (another model)"
+
+
 def task_order(task: str, task_type: str) -> tuple[int, str]:
     return (CATEGORIES.index(task_type) if task_type in CATEGORIES else len(CATEGORIES), task.lower())
 

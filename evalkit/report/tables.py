@@ -11,7 +11,7 @@ from statistics import fmean
 
 import pandas as pd
 
-from evalkit.report.compare import comparisons, reference_for, task_order
+from evalkit.report.compare import comparisons, delta_heading, reference_for, task_order
 from evalkit.report.metrics import BEIR_METRIC, CATEGORY_LABELS, metric_label
 from evalkit.report.published import KIND_DESCRIPTIONS, Published, mteb_english_tasks
 from evalkit.report.runs import Run
@@ -40,7 +40,7 @@ def per_task_frame(runs: list[Run], references: list[Published]) -> pd.DataFrame
         for run in runs:
             reference = reference_for(run, references)
             mine = [c for c in comparisons(run, reference) if c.task == task] if reference else []
-            row[f"Δ {run.name}"] = mine[0].delta if mine else None
+            row[delta_heading(run, reference)] = mine[0].delta if mine else None
             row[f"Δ {run.name} outside CI"] = mine[0].outside_ci if mine else None
             row[f"Δ {run.name} note"] = mine[0].note if mine else None
         rows.append(row)
@@ -81,13 +81,13 @@ def table1_rows(runs: list[Run], references: list[Published]) -> list[tuple[str,
         rows.append((run.label, _means(main, beir), 2))
     for ref in references:
         if ref.averages:
-            rows.append((f"{ref.name} (published, paper)", ref.averages, ref.averages_decimals))
+            full_row = (f"{ref.name} (published, paper: all 56 tasks)", ref.averages, ref.averages_decimals)
             full_tasks = set(english)
         else:
             main = {t: ref.score(t, m) for t, (_, m) in english.items() if ref.score(t, m) is not None}
             beir = {t: ref.score(t, BEIR_METRIC) for t, (ty, _) in english.items()
                     if ty == "Retrieval" and ref.score(t, BEIR_METRIC) is not None}
-            rows.append((ref.label, _means(main, beir), 2))
+            full_row = (f"{ref.name} (published, all {len(main)} of its tasks)", _means(main, beir), 2)
             full_tasks = set(main)
         same: dict[frozenset, tuple[list[str], dict[str, float]]] = {}  # task set -> (runs, scores)
         for run in runs:
@@ -100,6 +100,7 @@ def table1_rows(runs: list[Run], references: list[Published]) -> list[tuple[str,
                     if english[t][0] == "Retrieval" and ref.score(t, BEIR_METRIC) is not None}
             which = "same tasks" if len(runs) == 1 else f"same tasks as {' and '.join(names)}"
             rows.append((f"{ref.name} (published, {which})", _means(main, beir), 2))
+        rows.append(full_row)  # after the like-for-like rows: its tasks are not those run
     return rows
 
 
@@ -116,6 +117,8 @@ def table1_frame(rows: list[tuple[str, dict, int]]) -> pd.DataFrame:
 def _fmt(value, decimals: int = 2, signed: bool = False) -> str:
     if value is None or pd.isna(value):
         return BLANK
+    if round(value, decimals) == 0:  # never -0.00 (nor +0.00 for a Δ)
+        return f"{0:.{decimals}f}"
     return f"{value:+.{decimals}f}" if signed else f"{value:.{decimals}f}"
 
 
@@ -145,7 +148,8 @@ def per_task_display(raw: pd.DataFrame, runs: list[Run], references: list[Publis
         for run in runs:
             outside, note = row[f"Δ {run.name} outside CI"], row[f"Δ {run.name} note"]
             mark = marks.get(note, "") if isinstance(note, str) else ""
-            out[f"Δ {run.name}"] = _fmt(row[f"Δ {run.name}"], signed=True) + mark
+            heading = delta_heading(run, reference_for(run, references))
+            out[heading] = _fmt(row[heading], signed=True) + mark
             out[f"Δ {run.name} outside CI"] = NOT_COMPARABLE + mark if mark else (
                 BLANK if outside is None or pd.isna(outside) else ("yes" if outside else "no"))
         cells.append(out)
@@ -217,8 +221,9 @@ def write_tables(runs: list[Run], references: list[Published], out: Path, *, see
     out.mkdir(parents=True, exist_ok=True)
     raw = per_task_frame(runs, references)
     display, bold = per_task_display(raw, runs, references)
-    deltas = [f"Δ {run.name} = {run.label} − {ref.label}" for run in runs
-              if (ref := reference_for(run, references))]
+    deltas = [f"{delta_heading(run, ref)} = {run.label} − {ref.label}"
+              + (" (another model's published numbers)" if ref.model != run.model else "")
+              for run in runs if (ref := reference_for(run, references))]
     notes = ["Main metric of each task, in points (0–100). Δ in points: " + ("; ".join(deltas) or "none") + ".",
              f"95% CI: percentile bootstrap ({resamples} resamples, seed {seed}) from the run record's per-item "
              "scores: the mean over queries (retrieval), the metric recomputed on resampled pairs (STS: Spearman; "
@@ -236,8 +241,11 @@ def write_tables(runs: list[Run], references: list[Published], out: Path, *, see
     names = [name for name, _, _ in rows]
     notes = ["Mean of the main metric (points) over the tasks present; (k/K): k of the K MTEB-English tasks "
              "of that column were present. Avg: all tasks present; BEIR: mean nDCG@10 of the 15 retrieval tasks."]
-    if any(name.endswith("(published, paper)") for name in names):
-        notes.append("(published, paper): arXiv:2401.00368 Table 1 (Table 3 for BEIR), 1 decimal, all 56 tasks.")
+    if any("(published, paper" in name for name in names):
+        notes.append("(published, paper: all 56 tasks): arXiv:2401.00368 Table 1 (Table 3 for BEIR), 1 decimal.")
+    if any(" of its tasks)" in name for name in names):
+        notes.append("(published, all k of its tasks): every published score shipped for that model, whichever "
+                     "tasks were run; compare with the (published, same tasks) row.")
     if any("(published, same tasks" in name for name in names):
         notes.append("(published, same tasks…): the published per-task scores averaged over the tasks that run "
                      "has — the like-for-like comparison.")
