@@ -142,7 +142,8 @@ def print_list() -> None:
     print(f"{'task':<40} {'type':<19} {'split':<6} {'metric':<32} aliases")
     for name, spec in specs.items():
         print(f"{name:<40} {spec.type:<19} {spec.split:<6} {spec.metric:<32} {','.join(spec.aliases)}")
-    print(f"\n{len(specs)} tasks (any other mteb task runs by its mteb name). models: {', '.join(model_names())}")
+    print(f"\n{len(specs)} tasks. models: {', '.join(model_names())}")
+    print("any other mteb task runs by its mteb name: task=<MtebTask> (its instruction from mteb, warned)")
     print(f"sweep suites (suite=): {', '.join(sweep_suites())}. gate suites (check suite=): {', '.join(suite_names())}")
     if len(config_dirs()) > 1:
         print(f"config folders: {', '.join(map(str, config_dirs()))}")
