@@ -14,7 +14,7 @@ from evalkit import EvalkitError
 from evalkit.conf_path import CONFIG_PATH_ENV, add_config_dirs, config_dirs
 from evalkit.config import (EncodeConfig, ModelConfig, RunConfig, TaskSpec, check_override_key, model_names, suggest,
                             to_run_config)
-from evalkit.tasks import load_task_specs, resolve_task_name, suite_task_names, sweep_suites
+from evalkit.tasks import get_task_spec, load_task_specs, resolve_task_name, suite_task_names, sweep_suites
 
 COMMANDS = ("list", "plan", "cache", "report", "check")
 PSEUDO_KEYS = ("suite",)  # top-level keys evalkit turns into others before Hydra sees them
@@ -35,12 +35,15 @@ commands:
   (report --help and check --help say more)
 
 main keys (key=value; unknown keys fail; --cfg job prints the whole config):
-  task=<name>                   a task of `evalkit list` (case-insensitive; mteb names and BEIR aliases work)
+  task=<name>                   a task of `evalkit list` (case-insensitive; mteb names and BEIR aliases work),
+                                or any other mteb task by its mteb name (its instruction from mteb, warned)
   model=<name>                  {models} (default e5_mistral_7b)
   suite=<name>                  a sweep over a suite's tasks: {suites}
-  data_dir=<folder>             a local BEIR folder for this task (corpus.jsonl, queries.jsonl, qrels/)
+  data_dir=<folder>             a local folder for this task: BEIR for retrieval (corpus.jsonl, queries.jsonl,
+                                qrels/), the task's dataset for other types (<split>.jsonl, <subset>/<split>.jsonl)
   data_root=<folder>            a folder of BEIR folders named like the BEIR short names (sweeps)
   results_dir=results           where results go;  overwrite=true  re-runs a finished task
+  strict_instructions=true      an instruction from mteb's prompts (no task file, no task.instruction) fails
   model.<key>=<value>           {model_keys}
   task.<key>=<value>            {task_keys}
   encode.<key>=<value>          {encode_keys}
@@ -108,9 +111,10 @@ def canonical_overrides(argv: list[str]) -> list[str]:
     return [*out, searchpath_override()]
 
 
-def register_configs() -> None:
-    """The primary config (conf/config.yaml), the schema it names first (`evalkit_schema`), and one `task` group
-    entry per task file. The primary config comes from here rather than a config folder, so that every folder,
+def register_configs(argv: list[str] = ()) -> None:
+    """The primary config (conf/config.yaml), the schema it names first (`evalkit_schema`), one `task` group
+    entry per task file, and one per mteb task named in `argv` (canonical overrides) that has no file, built
+    from mteb's metadata. The primary config comes from here rather than a config folder, so that every folder,
     evalkit's own conf/ included, can sit on Hydra's search path behind the user's (a primary config path
     would come first, and its model files would shadow the user's)."""
     from hydra.core.config_store import ConfigStore
@@ -121,8 +125,14 @@ def register_configs() -> None:
     store = ConfigStore.instance()
     store.store(name="config", node=OmegaConf.load(CONF_DIR / "config.yaml"))
     store.store(name="evalkit_schema", node=RunConfig)
-    for name, spec in load_task_specs().items():
+    specs = load_task_specs()
+    for name, spec in specs.items():
         store.store(group="task", name=name, node=spec)
+    for arg in argv:
+        key, _, value = arg.partition("=")
+        for name in value.split(",") if key == "task" else ():
+            if name not in specs:
+                store.store(group="task", name=name, node=get_task_spec(name))
 
 
 def print_list() -> None:
@@ -133,6 +143,7 @@ def print_list() -> None:
     for name, spec in specs.items():
         print(f"{name:<40} {spec.type:<19} {spec.split:<6} {spec.metric:<32} {','.join(spec.aliases)}")
     print(f"\n{len(specs)} tasks. models: {', '.join(model_names())}")
+    print("any other mteb task runs by its mteb name: task=<MtebTask> (its instruction from mteb, warned)")
     print(f"sweep suites (suite=): {', '.join(sweep_suites())}. gate suites (check suite=): {', '.join(suite_names())}")
     if len(config_dirs()) > 1:
         print(f"config folders: {', '.join(map(str, config_dirs()))}")
@@ -228,7 +239,7 @@ def main(argv: list[str] | None = None) -> None:
         from evalkit.versions import require_for
 
         require_for("run")
-        register_configs()
+        register_configs(argv)
     except EvalkitError as exc:
         fail(str(exc))
     import hydra

@@ -32,6 +32,8 @@ class Choice(str, Enum):
 
 
 class TaskType(Choice):
+    """mteb's text task types: the paper's seven, then the others mteb 2 evaluates on text."""
+
     Classification = "Classification"
     Clustering = "Clustering"
     PairClassification = "PairClassification"
@@ -39,6 +41,12 @@ class TaskType(Choice):
     Retrieval = "Retrieval"
     STS = "STS"
     Summarization = "Summarization"
+    BitextMining = "BitextMining"
+    MultilabelClassification = "MultilabelClassification"
+    Regression = "Regression"
+    InstructionRetrieval = "InstructionRetrieval"
+    InstructionReranking = "InstructionReranking"
+    ZeroShotClassification = "ZeroShotClassification"
 
 
 class Pooling(Choice):
@@ -83,13 +91,14 @@ def hub_offline() -> bool:
 class TaskSpec:
     """One benchmark task: which mteb task, which split, and its one-sentence instruction."""
 
-    name: str = MISSING  # CLI name = file stem in tasks/
+    name: str = MISSING  # CLI name = file stem in tasks/ (an mteb task without a file: its mteb name)
     mteb_task: str = MISSING
     type: TaskType = MISSING
     split: str = MISSING
-    hf_subset: str = "default"
+    hf_subset: str = "default"  # the subset whose score is the headline
     metric: str = MISSING  # mteb v2 key of the main metric
-    instruction: str = MISSING
+    instruction: Optional[str] = None  # None: resolved by evalkit.instructions (task file, then mteb's prompts)
+    hf_subsets: Optional[list[str]] = None  # subsets to evaluate; None: hf_subset (a local folder: those it holds)
     symmetric: bool = False  # documents are encoded like queries (QuoraRetrieval)
     aliases: list[str] = field(default_factory=list)
 
@@ -153,10 +162,11 @@ class EncodeConfig:
 class RunConfig:
     task: TaskSpec = MISSING
     model: ModelConfig = MISSING
-    data_dir: Optional[str] = None  # a local BEIR folder for this task
+    data_dir: Optional[str] = None  # a local folder for this task: BEIR (retrieval) or an mteb dataset folder
     data_root: Optional[str] = None  # a folder of BEIR folders named by the tasks' BEIR names (sweeps)
     results_dir: str = "results"  # <results_dir>/<org__model>/<revision>/<MtebTask>.json
     overwrite: bool = False  # a finished task is skipped unless true
+    strict_instructions: bool = False  # an instruction from mteb's prompts (not task.instruction or a task file) fails
     encode: EncodeConfig = field(default_factory=EncodeConfig)
 
 
@@ -179,8 +189,10 @@ def check_model(model: ModelConfig, where: str = "model config") -> ModelConfig:
 
 
 def check_task(task: TaskSpec, where: str = "task config") -> TaskSpec:
-    if not task.instruction.strip():
+    if task.instruction is not None and not task.instruction.strip():
         raise EvalkitError(f"{where}: the instruction is empty")
+    if task.hf_subsets is not None and not task.hf_subsets:
+        raise EvalkitError(f"{where}: hf_subsets is an empty list (null evaluates the default)")
     return task
 
 

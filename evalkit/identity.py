@@ -191,10 +191,11 @@ def model_differences(model: ModelConfig, weights_fingerprint: str) -> dict[str,
 
 
 def task_differences(spec: TaskSpec, model: ModelConfig) -> dict[str, str]:
-    """Readable settings of the task that differ from its task file's (the instruction only where used)."""
-    from evalkit.tasks import load_task_specs
+    """Readable settings of the task that differ from its task file's, or for an mteb task without one from
+    mteb's metadata and prompts (the instruction only where used)."""
+    from evalkit.instructions import default_spec
 
-    default = load_task_specs().get(spec.name)
+    default = default_spec(spec)
     if default is None:
         return {}
     out = {}

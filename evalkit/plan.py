@@ -16,7 +16,8 @@ from evalkit import EvalkitError
 from evalkit.config import ModelConfig, TaskSpec, load_model_config
 from evalkit.data import local_data_dir
 from evalkit.encoding.prompt import render
-from evalkit.tasks import load_task_specs, suite_task_names
+from evalkit.instructions import resolve_instruction
+from evalkit.tasks import get_task_spec, suite_task_names
 
 # Characters per token of the Mistral-7B tokenizer on English BEIR corpora, measured with this repo on
 # the first 3,000 documents of SciFact (3.95), NFCorpus (3.91) and ArguAna (4.53).
@@ -112,12 +113,13 @@ def plan_from_folder(spec: TaskSpec, model: ModelConfig, folder: Path) -> TaskPl
 
 
 def make_plan(suite: str, model: str, data_root: str | None) -> list[TaskPlan]:
-    specs = load_task_specs()
     cfg = load_model_config(model)
     plans = []
     for name in suite_task_names(suite):
-        spec = specs[name]
-        folder = _local_folder(spec, data_root)
+        spec = get_task_spec(name)
+        if cfg.prompt is not None:
+            spec, _ = resolve_instruction(spec)
+        folder = _local_folder(spec, data_root) if spec.type == "Retrieval" else None  # exact counts: BEIR folders
         plans.append(plan_from_folder(spec, cfg, folder) if folder else plan_from_stats(spec, cfg))
     return plans
 

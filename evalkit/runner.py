@@ -4,21 +4,23 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from evalkit import EvalkitError
+from evalkit import EvalkitError, itemscores
 from evalkit.config import RunConfig, TaskSpec, hub_offline
 from evalkit.data import BeirData, attach_to_task, fingerprint, local_data_dir, read_beir_folder
 from evalkit.distributed import barrier, init_from_env, rank, world_size
 from evalkit.encoding.encoder import Encoder
 from evalkit.files import check_writable
 from evalkit.hub import check_reachable, offline_error
-from evalkit.identity import Experiment, experiment, first_difference, hub_data, local_data
+from evalkit.identity import Data, Experiment, experiment, first_difference, hub_data, local_data
+from evalkit.instructions import resolve_instruction
 from evalkit import results
 from evalkit.results import check_names, environment, read_record, scores_entry, write_result
 from evalkit.search import ExactSearch
+from evalkit.task_data import load_mteb_folder, loaded_fingerprint
 from evalkit.tasks import get_mteb_task, subtask_names
 
 log = logging.getLogger(__name__)
@@ -49,24 +51,52 @@ class RunSummary:
 class Planned:
     """What a run will do, decided before any model loads: its data, its identity and where it writes."""
 
-    task: Any  # the mteb task (data not loaded yet)
-    folder: Path | None  # the local BEIR folder, if any
-    data: BeirData | None  # its contents, read and checked
+    task: Any  # the mteb task (hub data not loaded yet; a local mteb dataset folder's loaded)
+    spec: TaskSpec  # as run: the instruction resolved, the subsets evaluated and the headline one
+    instruction_source: str | None  # where the instruction came from (None: the model takes none)
+    folder: Path | None  # the local data folder, if any
+    data: BeirData | None  # a local BEIR folder's contents, read and checked
     experiment: Experiment
     path: Path  # the TaskResult file
 
 
 def plan_run(cfg: RunConfig) -> Planned:
-    """Read and check the local data, fingerprint the weights and the data: the run's identity and file."""
-    spec = cfg.task
+    """Resolve the instruction, read and check the local data, fingerprint the weights and the data: the
+    run's identity and file."""
+    spec, source = cfg.task, None
     check_names(cfg.model.name, cfg.model.revision)
+    if cfg.model.prompt is not None:  # a model without instructions needs none
+        spec, source = resolve_instruction(spec, cfg.strict_instructions)
     folder = local_data_dir(spec, cfg.data_dir, cfg.data_root)
-    data = read_beir_folder(folder, spec.split) if folder is not None else None
-    task = get_mteb_task(spec)
-    source = local_data(folder.resolve().name, fingerprint(data)) if data is not None else hub_data(task)
-    exp = experiment(cfg, source)
-    return Planned(task, folder, data, exp, results.result_path(cfg.results_dir, cfg.model.name, exp.folder,
-                                                                spec.mteb_task))
+    task, data, origin = task_and_data(spec, folder)
+    subsets = list(task.hf_subsets) if task.metadata.is_multilingual else [spec.hf_subset]
+    headline = spec.hf_subset if spec.hf_subset in subsets else subsets[0]
+    if headline != spec.hf_subset:
+        log.warning("%s: subset %s is not evaluated; the headline score is %s's (the run record says so)",
+                    spec.mteb_task, spec.hf_subset, headline)
+    spec = replace(spec, hf_subset=headline, hf_subsets=subsets)
+    exp = experiment(replace(cfg, task=spec), origin)
+    return Planned(task, spec, source, folder, data, exp,
+                   results.result_path(cfg.results_dir, cfg.model.name, exp.folder, spec.mteb_task))
+
+
+def task_and_data(spec: TaskSpec, folder: Path | None) -> tuple[Any, BeirData | None, Data]:
+    """The mteb task, a BEIR folder's data, and the data's identity: a local BEIR folder for retrieval, a
+    local mteb dataset folder (loaded now, by mteb's own load_data) for every other type, else the hub."""
+    from mteb.abstasks import AbsTaskRetrieval
+
+    if folder is None:
+        task = get_mteb_task(spec)
+        return task, None, hub_data(task)
+    task = get_mteb_task(spec, all_subsets=True)
+    if not isinstance(task, AbsTaskRetrieval):
+        load_mteb_folder(task, folder, spec.hf_subsets)
+        return task, None, local_data(folder.resolve().name, loaded_fingerprint(task))
+    if spec.type in ("Reranking", "InstructionReranking"):
+        raise EvalkitError(f"data_dir: {spec.mteb_task} reranks each query's candidate list (mteb's top_ranked), "
+                           f"which a BEIR folder does not hold; a BEIR folder would score full retrieval instead")
+    data = read_beir_folder(folder, spec.split)
+    return get_mteb_task(spec), data, local_data(folder.resolve().name, fingerprint(data))
 
 
 def result_path(cfg: RunConfig) -> Path:
@@ -93,14 +123,17 @@ def finished(planned: Planned, overwrite: bool) -> bool:
     return not overwrite
 
 
-def load_task(cfg: RunConfig, planned: Planned):
-    """The mteb task with its data loaded: the local BEIR folder's when given, else the hub's."""
-    spec, task = cfg.task, planned.task
+def load_task(planned: Planned):
+    """The mteb task with its data loaded: the local folder's when given, else the hub's."""
+    spec, task = planned.spec, planned.task
     if planned.data is not None:
         attach_to_task(task, planned.data, spec.split, spec.hf_subset)
         return task
+    if task.data_loaded:  # a local mteb dataset folder, loaded when the run was planned
+        return task
     what = f"the data of {spec.mteb_task}"
-    fix = "pass data_dir=<BEIR folder> or data_root=<folder of BEIR folders> (retrieval tasks)"
+    fix = ("pass data_dir=<folder> or data_root=<folder of folders> (BEIR folders for retrieval, the task's "
+           "dataset for other types)")
     check_reachable(what, fix)
     try:
         task.load_data()
@@ -135,16 +168,16 @@ def run(cfg: RunConfig) -> RunSummary:
     import mteb
 
     init_from_env()  # under torchrun: join the ranks; they share the encoding, rank 0 writes
-    spec = cfg.task
     planned = plan_run(cfg)
-    out = planned.path
+    spec, out = planned.spec, planned.path
     summary = RunSummary(spec.name, spec.mteb_task, spec.metric, out, main_rank=rank() == 0, skipped=True)
     if finished(planned, cfg.overwrite):
         return summary
     check_writable(cfg.results_dir, "results_dir")
-    task = load_task(cfg, planned)
+    task = load_task(planned)
     encoder = Encoder(cfg.model, {name: spec for name in subtask_names(task)}, cfg.encode)
     per_query = capture_per_query(task)
+    per_item = itemscores.capture(task, spec.metric)
     start = time.perf_counter()
     model_result = mteb.evaluate(
         ExactSearch(encoder), task, cache=None, overwrite_strategy="always", raise_error=True,
@@ -156,7 +189,8 @@ def run(cfg: RunConfig) -> RunSummary:
     if entry is None:
         raise EvalkitError(f"mteb wrote no {spec.split}/{spec.hf_subset} scores for {spec.mteb_task}")
     score = float(entry[spec.metric])
-    record = run_record(cfg, encoder, wall, score, per_query, planned)
+    items = itemscores.verified(per_item.get(spec.hf_subset), score, spec.mteb_task)
+    record = run_record(cfg, encoder, wall, score, planned, per_query, items)
     if rank() == 0:  # mteb reads model_meta's revision as the folder's: an experiment folder is its own revision
         meta = encoder.mteb_model_meta.model_copy(update={"revision": planned.experiment.folder})
         write_result(out, task_result, record, meta)
@@ -167,10 +201,10 @@ def run(cfg: RunConfig) -> RunSummary:
     return summary
 
 
-def run_record(cfg: RunConfig, encoder: Encoder, wall: float, score: float, per_query: dict,
-               planned: Planned) -> dict[str, Any]:
-    spec: TaskSpec = cfg.task
-    folder, exp = planned.folder, planned.experiment
+def run_record(cfg: RunConfig, encoder: Encoder, wall: float, score: float, planned: Planned, per_query: dict,
+               per_item: dict | None) -> dict[str, Any]:
+    """What a reader needs to trust a result; the spec as run (instruction resolved, subsets evaluated)."""
+    spec, folder, exp = planned.spec, planned.folder, planned.experiment
     return {
         "identity": exp.identity,
         "experiment": {"folder": exp.folder, "differs": exp.differs, "published_data": exp.published_data},
@@ -178,17 +212,21 @@ def run_record(cfg: RunConfig, encoder: Encoder, wall: float, score: float, per_
         "mteb_task": spec.mteb_task,
         "type": spec.type,
         "split": spec.split,
-        "hf_subset": spec.hf_subset,
+        "hf_subset": spec.hf_subset,  # the headline score's
+        "hf_subsets": spec.hf_subsets,  # every subset evaluated
         "metric": spec.metric,
         "score": score,
         "instruction": spec.instruction if cfg.model.prompt else None,
+        "instruction_source": planned.instruction_source,  # task.instruction, conf/tasks/<Task>.yaml, or mteb's prompts
+        "normalized": encoder.normalizes(spec.type),  # embeddings L2-normalized (e5: not for classification)
         "model": asdict(cfg.model),
         "config": asdict(cfg),
         "data_dir": str(folder.resolve()) if folder else None,
         "special_tokens": encoder.special_tokens(),
         "encode": encoder.stats.as_record(),
         "wall_time_s": wall,
-        "per_query": per_query,
+        "per_query": per_query,  # retrieval: per-query scores, for confidence intervals
+        "per_item": per_item,  # STS, pair classification, summarization: see evalkit.itemscores
         "world_size": world_size(),
         **environment(),
     }

@@ -132,6 +132,22 @@ def test_scores_end_to_end_record_then_pass_identically(tmp_path):
     assert recorded["model"] == "evalkit/tiny-random-mistral" and recorded["data_dir"] == str(tmp_path / "beir")
 
 
+def test_the_gate_runs_with_strict_instructions(tmp_path, monkeypatch):
+    """The gate measures the paper's instructions: mteb's prompts would be an error, never a quiet stand-in."""
+    import evalkit.runner
+
+    seen = []
+
+    def stop(cfg):
+        seen.append(cfg.strict_instructions)
+        raise EvalkitError("stop")
+
+    monkeypatch.setattr(evalkit.runner, "run", stop)
+    with pytest.raises(EvalkitError, match="stop"):
+        scores.measure(score_suite(write_beir(tmp_path / "beir")), tmp_path / "r", scores.specs_with())
+    assert seen == [True]
+
+
 def test_golden_failures_stop_before_the_scores_unless_keep_going(tmp_path, monkeypatch):
     suite, path = score_suite(write_beir(tmp_path / "beir"), golden=True), tmp_path / "b.json"
     check(suite, path, results_dir=tmp_path / "r", update=True, golden_only=True)

@@ -99,9 +99,10 @@ def test_bad_choice_is_rejected():
 
 def compose_run(*overrides: str):
     """What `evalkit` composes: the same registered configs, overrides and search path."""
-    register_configs()
+    argv = canonical_overrides(list(overrides))
+    register_configs(argv)
     with initialize(config_path=None, version_base="1.3"):
-        return to_run_config(compose(config_name="config", overrides=canonical_overrides(list(overrides))))
+        return to_run_config(compose(config_name="config", overrides=argv))
 
 
 @pytest.mark.parametrize("model", model_names())
@@ -116,6 +117,14 @@ def test_hydra_overrides_reach_the_run_config():
                       "results_dir=/y", "encode.batch_size=8", "model.max_length=128")
     assert (run.task.mteb_task, run.task.instruction) == ("MSMARCO", "Find it")
     assert (run.data_dir, run.results_dir, run.encode.batch_size, run.model.max_length) == ("/x", "/y", 8, 128)
+
+
+def test_hydra_composes_an_mteb_task_without_a_file():
+    run = compose_run("task=summevalsummarization.v2", "model=minilm", "strict_instructions=true",
+                      "task.hf_subsets=[default]")
+    assert (run.task.mteb_task, run.task.type, run.task.metric, run.task.instruction) == (
+        "SummEvalSummarization.v2", "Summarization", "cosine_spearman", None)
+    assert run.strict_instructions is True and run.task.hf_subsets == ["default"]
 
 
 def test_hydra_rejects_unknown_keys():

@@ -66,7 +66,8 @@ def measure_golden(suite: Suite, specs, model_overrides: Mapping[str, Any] | Non
     instructions = {spec.mteb_task: spec for spec in specs.values()}
     entries, namers = {}, {}
     for name in suite.golden.models:
-        encoder = load_encoder(name, instructions=instructions, encode=encode_config(suite), **dict(model_overrides or {}))
+        encoder = load_encoder(name, instructions=instructions, encode=encode_config(suite), strict_instructions=True,
+                               **dict(model_overrides or {}))
         entries[name] = golden.measure(encoder, probes, specs)
         namers[name] = encoder.tokenizer.convert_ids_to_tokens
     return entries, namers

@@ -1,8 +1,9 @@
 """Runs: the scores of each `<org__model>/<revision>/` results folder, read back for the report.
 
-Reads mteb TaskResult files and, where present, evalkit's run record beside them, whose per-query scores
-give a bootstrap confidence interval for retrieval tasks. Where results live and how a folder names its
-model is `evalkit.results`' business; each problem with a file is one line on stderr and the rest goes on.
+Reads mteb TaskResult files and, where present, evalkit's run record beside them, whose per-query
+(retrieval) and per-item (STS, pair classification, summarization) scores give bootstrap confidence
+intervals. Where results live and how a folder names its model is `evalkit.results`' business; each
+problem with a file is one line on stderr and the rest goes on.
 """
 
 from __future__ import annotations
@@ -15,11 +16,13 @@ from typing import Any, Mapping
 import numpy as np
 
 from evalkit.identity import describe, is_published
+from evalkit.itemscores import item_ci
 from evalkit.report.metrics import short_model_name, to_points
 from evalkit.results import identify_model, read_run_records, result_files, scores_entry
 
 SPEC_KEYS = ("type", "split", "hf_subset", "metric")
 SUBSET_PREFERENCE = ("default", "en", "en-en")
+CI_TYPES = ("Retrieval", "STS", "PairClassification", "Summarization")  # where a run record can give a CI
 
 
 class ReportInputError(Exception):
@@ -32,8 +35,9 @@ class TaskScore:
     type: str
     metric: str  # mteb v2 key of the main metric
     score: float  # points, 0-100
-    ci: tuple[float, float] | None = None  # 95% bootstrap CI over queries, points
+    ci: tuple[float, float] | None = None  # 95% bootstrap CI over queries, pairs or documents, points
     data: str | None = None  # "published" | "local" (not the published test set) | "unverified" | None (unknown)
+    hf_subset: str = "default"  # the subset the score is of
 
     @property
     def comparable(self) -> bool:
@@ -135,7 +139,8 @@ def read_task_score(path: Path, registry: Mapping[str, Any], record: dict | None
         score = to_points(entry[spec["metric"]])
     except (TypeError, ValueError) as exc:
         raise ReportInputError(str(exc)) from None
-    return TaskScore(result.task_name, spec["type"], spec["metric"], score, data=data_status(record))
+    return TaskScore(result.task_name, spec["type"], spec["metric"], score, data=data_status(record),
+                     hf_subset=spec["hf_subset"])
 
 
 def data_status(record: dict | None) -> str | None:
@@ -150,18 +155,22 @@ def data_status(record: dict | None) -> str | None:
     return "unverified" if (record or {}).get("data_dir") else None
 
 
-def query_ci(score: TaskScore, record: dict | None, seed: int, resamples: int) -> str | None:
-    """Set `score.ci` from the record's per-query scores; the reason when there is none."""
+def score_ci(score: TaskScore, record: dict | None, seed: int, resamples: int) -> str | None:
+    """Set `score.ci` from the record's per-query or per-item scores; the reason when there is none."""
     if record is None:
         return "no run record"
     per_query = (record.get("per_query") or {}).get(score.metric)
-    if not per_query:
-        return f"run record has no per-query {score.metric}"
+    per_item = record.get("per_item") or {}
+    if not per_query and per_item.get("metric") != score.metric:
+        return f"run record has no per-{'query' if score.type == 'Retrieval' else 'item'} {score.metric}"
     try:
-        low, high = bootstrap_ci(list(per_query.values()), seed=seed, resamples=resamples)
+        if per_query:
+            low, high = bootstrap_ci(list(per_query.values()), seed=seed, resamples=resamples)
+        else:
+            low, high = item_ci(per_item, seed=seed, resamples=resamples)
         score.ci = (to_points(low), to_points(high))
-    except (TypeError, ValueError) as exc:
-        return f"unusable per-query scores ({_first_line(exc)})"
+    except (TypeError, ValueError, KeyError, IndexError) as exc:
+        return f"unusable per-{'query' if per_query else 'item'} scores ({_first_line(exc)})"
     return None
 
 
@@ -181,8 +190,8 @@ def load_run(folder: Path, registry: Mapping[str, Any], seed: int = 0, resamples
             warn(f"{path}: {exc}; skipped")
             continue
         run.scores[score.task] = score
-        if score.type == "Retrieval":
-            reason = query_ci(score, records.get(score.task), seed, resamples)
+        if score.type in CI_TYPES:
+            reason = score_ci(score, records.get(score.task), seed, resamples)
             if reason:
                 no_ci.append(f"{score.task} ({reason})")
     if no_ci:

@@ -18,6 +18,8 @@ from evalkit.report.runs import Run
 
 BLANK = "–"
 TABLE1_COLUMNS = (*CATEGORY_LABELS.values(), "Avg", "BEIR")
+MARKS = "¹²³⁴⁵⁶⁷⁸⁹"
+NOT_COMPARABLE = "not comparable"
 
 
 def per_task_frame(runs: list[Run], references: list[Published]) -> pd.DataFrame:
@@ -40,8 +42,20 @@ def per_task_frame(runs: list[Run], references: list[Published]) -> pd.DataFrame
             mine = [c for c in comparisons(run, reference) if c.task == task] if reference else []
             row[delta_heading(run, reference)] = mine[0].delta if mine else None
             row[f"Δ {run.name} outside CI"] = mine[0].outside_ci if mine else None
+            row[f"Δ {run.name} note"] = mine[0].note if mine else None
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def footnotes(raw: pd.DataFrame, runs: list[Run]) -> dict[str, str]:
+    """Note text -> its footnote mark, in order of first appearance (the Δs that are explained, not counted)."""
+    marks: dict[str, str] = {}
+    for _, row in raw.iterrows():
+        for run in runs:
+            note = row[f"Δ {run.name} note"]
+            if isinstance(note, str) and note not in marks:
+                marks[note] = MARKS[len(marks) % len(MARKS)]
+    return marks
 
 
 def _means(main: dict[str, float], beir: dict[str, float]) -> dict[str, tuple[float | None, int]]:
@@ -118,8 +132,10 @@ def _bold_max(values: dict[str, float | None]) -> set[str]:
 
 
 def per_task_display(raw: pd.DataFrame, runs: list[Run], references: list[Published]):
-    """Formatted cells, and per row the best score (the LaTeX bold), for the per-task table."""
+    """Formatted cells, and per row the best score (the LaTeX bold), for the per-task table. A Δ against a
+    published score that is not comparable carries a footnote mark, and is not counted as outside the CI."""
     score_columns = [run.label for run in runs] + [ref.label for ref in references]
+    marks = footnotes(raw, runs)
     cells, bold = [], []
     for _, row in raw.iterrows():
         out = {"Task": row["Task"], "Type": row["Type"], "Metric": row["Metric"]}
@@ -130,11 +146,12 @@ def per_task_display(raw: pd.DataFrame, runs: list[Run], references: list[Publis
         for ref in references:
             out[ref.label] = _fmt(row[ref.label])
         for run in runs:
-            outside = row[f"Δ {run.name} outside CI"]
+            outside, note = row[f"Δ {run.name} outside CI"], row[f"Δ {run.name} note"]
+            mark = marks.get(note, "") if isinstance(note, str) else ""
             heading = delta_heading(run, reference_for(run, references))
-            out[heading] = _fmt(row[heading], signed=True)
-            out[f"Δ {run.name} outside CI"] = BLANK if outside is None or pd.isna(outside) else (
-                "yes" if outside else "no")
+            out[heading] = _fmt(row[heading], signed=True) + mark
+            out[f"Δ {run.name} outside CI"] = NOT_COMPARABLE + mark if mark else (
+                BLANK if outside is None or pd.isna(outside) else ("yes" if outside else "no"))
         cells.append(out)
         bold.append(_bold_max({c: row[c] for c in score_columns}))
     return pd.DataFrame(cells, columns=list(cells[0]) if cells else None), bold
@@ -208,10 +225,14 @@ def write_tables(runs: list[Run], references: list[Published], out: Path, *, see
               + (" (another model's published numbers)" if ref.model != run.model else "")
               for run in runs if (ref := reference_for(run, references))]
     notes = ["Main metric of each task, in points (0–100). Δ in points: " + ("; ".join(deltas) or "none") + ".",
-             f"95% CI: percentile bootstrap of the mean over queries ({resamples} resamples, seed {seed}); "
-             "retrieval tasks with per-query scores in the run record only. "
-             "'outside CI': the published score lies outside it.", *source_notes(runs, references)]
-    written = _write(out / "per_task", "Per-task scores", display, bold, raw, notes)
+             f"95% CI: percentile bootstrap ({resamples} resamples, seed {seed}) from the run record's per-item "
+             "scores: the mean over queries (retrieval), the metric recomputed on resampled pairs (STS: Spearman; "
+             "pair classification: max AP over similarity functions) or the mean over documents (summarization). "
+             "mteb exposes no per-item scores for classification and clustering: no CI there. "
+             "'outside CI': the published score lies outside it.",
+             *[f"{mark} {note}" for note, mark in footnotes(raw, runs).items()], *source_notes(runs, references)]
+    written = _write(out / "per_task", "Per-task scores", display, bold, raw.drop(
+        columns=[f"Δ {run.name} note" for run in runs]), notes)
 
     rows = table1_rows(runs, references)
     display, bold = table1_display(rows)
