@@ -91,22 +91,19 @@ def capture(task, metric: str) -> dict[str, dict]:
         if entry is not None:
             captured[current["subset"]] = entry
 
+    def tap(method: str, entry) -> None:  # the task's scoring method, seen on its way through
+        original = getattr(task, method)
+
+        def tapped(scores, gold):
+            keep(entry(metric, scores, gold))
+            return original(scores, gold)
+
+        setattr(task, method, tapped)
+
     if isinstance(task, abstasks.AbsTaskSTS):
-        calculate = task._calculate_scores
-
-        def calculate_scores(scores, gold):
-            keep(sts_entry(metric, scores, gold))
-            return calculate(scores, gold)
-
-        task._calculate_scores = calculate_scores
+        tap("_calculate_scores", sts_entry)
     elif isinstance(task, abstasks.AbsTaskPairClassification):
-        compute = task._compute_metrics
-
-        def compute_metrics(scores, labels):
-            keep(pair_entry(metric, scores, labels))
-            return compute(scores, labels)
-
-        task._compute_metrics = compute_metrics
+        tap("_compute_metrics", pair_entry)
     elif isinstance(task, abstasks.AbsTaskSummarization):
         from mteb._evaluators.text.summarization_evaluator import DeprecatedSummarizationEvaluator
 
