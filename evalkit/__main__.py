@@ -30,8 +30,10 @@ def canonical_overrides(argv: list[str]) -> list[str]:
     out = []
     for arg in argv:
         key, eq, value = arg.partition("=")
-        if eq and key == "suite":  # a sweep over the suite's tasks
-            key, value = "task", ",".join(suite_task_names(value))
+        if eq and key == "suite":  # a sweep over the suite's tasks, those sharing texts one after the other
+            from evalkit.plan import suite_run_order
+
+            key, value = "task", ",".join(suite_run_order(suite_task_names(value)))
             if not {"-m", "--multirun"} & set(argv):
                 out.insert(0, "--multirun")
         elif eq and key == "task":
