@@ -65,17 +65,19 @@ def pick_budget(encoder, plan, items: list, tokenize, cut, build) -> tuple[int, 
     return best, f"calibrated now in {seconds:.1f} s (tokens/s by budget: {shown})"
 
 
-def sample(seqs: list[list[int]], tokens: int = SAMPLE_TOKENS) -> list[list[int]]:
-    """Texts spread evenly over `seqs`, about `tokens` tokens in all."""
+def sample(seqs: list[list[int]], tokens: int | None = None) -> list[list[int]]:
+    """Texts spread evenly over `seqs`, about `tokens` (SAMPLE_TOKENS) tokens in all."""
+    tokens = tokens or SAMPLE_TOKENS
     mean = max(1.0, sum(len(s) for s in seqs) / max(1, len(seqs)))
     step = max(1, int(len(seqs) * mean / tokens))
     return seqs[::step]
 
 
-def measure(forward, seqs: list[list[int]], cut, build, candidates=CANDIDATES, rounds: int = ROUNDS
-            ) -> dict[int, float]:
-    """Best tokens/s of `forward` over `seqs` cut at each budget: rounds interleaved (the order reversed every
-    other round), so a change in load hits every budget alike."""
+def measure(forward, seqs: list[list[int]], cut, build, candidates: tuple[int, ...] | None = None,
+            rounds: int = ROUNDS) -> dict[int, float]:
+    """Best tokens/s of `forward` over `seqs` cut at each budget (CANDIDATES): rounds interleaved (the order
+    reversed every other round), so a change in load hits every budget alike."""
+    candidates = candidates or CANDIDATES
     lengths = [len(s) for s in seqs]
     tokens = sum(lengths)
     prepared = {b: [build([seqs[i] for i in rows]) for rows in cut(lengths, b)] for b in candidates}

@@ -29,7 +29,7 @@ import torch.nn.functional as F
 
 from evalkit import EvalkitError
 from evalkit.config import VarlenKernel
-from evalkit.encoding.fused import fused_ops, rms as _rms
+from evalkit.encoding.fused import TORCH_OPS, Ops, fused_ops, rms as _rms
 from evalkit.encoding.model import not_causal
 
 PACKABLE_TYPES = ("mistral", "llama", "qwen2")
@@ -249,7 +249,7 @@ class PackedDecoder:
                 self._compiled = torch.compile(self._decode, dynamic=True)
             decode = self._compiled
         with torch.inference_mode():
-            return decode(batch, pooling, kernel, expand_kv, fused)
+            return decode(batch, pooling, kernel, expand_kv, fused_ops(fused))
 
     @staticmethod
     def _attend(q, k, v, batch: Packed, scale: float, kernel: str, expand_kv: bool, last_only: bool):
@@ -257,10 +257,10 @@ class PackedDecoder:
         extra = {"expand_kv": expand_kv} if kernel == "flash" else {}
         return kernels[kernel](q, k, v, batch, scale, **extra)
 
-    def _decode(self, batch: Packed, pooling: str, kernel: str, expand_kv: bool, fused: str = "none") -> torch.Tensor:
+    def _decode(self, batch: Packed, pooling: str, kernel: str, expand_kv: bool, ops: Ops = TORCH_OPS) -> torch.Tensor:
         """The decoder layers over the stream. With last-token pooling the final layer computes its
         attention output and MLP for the last tokens only: nothing else reaches the embedding."""
-        model, ops = self.model, fused_ops(fused)
+        model = self.model
         x = model.embed_tokens(batch.ids)
         cos, sin = model.rotary_emb(x[None], batch.positions[None])
         cos, sin = cos[0, :, None, :], sin[0, :, None, :]  # (T, 1, D)
