@@ -77,7 +77,7 @@ def test_auto_takes_the_best_attention_the_architecture_supports(monkeypatch):
 def tiny(monkeypatch, tmp_path):
     """The tiny Mistral with no token budget set, a private cache root and a small calibration."""
     monkeypatch.setenv("EVALKIT_CACHE", str(tmp_path / "cache"))
-    monkeypatch.setattr(calibrate, "CALIBRATE_MIN_TEXTS", 20)
+    monkeypatch.setattr(calibrate, "CALIBRATE_MIN_TOKENS", 1000)
     monkeypatch.setattr(calibrate, "CANDIDATES", (64, 256, 1024))
     monkeypatch.setattr(calibrate, "SAMPLE_TOKENS", 1024)
     return Encoder(load_model_config("tiny_mistral"), instructions={}, encode=EncodeConfig(cache=False))

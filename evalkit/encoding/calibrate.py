@@ -2,9 +2,9 @@
 
 On a GPU the budget is what half the free memory holds (`batching.token_budget`). On a CPU memory is no
 limit, speed is: past a few thousand tokens a batch stops fitting the caches and gets slower. So the first
-call with at least `CALIBRATE_MIN_TEXTS` texts times its own first texts at a few budgets (two rounds, the
-order reversed in the second, the best rate of each kept) and encodes at the fastest; the choice is
-remembered in `<cache root>/budgets.json` per model, dtype, max length, forward path and machine, so later
+call large enough that measuring costs it at most a tenth (`CALIBRATE_MIN_TOKENS`) times texts spread over
+its first ones at a few budgets (two rounds, the order reversed in the second, the best rate of each kept)
+and encodes at the fastest; the choice is remembered in `<cache root>/budgets.json` per model, dtype, max length, forward path and machine, so later
 runs do not measure again and batch their texts the same way every time. Smaller calls before that use
 `CPU_TOKEN_BUDGET`. `encode.max_tokens_per_batch` overrides all of it (the gate's suites pin it).
 
@@ -28,10 +28,11 @@ from evalkit.files import atomic_write, cache_root
 log = logging.getLogger(__name__)
 
 CANDIDATES = (1024, 2048, 4096, 8192, 16_384)  # tokens per forward pass tried on a CPU
-CALIBRATE_MIN_TEXTS = 2000  # a call this large pays for the measurement (seconds, once per model and machine)
 SAMPLE_TEXTS = 512  # texts the sample is drawn from (the call's first)
-SAMPLE_TOKENS = 16_384  # tokens timed per budget per round: one batch of the largest candidate
+SAMPLE_TOKENS = 16_384  # the sample: one batch of the largest candidate
+TIMED_TOKENS = 4096  # each budget is timed on its first batches of the sample, at least this many tokens
 ROUNDS = 2
+CALIBRATE_MIN_TOKENS = 750_000  # ~10x what the measurement encodes: a call this large (estimated) calibrates
 
 
 def budgets_file() -> Path:
@@ -53,10 +54,11 @@ def pick_budget(encoder, plan, items: list, tokenize, cut, build) -> tuple[int, 
     if known is not None:
         return max(known, 1), f"calibrated earlier on this machine ({budgets_file()})"
     default = max(CPU_TOKEN_BUDGET, max_length)
-    if len(items) < CALIBRATE_MIN_TEXTS:
-        return default, f"the CPU default (calibrated on the first call of >= {CALIBRATE_MIN_TEXTS} texts)"
     start = time.perf_counter()
-    rates = measure(lambda inputs: encoder._forward(plan, inputs), sample(tokenize(items[:SAMPLE_TEXTS])), cut, build)
+    seqs = tokenize(items[:SAMPLE_TEXTS])
+    if len(items) * sum(len(s) for s in seqs) / max(1, len(seqs)) < CALIBRATE_MIN_TOKENS:
+        return default, f"the CPU default (calibrated on the first call of >= {CALIBRATE_MIN_TOKENS:,} tokens)"
+    rates = measure(lambda inputs: encoder._forward(plan, inputs), sample(seqs), cut, build)
     best = max(rates, key=rates.get)
     remember(key, best, rates)
     seconds = time.perf_counter() - start
@@ -75,12 +77,19 @@ def sample(seqs: list[list[int]], tokens: int | None = None) -> list[list[int]]:
 
 def measure(forward, seqs: list[list[int]], cut, build, candidates: tuple[int, ...] | None = None,
             rounds: int = ROUNDS) -> dict[int, float]:
-    """Best tokens/s of `forward` over `seqs` cut at each budget (CANDIDATES): rounds interleaved (the order
-    reversed every other round), so a change in load hits every budget alike."""
+    """Best tokens/s of `forward` at each budget (CANDIDATES), timed on the first batches `cut` makes of `seqs`
+    (at least TIMED_TOKENS tokens, or the budget): rounds interleaved, the order reversed every other round,
+    so a change in load hits every budget alike."""
     candidates = candidates or CANDIDATES
     lengths = [len(s) for s in seqs]
-    tokens = sum(lengths)
-    prepared = {b: [build([seqs[i] for i in rows]) for rows in cut(lengths, b)] for b in candidates}
+    prepared, tokens = {}, {}
+    for budget in candidates:
+        prepared[budget], tokens[budget] = [], 0
+        for rows in cut(lengths, budget):
+            if tokens[budget] >= max(budget, TIMED_TOKENS):
+                break
+            prepared[budget].append(build([seqs[i] for i in rows]))
+            tokens[budget] += sum(lengths[i] for i in rows)
     forward(prepared[candidates[0]][-1])  # warm-up: first-call allocations and thread pools
     rates = dict.fromkeys(candidates, 0.0)
     for number in range(rounds):
@@ -88,7 +97,7 @@ def measure(forward, seqs: list[list[int]], cut, build, candidates: tuple[int, .
             begin = time.perf_counter()
             for inputs in prepared[budget]:
                 forward(inputs)
-            rates[budget] = max(rates[budget], tokens / (time.perf_counter() - begin))
+            rates[budget] = max(rates[budget], tokens[budget] / (time.perf_counter() - begin))
     return rates
 
 
