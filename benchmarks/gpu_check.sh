@@ -43,18 +43,18 @@ hasattr(torch.ops.aten, '_flash_attention_forward'), 'liger_kernel', u.find_spec
 } 2>&1 | tee "$OUT/env.txt"
 
 echo "== 1. short workload ($SHAPE, $TEXTS texts, on $DEVICE)" | tee "$OUT/short.txt"
-timeout 300 "${BENCH[@]}" --texts "$TEXTS" --card-texts "$CARD_TEXTS" \
+timeout 270 "${BENCH[@]}" --texts "$TEXTS" --card-texts "$CARD_TEXTS" \
   --variant packed/flash,max_tokens_per_batch=131072 --variant packed/flash,fused_ops=liger --variant packed/flash_attn \
   --json "$OUT/short.json" 2>&1 | tee -a "$OUT/short.txt"
 echo "short exit: ${PIPESTATUS[0]}" | tee -a "$OUT/short.txt"
 
 echo "== 2. long workload ($SHAPE, $LONG_TEXTS texts, median 2,000 tokens, on $DEVICE)" | tee "$OUT/long.txt"
-timeout 150 "${BENCH[@]}" --workload long --texts "$LONG_TEXTS" --card-texts 32 \
+timeout 120 "${BENCH[@]}" --workload long --texts "$LONG_TEXTS" --card-texts 32 \
   --json "$OUT/long.json" 2>&1 | tee -a "$OUT/long.txt"
 echo "long exit: ${PIPESTATUS[0]}" | tee -a "$OUT/long.txt"
 
 echo "== 3. torch.compile ($SHAPE, $TEXTS texts, on $DEVICE)" | tee "$OUT/compile.txt"
-timeout "${COMPILE_LIMIT:-240}" "${BENCH[@]}" --texts "$TEXTS" --no-baselines --variant packed/flash,compile=true \
+timeout "${COMPILE_LIMIT:-170}" "${BENCH[@]}" --texts "$TEXTS" --no-baselines --variant packed/flash,compile=true \
   --json "$OUT/compile.json" 2>&1 | tee -a "$OUT/compile.txt"
 echo "compile exit: ${PIPESTATUS[0]}" | tee -a "$OUT/compile.txt"
 
