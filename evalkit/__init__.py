@@ -18,8 +18,10 @@ class EvalkitError(Exception):
 def load_encoder(model: str = "e5_mistral_7b", **overrides: Any):
     """Build the mteb-protocol encoder for `conf/model/<model>.yaml`, with keys overridden.
 
-    `instructions` (mteb task name -> TaskSpec) may be passed; by default the task registry
-    in `tasks/` supplies the instruction for each mteb task.
+    `instructions` (mteb task name -> TaskSpec) may be passed; by default the task registry in
+    `conf/tasks/` supplies the paper's instruction, and any other mteb task gets its instruction as
+    `evalkit.instructions` resolves it (mteb's prompts, with a warning; an error with
+    `strict_instructions=True`).
     """
     from evalkit.encoding.encoder import load_encoder as _load
 

@@ -1,23 +1,68 @@
-"""`python -m evalkit task=<name> [model=<name>] [key=value ...]`: a thin Hydra entry.
+"""`evalkit` (or `python -m evalkit`): run a task, or one of the commands; `evalkit --help` says which.
 
-    python -m evalkit list                      tasks and models (no torch import)
-    python -m evalkit task=scifact model=minilm data_dir=../shared/data/beir/scifact
-    python -m evalkit -m task=scifact,nfcorpus  a sweep
-    python -m evalkit plan suite=beir           size a job before starting it
-    python -m evalkit cache info|clear          the embedding cache
+A run is a thin Hydra entry over `runner.run`; `--help`, `list` and bad keys are answered before Hydra (or
+torch) is imported, so they take a fraction of a second.
 """
 
 from __future__ import annotations
 
+import os
 import sys
 from contextlib import contextmanager
 
-import hydra
-from hydra.core.config_store import ConfigStore
-
 from evalkit import EvalkitError
-from evalkit.config import CONF_DIR, RunConfig, model_names, suggest, to_run_config
-from evalkit.tasks import load_task_specs, resolve_task_name, suite_task_names
+from evalkit.conf_path import CONFIG_PATH_ENV, add_config_dirs, config_dirs
+from evalkit.config import (EncodeConfig, ModelConfig, RunConfig, TaskSpec, check_override_key, model_names, suggest,
+                            to_run_config)
+from evalkit.tasks import get_task_spec, load_task_specs, resolve_task_name, suite_task_names, sweep_suites
+
+COMMANDS = ("list", "plan", "cache", "report", "check")
+PSEUDO_KEYS = ("suite",)  # top-level keys evalkit turns into others before Hydra sees them
+
+HELP = """usage: evalkit task=<name> [model=<name>] [key=value ...]     run one task (python -m evalkit works the same)
+       evalkit -m task=<a>,<b> [key=value ...]                  a sweep: one run per task (or suite=<name>)
+       evalkit list | plan | cache | report | check ...          the other commands
+
+Evaluates a text embedder on an MTEB task with the e5 paper's protocol and writes mteb's result layout:
+results_dir/<org__model>/<revision>/<Task>.json, plus evalkit's run record beside it.
+
+commands:
+  list                          the tasks, models and suites
+  plan suite=<name> [model=...] [data_root=...] [tokens_per_s=...]   texts, tokens and GPU-hours of a job
+  cache info|clear              the embedding cache
+  report RESULTS_DIR ... [--compare MODEL] [--out report/]   tables and plots against published numbers
+  check suite=<name> [--update-baseline]                     the embedding-quality regression gate
+  (report --help and check --help say more)
+
+main keys (key=value; unknown keys fail; --cfg job prints the whole config):
+  task=<name>                   a task of `evalkit list` (case-insensitive; mteb names and BEIR aliases work),
+                                or any other mteb task by its mteb name (its instruction from mteb, warned)
+  model=<name>                  {models} (default e5_mistral_7b)
+  suite=<name>                  a sweep over a suite's tasks: {suites}
+  data_dir=<folder>             a local folder for this task: BEIR for retrieval (corpus.jsonl, queries.jsonl,
+                                qrels/), the task's dataset for other types (<split>.jsonl, <subset>/<split>.jsonl)
+  data_root=<folder>            a folder of BEIR folders named like the BEIR short names (sweeps)
+  results_dir=results           where results go;  overwrite=true  re-runs a finished task
+  strict_instructions=true      an instruction from mteb's prompts (no task file, no task.instruction) fails
+  model.<key>=<value>           {model_keys}
+  task.<key>=<value>            {task_keys}
+  encode.<key>=<value>          {encode_keys}
+
+your own models, tasks and suites:
+  --config-dir DIR (repeatable) or {env}=DIR[{sep}DIR]: folders searched before evalkit's own
+  conf/, each laid out like it: model/<name>.yaml, tasks/<name>.yaml, check/<suite>.yaml, suites.yaml
+
+examples:
+  evalkit task=scifact model=minilm data_dir=../shared/data/beir/scifact
+  evalkit -m task=scifact,nfcorpus model=minilm data_root=../shared/data/beir
+  evalkit task=scifact model.max_length=4096 encode.batch_size=8
+  evalkit --config-dir myconf task=scifact model=my_model data_dir=../shared/data/beir/scifact
+  evalkit plan suite=beir tokens_per_s=30000
+  evalkit report results/ --out report/
+
+environment: HF_HUB_OFFLINE=1 (use only the local Hugging Face cache), EVALKIT_CACHE (default ~/.cache/evalkit),
+{env}. Hydra's own options: --hydra-help.
+"""
 
 
 def fail(message: str) -> None:
@@ -25,11 +70,33 @@ def fail(message: str) -> None:
     sys.exit(2)
 
 
+def print_help() -> None:
+    import dataclasses
+
+    keys = lambda schema: ", ".join(f.name for f in dataclasses.fields(schema))  # noqa: E731
+    print(HELP.format(models=", ".join(model_names()), suites=", ".join(sweep_suites()), env=CONFIG_PATH_ENV,
+                      sep=os.pathsep, model_keys=keys(ModelConfig), task_keys=keys(TaskSpec), encode_keys=keys(EncodeConfig)))
+
+
+def searchpath_override() -> str:
+    """Hydra's search path: the config folders, the user's first (Hydra takes the first file it finds)."""
+    for folder in config_dirs():
+        if "'" in str(folder):
+            raise EvalkitError(f"config folder {folder}: a quote in its path is not supported")
+    return "hydra.searchpath=[" + ",".join(f"'file://{folder}'" for folder in config_dirs()) + "]"
+
+
 def canonical_overrides(argv: list[str]) -> list[str]:
-    """Resolve task names (case, mteb names, BEIR aliases) and check model names before Hydra sees them."""
+    """Check keys against the schema, resolve task names (case, mteb names, BEIR aliases) and check model names
+    before Hydra sees them; add the config folders as Hydra's search path."""
     out = []
     for arg in argv:
         key, eq, value = arg.partition("=")
+        bare = key.lstrip("+~")
+        if eq and "/" not in bare and not bare.startswith("-") and bare.split(".")[0] != "hydra":
+            check_override_key(bare, PSEUDO_KEYS)
+        if bare == "hydra.searchpath":
+            raise EvalkitError(f"set the config folders with --config-dir or {CONFIG_PATH_ENV}, not hydra.searchpath")
         if eq and key == "suite":  # a sweep over the suite's tasks, those sharing texts one after the other
             from evalkit.plan import suite_run_order
 
@@ -43,26 +110,57 @@ def canonical_overrides(argv: list[str]) -> list[str]:
                 if name.strip() not in model_names():
                     raise EvalkitError(f"unknown model {name.strip()!r}{suggest(name.strip(), model_names())}")
         out.append(f"{key}={value}" if eq else arg)
-    return out
+    return [*out, searchpath_override()]
 
 
-def register_configs() -> None:
-    """The schema (`evalkit_schema`, named first in conf/config.yaml) and one `task` group entry per task file."""
+def register_configs(argv: list[str] = ()) -> None:
+    """The primary config (conf/config.yaml), the schema it names first (`evalkit_schema`), one `task` group
+    entry per task file, and one per mteb task named in `argv` (canonical overrides) that has no file, built
+    from mteb's metadata. The primary config comes from here rather than a config folder, so that every folder,
+    evalkit's own conf/ included, can sit on Hydra's search path behind the user's (a primary config path
+    would come first, and its model files would shadow the user's)."""
+    from hydra.core.config_store import ConfigStore
+    from omegaconf import OmegaConf
+
+    from evalkit.conf_path import CONF_DIR
+
     store = ConfigStore.instance()
+    store.store(name="config", node=OmegaConf.load(CONF_DIR / "config.yaml"))
     store.store(name="evalkit_schema", node=RunConfig)
-    for name, spec in load_task_specs().items():
+    specs = load_task_specs()
+    for name, spec in specs.items():
         store.store(group="task", name=name, node=spec)
+    for arg in argv:
+        key, _, value = arg.partition("=")
+        for name in value.split(",") if key == "task" else ():
+            if name not in specs:
+                store.store(group="task", name=name, node=get_task_spec(name))
 
 
 def print_list() -> None:
+    from evalkit.check.suite import suite_names
+
     specs = load_task_specs()
     print(f"{'task':<40} {'type':<19} {'split':<6} {'metric':<32} aliases")
     for name, spec in specs.items():
         print(f"{name:<40} {spec.type:<19} {spec.split:<6} {spec.metric:<32} {','.join(spec.aliases)}")
     print(f"\n{len(specs)} tasks. models: {', '.join(model_names())}")
+    print("any other mteb task runs by its mteb name: task=<MtebTask> (its instruction from mteb, warned)")
+    print(f"sweep suites (suite=): {', '.join(sweep_suites())}. gate suites (check suite=): {', '.join(suite_names())}")
+    if len(config_dirs()) > 1:
+        print(f"config folders: {', '.join(map(str, config_dirs()))}")
 
 
-@hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="config")
+def summary_line(summary) -> str:
+    """The scores, and what the time was spent on: texts encoded by the model and texts read from the cache."""
+    others = "".join(f", {k} = {v:.5f}" for k, v in summary.scores.items())
+    cached = summary.cache_hits
+    work = (f"all {summary.texts:,} texts from the embedding cache" if cached == summary.texts and cached else
+            f"{summary.texts - cached:,} texts encoded, {cached:,} from the embedding cache")
+    return (f"{summary.mteb_task}: {summary.metric} = {summary.score:.5f}{others} "
+            f"({work}; {summary.wall_time_s:.1f} s) -> {summary.path}")
+
+
 def hydra_job(cfg) -> None:
     from evalkit.runner import run
 
@@ -75,9 +173,7 @@ def hydra_job(cfg) -> None:
     if summary.skipped:
         print(f"{summary.mteb_task}: already done, skipped ({summary.path}; overwrite=true to redo)")
     else:
-        others = "".join(f", {k} = {v:.5f}" for k, v in summary.scores.items())
-        print(f"{summary.mteb_task}: {summary.metric} = {summary.score:.5f}{others} "
-              f"({summary.wall_time_s:.1f} s) -> {summary.path}")
+        print(summary_line(summary))
 
 
 @contextmanager
@@ -91,27 +187,67 @@ def hydra_argv(argv: list[str]):
         sys.argv = saved
 
 
+def take_config_dirs(argv: list[str]) -> list[str]:
+    """Remove `--config-dir DIR` / `--config-dir=DIR` (any position, repeatable) and apply them; the rest."""
+    rest, folders, args = [], [], iter(argv)
+    for arg in args:
+        if arg == "--config-dir":
+            folders.append(next(args, None) or fail("--config-dir needs a folder"))
+        elif arg.startswith("--config-dir="):
+            folders.append(arg.partition("=")[2])
+        else:
+            rest.append(arg)
+    add_config_dirs(folders)
+    return rest
+
+
+def run_command(argv: list[str]) -> int | None:
+    """`list`, `plan`, `cache`, `report`, `check`: their exit status; None for a run."""
+    from evalkit.versions import require_for
+
+    command, rest = argv[0], argv[1:]
+    if command == "list":
+        print_list()
+        return 0
+    require_for(command)
+    if command == "cache":
+        from evalkit.encoding.cache import main as cache_main
+
+        return cache_main(rest)
+    if command == "plan":
+        from evalkit.plan import main as plan
+
+        plan(rest)
+        return 0
+    if command == "report":
+        from evalkit.report.__main__ import main as report
+
+        return report(rest)
+    from evalkit.check.__main__ import main as check
+
+    return check(rest)
+
+
 def main(argv: list[str] | None = None) -> None:
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
-        if argv[:1] == ["cache"]:
-            from evalkit.encoding.cache import main as cache_main
-
-            sys.exit(cache_main(argv[1:]))
-        if argv[:1] == ["list"]:
-            print_list()
-            return
-        if argv[:1] == ["plan"]:
-            from evalkit.plan import main as plan
-
-            plan(argv[1:])
+        argv = take_config_dirs(argv)
+        if argv and argv[0] in COMMANDS:
+            sys.exit(run_command(argv))
+        if not argv or argv[0] == "help" or {"--help", "-h"} & set(argv):
+            print_help()
             return
         argv = canonical_overrides(argv)
-        register_configs()
+        from evalkit.versions import require_for
+
+        require_for("run")
+        register_configs(argv)
     except EvalkitError as exc:
         fail(str(exc))
+    import hydra
+
     with hydra_argv(argv):
-        hydra_job()
+        hydra.main(version_base="1.3", config_path=None, config_name="config")(hydra_job)()
 
 
 if __name__ == "__main__":

@@ -1,9 +1,9 @@
 """Typed config schemas. Unknown keys and wrong types fail with one readable line.
 
-Hydra composes `conf/config.yaml`, a `conf/model/*.yaml` and a task from `conf/tasks/`;
-`to_run_config` turns the result into these dataclasses. The config files are package data
-(`evalkit/conf/`, read through importlib.resources, so a wheel works exactly like a clone); the
-repository's top-level `conf/` and `tasks/` are links to them.
+Hydra composes `conf/config.yaml`, a `model/*.yaml` and a task from `tasks/` (the user's config folders
+first, then evalkit's own: `evalkit.conf_path`); `to_run_config` turns the result into these dataclasses.
+The config files are package data (`evalkit/conf/`, read through importlib.resources, so a wheel works
+exactly like a clone); the repository's top-level `conf/` and `tasks/` are links to them.
 """
 
 from __future__ import annotations
@@ -11,18 +11,13 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from enum import Enum
-from importlib.resources import files
-from pathlib import Path
 from typing import Any, Optional
 
 from omegaconf import MISSING, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from evalkit import EvalkitError
-
-CONF_DIR = Path(str(files("evalkit") / "conf"))  # package data: an installed package is a folder on disk
-TASKS_DIR = CONF_DIR / "tasks"
-
+from evalkit.conf_path import CONF_DIR, config_files, find_config, shown  # noqa: F401  (CONF_DIR: re-exported)
 
 
 class Choice(str, Enum):
@@ -37,6 +32,8 @@ class Choice(str, Enum):
 
 
 class TaskType(Choice):
+    """mteb's text task types: the paper's seven, then the others mteb 2 evaluates on text."""
+
     Classification = "Classification"
     Clustering = "Clustering"
     PairClassification = "PairClassification"
@@ -44,6 +41,12 @@ class TaskType(Choice):
     Retrieval = "Retrieval"
     STS = "STS"
     Summarization = "Summarization"
+    BitextMining = "BitextMining"
+    MultilabelClassification = "MultilabelClassification"
+    Regression = "Regression"
+    InstructionRetrieval = "InstructionRetrieval"
+    InstructionReranking = "InstructionReranking"
+    ZeroShotClassification = "ZeroShotClassification"
 
 
 class Pooling(Choice):
@@ -94,13 +97,14 @@ def hub_offline() -> bool:
 class TaskSpec:
     """One benchmark task: which mteb task, which split, and its one-sentence instruction."""
 
-    name: str = MISSING  # CLI name = file stem in tasks/
+    name: str = MISSING  # CLI name = file stem in tasks/ (an mteb task without a file: its mteb name)
     mteb_task: str = MISSING
     type: TaskType = MISSING
     split: str = MISSING
-    hf_subset: str = "default"
+    hf_subset: str = "default"  # the subset whose score is the headline
     metric: str = MISSING  # mteb v2 key of the main metric
-    instruction: str = MISSING
+    instruction: Optional[str] = None  # None: resolved by evalkit.instructions (task file, then mteb's prompts)
+    hf_subsets: Optional[list[str]] = None  # subsets to evaluate; None: hf_subset (a local folder: those it holds)
     symmetric: bool = False  # documents are encoded like queries (QuoraRetrieval)
     aliases: list[str] = field(default_factory=list)
 
@@ -140,6 +144,11 @@ class ModelConfig:
     trust_remote_code: bool = False
     prompt: Optional[PromptConfig] = None  # None: the model takes no instruction
     random_init: Optional[RandomInit] = None
+    # what mteb's ModelMeta says of the model (model_meta.json); mteb's own registry entry is used where it has one
+    license: Optional[str] = None  # e.g. mit, apache-2.0 (the model card's license id)
+    languages: Optional[list[str]] = None  # ISO 639-3 + script, e.g. [eng-Latn]
+    release_date: Optional[str] = None  # YYYY-MM-DD
+    reference: Optional[str] = None  # the model card's URL
 
 
 @dataclass
@@ -162,10 +171,11 @@ class EncodeConfig:
 class RunConfig:
     task: TaskSpec = MISSING
     model: ModelConfig = MISSING
-    data_dir: Optional[str] = None  # a local BEIR folder for this task
+    data_dir: Optional[str] = None  # a local folder for this task: BEIR (retrieval) or an mteb dataset folder
     data_root: Optional[str] = None  # a folder of BEIR folders named by the tasks' BEIR names (sweeps)
     results_dir: str = "results"  # <results_dir>/<org__model>/<revision>/<MtebTask>.json
     overwrite: bool = False  # a finished task is skipped unless true
+    strict_instructions: bool = False  # an instruction from mteb's prompts (not task.instruction or a task file) fails
     encode: EncodeConfig = field(default_factory=EncodeConfig)
 
 
@@ -188,26 +198,29 @@ def check_model(model: ModelConfig, where: str = "model config") -> ModelConfig:
 
 
 def check_task(task: TaskSpec, where: str = "task config") -> TaskSpec:
-    if not task.instruction.strip():
+    if task.instruction is not None and not task.instruction.strip():
         raise EvalkitError(f"{where}: the instruction is empty")
+    if task.hf_subsets is not None and not task.hf_subsets:
+        raise EvalkitError(f"{where}: hf_subsets is an empty list (null evaluates the default)")
     return task
 
 
 def load_model_config(name: str, **overrides: Any) -> ModelConfig:
-    """`conf/model/<name>.yaml` (with its defaults list, as Hydra composes it) with keys overridden, validated."""
-    where = f"conf/model/{name}.yaml"
+    """`model/<name>.yaml` from the config folders (with its defaults list, as Hydra composes it) with keys
+    overridden, validated."""
     data = OmegaConf.merge(model_yaml(name), overrides)
+    where = shown(find_config(f"model/{name}.yaml"))
     return check_model(structured(ModelConfig, data, where), where)
 
 
 def model_yaml(name: str, seen: tuple[str, ...] = ()):
     """A model file merged over the files its `defaults:` list names (same group, `_self_` where it says),
     which is what Hydra's composition does: a stand-in includes the real model's protocol, never a copy."""
-    path = CONF_DIR / "model" / f"{name}.yaml"
-    if not path.is_file():
+    path = find_config(f"model/{name}.yaml")
+    if path is None:
         raise EvalkitError(f"unknown model {name!r}{suggest(name, model_names())}")
     if name in seen:
-        raise EvalkitError(f"conf/model/{name}.yaml: its defaults list includes itself ({' -> '.join(seen)})")
+        raise EvalkitError(f"{shown(path)}: its defaults list includes itself ({' -> '.join(seen)})")
     data = OmegaConf.load(path)
     defaults = list(data.pop("defaults", None) or [])
     if "_self_" not in defaults:
@@ -219,7 +232,7 @@ def model_yaml(name: str, seen: tuple[str, ...] = ()):
 
 
 def model_names() -> list[str]:
-    return sorted(p.stem for p in (CONF_DIR / "model").glob("*.yaml"))
+    return list(config_files("model"))
 
 
 def suggest(name: str, candidates: list[str]) -> str:
@@ -256,3 +269,27 @@ def check_encode(enc: EncodeConfig, where: str = "encode") -> EncodeConfig:
     if enc.cache_shard_texts < 1:
         raise EvalkitError(f"{where}.cache_shard_texts must be >= 1, got {enc.cache_shard_texts}")
     return enc
+
+
+def check_override_key(key: str, extra: tuple[str, ...] = ()) -> None:
+    """A dotted override key (`encode.batch_size`) must name a RunConfig field (or one of `extra`, top level),
+    so a typo fails with one line naming the closest key, before Hydra turns it into another error."""
+    import dataclasses
+    import difflib
+    import typing
+
+    schema: Any = RunConfig
+    parts = key.split(".")
+    for depth, part in enumerate(parts):
+        hints = typing.get_type_hints(schema)
+        known = [f.name for f in dataclasses.fields(schema)] + (list(extra) if depth == 0 else [])
+        if part not in known:
+            prefix = "".join(f"{p}." for p in parts[:depth])
+            close = difflib.get_close_matches(part, known, n=1, cutoff=0.6)
+            hint = f"did you mean {prefix}{close[0]}?" if close else f"known: {', '.join(prefix + k for k in known)}"
+            raise EvalkitError(f"unknown key {key!r}; {hint}")
+        if part not in hints:
+            return  # an extra top-level key (suite): its value is checked elsewhere
+        schema = next((a for a in typing.get_args(hints[part]) if a is not type(None)), hints[part])  # Optional[X]
+        if not dataclasses.is_dataclass(schema):
+            return  # a value, a list or a free dict (random_init.config): nothing below to check by name

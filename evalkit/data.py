@@ -1,13 +1,16 @@
 """Local BEIR folders (`corpus.jsonl`, `queries.jsonl`, `qrels/<split>.tsv`) -> mteb retrieval data.
 
-Files are read with beir's GenericDataLoader; whatever it chokes on is located here and
-reported as one line naming the file and line.
+evalkit reads the files itself (a few lines of json and csv) rather than with beir's GenericDataLoader,
+which skips the first qrels line unconditionally and lets the last of two same ids win: every problem that
+would change a score is one line naming the file (and line), or a warning where the data is unambiguous.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -38,38 +41,108 @@ class BeirData:
     qrels: dict[str, dict[str, int]]
 
 
-def _first_bad_jsonl_line(path: Path) -> str:
+QRELS_ROW = "expected 'query-id<TAB>corpus-id<TAB>integer score'"
+SHOWN = 5  # ids named in a duplicate error
+
+
+def _lines(path: Path):
+    """(line number, text) of every non-blank line; undecodable bytes are one error naming file:line."""
     with path.open("rb") as fh:
         for number, raw in enumerate(fh, start=1):
             try:
-                row = json.loads(raw.decode("utf-8"))
+                text = raw.decode("utf-8")
             except UnicodeDecodeError as exc:
-                return f"{path}:{number}: text is not valid UTF-8 ({exc.reason} at byte {exc.start})"
-            except json.JSONDecodeError as exc:
-                return f"{path}:{number}: malformed JSON ({exc.msg}, column {exc.colno})"
-            if not isinstance(row, dict):
-                return f"{path}:{number}: expected a JSON object, got {type(row).__name__}"
-    return f"{path}: unreadable"
+                raise EvalkitError(f"{path}:{number}: text is not valid UTF-8 ({exc.reason} at byte {exc.start})"
+                                   ) from None
+            if text.strip():
+                yield number, text
 
 
-def _first_bad_qrels_line(path: Path) -> str | None:
-    with path.open("rb") as fh:
-        for number, raw in enumerate(fh, start=1):
-            try:
-                cells = raw.decode("utf-8").rstrip("\r\n").split("\t")
-            except UnicodeDecodeError as exc:
-                return f"{path}:{number}: text is not valid UTF-8 ({exc.reason} at byte {exc.start})"
-            if number == 1:
-                continue  # header
-            if len(cells) < 3 or not cells[2].strip().lstrip("-").isdigit():
-                return f"{path}:{number}: expected 'query-id<TAB>corpus-id<TAB>integer score', got {raw[:80]!r}"
-    return None
+def _jsonl(path: Path):
+    """(line number, id, object) per line of a BEIR jsonl file; the first bad line is one error."""
+    for number, text in _lines(path):
+        try:
+            row = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise EvalkitError(f"{path}:{number}: malformed JSON ({exc.msg}, column {exc.colno})") from None
+        if not isinstance(row, dict):
+            raise EvalkitError(f"{path}:{number}: expected a JSON object, got {type(row).__name__}")
+        key = row.get("_id")
+        if isinstance(key, bool) or not isinstance(key, (str, int)):
+            raise EvalkitError(f"{path}:{number}: no '_id' string" + ("" if key is None else f" (got {key!r})"))
+        yield number, str(key), row
+
+
+def _texts(path: Path, plural: str, thing: str, value) -> dict:
+    """{id: value(path, line, row)} of a BEIR jsonl file; `value` gives None for a row without a 'text' string."""
+    rows, no_text = [], []
+    for number, key, row in _jsonl(path):
+        item = value(path, number, row)
+        if item is None:
+            no_text.append(number)
+        else:
+            rows.append((number, key, item))
+    if no_text:
+        raise EvalkitError(f"{path}: {len(no_text)} {plural} have no 'text' string (first at line {no_text[0]})")
+    return _unique(path, rows, f"{thing} id", "text")
+
+
+def _document(path: Path, number: int, row: dict) -> dict[str, str] | None:
+    title = row.get("title")
+    if title is not None and not isinstance(title, str):
+        raise EvalkitError(f"{path}:{number}: 'title' must be a string, got {type(title).__name__} {title!r:.40}")
+    return {"title": title or "", "text": row["text"]} if isinstance(row.get("text"), str) else None
+
+
+def _query(path: Path, number: int, row: dict) -> str | None:
+    return row["text"] if isinstance(row.get("text"), str) else None
+
+
+def _unique(path: Path, rows, thing: str, differ: str) -> dict:
+    """{key: value} from (line, key, value) rows. A key repeated with another value is an error naming the
+    first few keys and their lines; repeated with the same value, one warning and the key is used once."""
+    out, first, repeats, conflicts = {}, {}, 0, {}
+    for number, key, value in rows:
+        if key not in out:
+            out[key], first[key] = value, number
+        elif out[key] == value:
+            repeats += 1
+        else:
+            conflicts.setdefault(key, [first[key]]).append(number)
+    if conflicts:
+        shown = "; ".join(f"{'/'.join(key) if isinstance(key, tuple) else key} (lines {', '.join(map(str, lines))})"
+                          for key, lines in list(conflicts.items())[:SHOWN])
+        more = f"; and {len(conflicts) - SHOWN} more" if len(conflicts) > SHOWN else ""
+        raise EvalkitError(f"{path}: {len(conflicts)} {thing}s appear more than once with different {differ}: "
+                           f"{shown}{more}")
+    if repeats:
+        log.warning("%s: %d lines repeat an earlier %s with identical %s; each is used once", path, repeats, thing, differ)
+    return out
+
+
+def _is_int(cell: str) -> bool:
+    return re.fullmatch(r"\s*-?[0-9]+\s*", cell) is not None
+
+
+def _qrels(path: Path) -> dict[str, dict[str, int]]:
+    """The qrels TSV. The first line is a header only when its third field is not an integer (beir skips the
+    first line unconditionally, dropping a judgement from a file without a header)."""
+    rows = []
+    for index, (number, text) in enumerate(_lines(path)):
+        cells = text.rstrip("\r\n").split("\t")
+        if len(cells) >= 3 and _is_int(cells[2]):
+            rows.append((number, (cells[0], cells[1]), int(cells[2])))
+        elif not (index == 0 and len(cells) >= 3):
+            raise EvalkitError(f"{path}:{number}: {QRELS_ROW}, got {text.encode('utf-8')[:80]!r}")
+    pairs = _unique(path, rows, "(query, document) pair", "scores")
+    qrels: dict[str, dict[str, int]] = {}
+    for (query, doc), score in pairs.items():
+        qrels.setdefault(query, {})[doc] = score
+    return qrels
 
 
 def read_beir_folder(folder: str | Path, split: str) -> BeirData:
     """Read and check a BEIR folder; raise EvalkitError naming the first problem."""
-    from beir.datasets.data_loader import GenericDataLoader
-
     root = Path(folder)
     if not root.is_dir():
         raise EvalkitError(f"data_dir does not exist or is not a folder: {root}")
@@ -77,36 +150,16 @@ def read_beir_folder(folder: str | Path, split: str) -> BeirData:
     for path in (corpus_file, query_file, qrels_file):
         if not path.is_file():
             raise EvalkitError(f"data_dir {root} has no {path.relative_to(root)}")
-
-    loader = GenericDataLoader(data_folder=str(root))
-    for path, load in ((corpus_file, loader.load_corpus), (query_file, lambda: loader.load(split=split))):
-        try:
-            load()
-        except (UnicodeDecodeError, json.JSONDecodeError, AttributeError, TypeError):
-            raise EvalkitError(_first_bad_jsonl_line(path)) from None
-        except (IndexError, ValueError):  # a bad qrels row, or beir logging the first item of an empty dict
-            problem = _first_bad_qrels_line(qrels_file) if path == query_file else None
-            if problem:
-                raise EvalkitError(problem) from None
-        except KeyError:
-            pass  # qrels name queries that queries.jsonl lacks: counted below with the other mismatches
-    return _checked(root, loader.corpus, loader.queries, loader.qrels)
+    corpus = _texts(corpus_file, "documents", "document", _document)
+    queries = _texts(query_file, "queries", "query", _query)
+    return _checked(root, corpus, queries, _qrels(qrels_file), qrels_file)
 
 
-def _checked(root: Path, raw_corpus: dict, raw_queries: dict, qrels: dict) -> BeirData:
-    if not raw_corpus:
+def _checked(root: Path, corpus: dict, raw_queries: dict, qrels: dict, qrels_file: Path) -> BeirData:
+    if not corpus:
         raise EvalkitError(f"{root / 'corpus.jsonl'}: the corpus is empty")
-    if None in raw_corpus or None in raw_queries:
-        which = "corpus.jsonl" if None in raw_corpus else "queries.jsonl"
-        raise EvalkitError(f"{root / which}: a line has no '_id'")
-    no_text = sum(1 for doc in raw_corpus.values() if not isinstance(doc.get("text"), str))
-    if no_text:
-        raise EvalkitError(f"{root / 'corpus.jsonl'}: {no_text} documents have no 'text' string")
-    if any(not isinstance(text, str) for text in raw_queries.values()):
-        raise EvalkitError(f"{root / 'queries.jsonl'}: some queries have no 'text' string")
     if not qrels:
         raise EvalkitError(f"{root}: the qrels file has no judgements")
-    corpus = {str(k): {"title": v.get("title") or "", "text": v["text"]} for k, v in raw_corpus.items()}
     missing_q = [q for q in qrels if q not in raw_queries]
     pairs = [(q, d) for q, docs in qrels.items() for d in docs]
     missing_d = sum(1 for _, d in pairs if d not in corpus)
@@ -120,8 +173,26 @@ def _checked(root: Path, raw_corpus: dict, raw_queries: dict, qrels: dict) -> Be
                     "are not in corpus.jsonl (kept as relevant, never retrieved)",
                     root, len(missing_q), len(qrels), missing_d, len(pairs))
     kept = {q: docs for q, docs in qrels.items() if q in raw_queries}
+    if not any(score > 0 for docs in kept.values() for score in docs.values()):
+        raise EvalkitError(f"{qrels_file}: no positive judgement (all {sum(map(len, kept.values()))} scores of the "
+                           f"evaluated queries are 0 or less), so every score would be 0")
     queries = {q: raw_queries[q] for q in kept}
     return BeirData(corpus=corpus, queries=queries, qrels=kept)
+
+
+def fingerprint(data: BeirData) -> str:
+    """sha256 (16 hex digits) of the data as evaluated: the corpus in file order (order can break ties), the
+    evaluated queries and the judgements sorted. Another serialisation of the same data (key order, escaping,
+    metadata, extra queries) gives the same fingerprint; any change to a text, id or judgement another."""
+    h = hashlib.sha256()
+    for key, doc in data.corpus.items():
+        h.update(json.dumps(["d", key, doc["title"], doc["text"]], ensure_ascii=False).encode("utf-8") + b"\n")
+    for key in sorted(data.queries):
+        h.update(json.dumps(["q", key, data.queries[key]], ensure_ascii=False).encode("utf-8") + b"\n")
+    for query in sorted(data.qrels):
+        for doc, score in sorted(data.qrels[query].items()):
+            h.update(json.dumps(["r", query, doc, score], ensure_ascii=False).encode("utf-8") + b"\n")
+    return "sha256:" + h.hexdigest()[:16]
 
 
 def attach_to_task(task, data: BeirData, split: str, subset: str = "default") -> None:

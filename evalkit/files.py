@@ -11,6 +11,15 @@ import tempfile
 from pathlib import Path
 from typing import Callable, Union
 
+from evalkit import EvalkitError
+
+
+def source_checkout() -> Path | None:
+    """The source tree evalkit runs from (a clone or an unpacked sdist: pyproject.toml beside the package), or
+    None for an installed package, whose files evalkit never writes."""
+    root = Path(__file__).resolve().parent.parent
+    return root if (root / "pyproject.toml").is_file() else None
+
 
 def cache_root() -> Path:
     base = os.environ.get("EVALKIT_CACHE")
@@ -49,3 +58,27 @@ def atomic_write(path: Path, content: Content) -> None:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def probe_writable(folder: str | Path) -> Path:
+    """Create and delete a file in `folder`, or, while it does not exist yet, in its nearest existing parent
+    (where it would be made); returns where it probed. Raises OSError when that cannot be done."""
+    probe = Path(folder).absolute()
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    if not probe.is_dir():
+        raise NotADirectoryError(20, f"{probe} is not a folder")
+    fd, name = tempfile.mkstemp(dir=probe, prefix=".evalkit-write-check-")
+    os.close(fd)
+    os.unlink(name)
+    return probe
+
+
+def check_writable(folder: str | Path, what: str) -> None:
+    """Raise EvalkitError (one line) unless `folder` can be written (see `probe_writable`); leaves nothing behind."""
+    folder = Path(folder)
+    try:
+        probe_writable(folder)
+    except OSError as exc:
+        raise EvalkitError(f"{what} {folder} is not writable: {exc.strerror or exc}; pass a folder you can "
+                           f"write to") from None

@@ -20,7 +20,8 @@ from evalkit import EvalkitError
 from evalkit.config import ModelConfig, TaskSpec, load_model_config
 from evalkit.data import local_data_dir
 from evalkit.encoding.prompt import render
-from evalkit.tasks import load_task_specs, suite_task_names
+from evalkit.instructions import resolve_instruction
+from evalkit.tasks import get_task_spec, suite_task_names
 from evalkit.textsets import SENTINEL, Sharing, TextSet, count_new, from_texts, run_order
 
 # Characters per token of the Mistral-7B tokenizer on English BEIR corpora, measured with this repo on
@@ -29,6 +30,11 @@ CHARS_PER_TOKEN = 4.1
 
 
 DEFAULT_TOKENS_PER_S = 25_000  # when neither tokens_per_s= nor a matching run record says otherwise
+
+LEGEND = ("source: local = the local folder's texts, counted with the model's tokenizer;\n"
+          f"        local~ = the local folder's texts, tokens estimated as characters / {CHARS_PER_TOKEN} (the model's "
+          "tokenizer is not on this machine, and plan never downloads);\n"
+          "        mteb stats = estimated from the dataset statistics mteb publishes")
 
 
 @dataclass
@@ -110,8 +116,8 @@ def plan_from_folder(spec: TaskSpec, model: ModelConfig, folder: Path) -> TaskPl
     attach_to_task(task, read_beir_folder(folder, spec.split), spec.split, spec.hf_subset)
     data = task.dataset[spec.hf_subset][spec.split]
     try:
-        tokenizer, source = load_tokenizer(model), "local"
-    except EvalkitError:  # the model's tokenizer is not here (offline): estimate from characters
+        tokenizer, source = load_tokenizer(model, local_only=True), "local"
+    except EvalkitError:  # the model's tokenizer is not on this machine (plan never downloads): estimate
         tokenizer, source = None, "local~"
     sets = []
     for part, side, prompt_type in (("documents", "document", PromptType.document),
@@ -130,12 +136,11 @@ def plan_from_folder(spec: TaskSpec, model: ModelConfig, folder: Path) -> TaskPl
 
 def make_plan(suite: str, model: str, data_root: str | None) -> list[TaskPlan]:
     """The suite's tasks in the order a run takes them (`suite_run_order`), each with what it leaves to encode."""
-    specs = load_task_specs()
     cfg = load_model_config(model)
     plans = []
     for name in suite_run_order(suite_task_names(suite), cfg):
-        spec = specs[name]
-        folder = _local_folder(spec, data_root)
+        spec = _instructed_spec(name, cfg)
+        folder = _local_folder(spec, data_root) if spec.type == "Retrieval" else None  # exact counts: BEIR folders
         plans.append(plan_from_folder(spec, cfg, folder) if folder else plan_from_stats(spec, cfg))
     new = count_new({p.task: p.sets for p in plans})
     for p in plans:
@@ -147,15 +152,20 @@ def suite_run_order(names: list[str], model: ModelConfig | None = None) -> list[
     """Task names with those that share texts (by mteb's statistics) one after the other, so a suite run
     encodes a shared corpus once and the next task reads it from the embedding cache at once. A task mteb
     publishes no statistics for keeps its place."""
-    specs = load_task_specs()
     model = model or load_model_config("e5_mistral_7b")
     sets = {}
     for name in names:
         try:
-            sets[name] = plan_from_stats(specs[name], model).sets
+            sets[name] = plan_from_stats(_instructed_spec(name, model), model).sets
         except EvalkitError:
             sets[name] = []
     return run_order(sets)
+
+
+def _instructed_spec(name: str, model: ModelConfig) -> TaskSpec:
+    """The task's spec with the instruction a run would give it (for a model that takes instructions)."""
+    spec = get_task_spec(name)
+    return resolve_instruction(spec)[0] if model.prompt is not None else spec
 
 
 def _local_folder(spec: TaskSpec, data_root: str | None) -> Path | None:
@@ -197,6 +207,7 @@ def main(argv: list[str]) -> None:
               f"{total - left:,} tokens ({(total - left) / max(total, 1):.1%}) fewer than the tasks ask for:")
         print("\n".join(notes))
     print(f"at {tokens_per_s:,.0f} tokens/s per GPU ({rate_note}); divide by the number of GPUs for wall time")
+    print(LEGEND)
 
 
 def measured_rate(results_dir: str, model: ModelConfig, device: str | None) -> tuple[float, str]:

@@ -19,7 +19,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any, Mapping
 
-from evalkit.files import atomic_write
+from evalkit import EvalkitError
+from evalkit.files import atomic_write, source_checkout
 
 PACKAGES = ("evalkit", "mteb", "torch", "transformers", "tokenizers", "beir", "datasets", "numpy", "hydra-core")
 
@@ -28,11 +29,28 @@ NOT_RESULTS = ("evalkit", "baselines")  # folders under a results root that hold
 
 
 def model_dir(results_dir: str | Path, name: str, revision: str | None) -> Path:
+    """`<results_dir>/<org__model>/<revision>`; a name or revision that would land elsewhere is refused."""
+    check_names(name, revision)
     return Path(results_dir) / name.replace("/", "__") / (revision or "no_revision_available")
 
 
 def result_path(results_dir: str | Path, name: str, revision: str | None, mteb_task: str) -> Path:
     return model_dir(results_dir, name, revision) / f"{mteb_task}.json"
+
+
+def check_names(name: str, revision: str | None) -> None:
+    """A model name (`org/model`) and a revision that each make one folder under results_dir which the report
+    reads: no empty, `.` or `..` parts (so no absolute path), no `\\`, a revision without `/`, neither hidden
+    (a leading `.`) nor one of the folders that hold no results."""
+    folder = name.replace("/", "__")
+    if (any(part in ("", ".", "..") for part in name.split("/")) or "\\" in name or "\0" in name
+            or folder.startswith(".") or folder in NOT_RESULTS or len(folder) > 200):
+        raise EvalkitError(f"model.name {name!r} cannot name a folder under results_dir (no '..', '.' or empty "
+                           f"parts, no absolute path, no '\\', no leading '.')")
+    if revision is not None and (revision in ("", ".", "..") or revision.startswith(".") or revision in NOT_RESULTS
+                                 or any(c in revision for c in "/\\\0") or len(revision) > 200):
+        raise EvalkitError(f"model.revision {revision!r} cannot name a folder under results_dir (no '/', '\\', "
+                           f"'..' or leading '.')")
 
 
 def record_path(result_path: Path) -> Path:
@@ -67,6 +85,15 @@ def task_score(task_result, split: str, subset: str, metric: str) -> float:
     if entry is None:
         raise KeyError(f"{task_result.task_name}: no {split}/{subset} scores")
     return float(entry[metric])
+
+
+def read_record(result_path: Path) -> dict | None:
+    """The run record beside a TaskResult file, or None when there is none (or it is unreadable)."""
+    try:
+        record = json.loads(record_path(result_path).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return record if isinstance(record, dict) else None
 
 
 def read_run_records(folder: Path) -> tuple[dict[str, dict], list[str]]:
@@ -110,8 +137,8 @@ def environment() -> dict[str, Any]:
 
 def git_sha() -> str | None:
     """The commit of the evalkit checkout this runs from (`-dirty` with local changes); None for an installed wheel."""
-    checkout = Path(__file__).resolve().parent.parent
-    if not (checkout / ".git").exists():
+    checkout = source_checkout()
+    if checkout is None or not (checkout / ".git").exists():
         return None
     try:
         sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=checkout, capture_output=True, text=True, timeout=5)

@@ -4,18 +4,23 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from evalkit import EvalkitError
+from evalkit import EvalkitError, itemscores
 from evalkit.config import RunConfig, TaskSpec, hub_offline
-from evalkit.data import attach_to_task, local_data_dir, read_beir_folder
+from evalkit.data import BeirData, attach_to_task, fingerprint, local_data_dir, read_beir_folder
 from evalkit.distributed import barrier, init_from_env, rank, world_size
 from evalkit.encoding.encoder import Encoder
+from evalkit.files import check_writable
+from evalkit.hub import check_reachable, offline_error
+from evalkit.identity import Data, Experiment, experiment, first_difference, hub_data, local_data
+from evalkit.instructions import resolve_instruction
 from evalkit import results
-from evalkit.results import environment, scores_entry, write_result
+from evalkit.results import check_names, environment, read_record, scores_entry, write_result
 from evalkit.search import ExactSearch
+from evalkit.task_data import load_mteb_folder, loaded_fingerprint
 from evalkit.tasks import get_mteb_task, subtask_names
 
 log = logging.getLogger(__name__)
@@ -38,27 +43,103 @@ class RunSummary:
     score: float | None = None  # main metric, when run
     scores: dict[str, float] = field(default_factory=dict)  # other headline metrics
     wall_time_s: float = 0.0
+    texts: int = 0  # texts the task asked embeddings of, cache hits included
+    cache_hits: int = 0  # of those, read from the embedding cache
+
+
+@dataclass
+class Planned:
+    """What a run will do, decided before any model loads: its data, its identity and where it writes."""
+
+    task: Any  # the mteb task (hub data not loaded yet; a local mteb dataset folder's loaded)
+    spec: TaskSpec  # as run: the instruction resolved, the subsets evaluated and the headline one
+    instruction_source: str | None  # where the instruction came from (None: the model takes none)
+    folder: Path | None  # the local data folder, if any
+    data: BeirData | None  # a local BEIR folder's contents, read and checked
+    experiment: Experiment
+    path: Path  # the TaskResult file
+
+
+def plan_run(cfg: RunConfig) -> Planned:
+    """Resolve the instruction, read and check the local data, fingerprint the weights and the data: the
+    run's identity and file."""
+    spec, source = cfg.task, None
+    check_names(cfg.model.name, cfg.model.revision)
+    if cfg.model.prompt is not None:  # a model without instructions needs none
+        spec, source = resolve_instruction(spec, cfg.strict_instructions)
+    folder = local_data_dir(spec, cfg.data_dir, cfg.data_root)
+    task, data, origin = task_and_data(spec, folder)
+    subsets = list(task.hf_subsets) if task.metadata.is_multilingual else [spec.hf_subset]
+    headline = spec.hf_subset if spec.hf_subset in subsets else subsets[0]
+    if headline != spec.hf_subset:
+        log.warning("%s: subset %s is not evaluated; the headline score is %s's (the run record says so)",
+                    spec.mteb_task, spec.hf_subset, headline)
+    spec = replace(spec, hf_subset=headline, hf_subsets=subsets)
+    exp = experiment(replace(cfg, task=spec), origin)
+    return Planned(task, spec, source, folder, data, exp,
+                   results.result_path(cfg.results_dir, cfg.model.name, exp.folder, spec.mteb_task))
+
+
+def task_and_data(spec: TaskSpec, folder: Path | None) -> tuple[Any, BeirData | None, Data]:
+    """The mteb task, a BEIR folder's data, and the data's identity: a local BEIR folder for retrieval, a
+    local mteb dataset folder (loaded now, by mteb's own load_data) for every other type, else the hub."""
+    from mteb.abstasks import AbsTaskRetrieval
+
+    if folder is None:
+        task = get_mteb_task(spec)
+        return task, None, hub_data(task)
+    task = get_mteb_task(spec, all_subsets=True)
+    if not isinstance(task, AbsTaskRetrieval):
+        load_mteb_folder(task, folder, spec.hf_subsets)
+        return task, None, local_data(folder.resolve().name, loaded_fingerprint(task))
+    if spec.type in ("Reranking", "InstructionReranking"):
+        raise EvalkitError(f"data_dir: {spec.mteb_task} reranks each query's candidate list (mteb's top_ranked), "
+                           f"which a BEIR folder does not hold; a BEIR folder would score full retrieval instead")
+    data = read_beir_folder(folder, spec.split)
+    return get_mteb_task(spec), data, local_data(folder.resolve().name, fingerprint(data))
 
 
 def result_path(cfg: RunConfig) -> Path:
-    return results.result_path(cfg.results_dir, cfg.model.name, cfg.model.revision, cfg.task.mteb_task)
+    """Where `cfg`'s result goes (the folder depends on its identity: see evalkit.identity)."""
+    return plan_run(cfg).path
 
 
-def load_task(cfg: RunConfig, folder: Path | None):
-    """The mteb task with its data loaded: from a local BEIR folder when given, else from the hub."""
-    spec = cfg.task
-    task = get_mteb_task(spec)
-    if folder is not None:
-        attach_to_task(task, read_beir_folder(folder, spec.split), spec.split, spec.hf_subset)
+def finished(planned: Planned, overwrite: bool) -> bool:
+    """Whether the result file already holds this very experiment (then a re-run is skipped unless overwrite).
+    A file of another experiment, or one whose identity is unknown, is never replaced: one line says why."""
+    out = planned.path
+    if not out.exists():
+        return False
+    record = read_record(out) or {}
+    stored = record.get("identity")
+    if stored is None:
+        raise EvalkitError(f"{out} has no experiment identity (its run record is missing, unreadable, or from an "
+                           f"older evalkit), so evalkit cannot tell whether it is this experiment and will not replace "
+                           f"it: move or delete {out.parent} to recompute, or pass another results_dir")
+    if stored != planned.experiment.identity:
+        raise EvalkitError(f"{out} holds another experiment ({first_difference(stored, planned.experiment.identity)}) "
+                           f"and is never replaced, overwrite=true included: move or delete {out.parent}, "
+                           f"or pass another results_dir")
+    return not overwrite
+
+
+def load_task(planned: Planned):
+    """The mteb task with its data loaded: the local folder's when given, else the hub's."""
+    spec, task = planned.spec, planned.task
+    if planned.data is not None:
+        attach_to_task(task, planned.data, spec.split, spec.hf_subset)
         return task
+    if task.data_loaded:  # a local mteb dataset folder, loaded when the run was planned
+        return task
+    what = f"the data of {spec.mteb_task}"
+    fix = ("pass data_dir=<folder> or data_root=<folder of folders> (BEIR folders for retrieval, the task's "
+           "dataset for other types)")
+    check_reachable(what, fix)
     try:
         task.load_data()
     except Exception as exc:  # datasets raises many kinds; the user needs one line
         if hub_offline():
-            raise EvalkitError(
-                f"the data of {spec.mteb_task} is not in the local cache and HF_HUB_OFFLINE=1 forbids downloading it "
-                f"(pass data_dir=<BEIR folder> for retrieval tasks)"
-            ) from None
+            raise offline_error(what, fix) from None
         raise EvalkitError(f"cannot load the data of {spec.mteb_task}: {str(exc).splitlines()[0]}") from None
     return task
 
@@ -82,19 +163,21 @@ def capture_per_query(task) -> dict[str, dict[str, float]]:
 
 
 def run(cfg: RunConfig) -> RunSummary:
-    """Evaluate and write; returns a summary. A finished task is skipped unless cfg.overwrite."""
+    """Evaluate and write; returns a summary. A task whose result holds this experiment's identity is skipped
+    unless cfg.overwrite; everything that can fail on the user's input fails before the model loads."""
     import mteb
 
     init_from_env()  # under torchrun: join the ranks; they share the encoding, rank 0 writes
-    spec = cfg.task
-    out = result_path(cfg)
+    planned = plan_run(cfg)
+    spec, out = planned.spec, planned.path
     summary = RunSummary(spec.name, spec.mteb_task, spec.metric, out, main_rank=rank() == 0, skipped=True)
-    if out.exists() and not cfg.overwrite:
+    if finished(planned, cfg.overwrite):
         return summary
-    folder = local_data_dir(spec, cfg.data_dir, cfg.data_root)
-    task = load_task(cfg, folder)
+    check_writable(cfg.results_dir, "results_dir")
+    task = load_task(planned)
     encoder = Encoder(cfg.model, {name: spec for name in subtask_names(task)}, cfg.encode)
     per_query = capture_per_query(task)
+    per_item = itemscores.capture(task, spec.metric)
     start = time.perf_counter()
     model_result = mteb.evaluate(
         ExactSearch(encoder), task, cache=None, overwrite_strategy="always", raise_error=True,
@@ -106,34 +189,44 @@ def run(cfg: RunConfig) -> RunSummary:
     if entry is None:
         raise EvalkitError(f"mteb wrote no {spec.split}/{spec.hf_subset} scores for {spec.mteb_task}")
     score = float(entry[spec.metric])
-    record = run_record(cfg, encoder, wall, score, per_query, folder)
-    if rank() == 0:
-        write_result(out, task_result, record, encoder.mteb_model_meta)
+    items = itemscores.verified(per_item.get(spec.hf_subset), score, spec.mteb_task)
+    record = run_record(cfg, encoder, wall, score, planned, per_query, items)
+    if rank() == 0:  # mteb reads model_meta's revision as the folder's: an experiment folder is its own revision
+        meta = encoder.mteb_model_meta.model_copy(update={"revision": planned.experiment.folder})
+        write_result(out, task_result, record, meta)
     barrier()  # no rank reports done before the file exists
     shown = {k: entry[k] for k in SUMMARY_METRICS if k in entry and k != spec.metric}
     summary.skipped, summary.score, summary.scores, summary.wall_time_s = False, score, shown, wall
+    summary.texts, summary.cache_hits = encoder.stats.texts, encoder.stats.cache_hits
     return summary
 
 
-def run_record(cfg: RunConfig, encoder: Encoder, wall: float, score: float, per_query: dict,
-               folder: Path | None) -> dict[str, Any]:
-    spec: TaskSpec = cfg.task
+def run_record(cfg: RunConfig, encoder: Encoder, wall: float, score: float, planned: Planned, per_query: dict,
+               per_item: dict | None) -> dict[str, Any]:
+    """What a reader needs to trust a result; the spec as run (instruction resolved, subsets evaluated)."""
+    spec, folder, exp = planned.spec, planned.folder, planned.experiment
     return {
+        "identity": exp.identity,
+        "experiment": {"folder": exp.folder, "differs": exp.differs, "published_data": exp.published_data},
         "task": spec.name,
         "mteb_task": spec.mteb_task,
         "type": spec.type,
         "split": spec.split,
-        "hf_subset": spec.hf_subset,
+        "hf_subset": spec.hf_subset,  # the headline score's
+        "hf_subsets": spec.hf_subsets,  # every subset evaluated
         "metric": spec.metric,
         "score": score,
         "instruction": spec.instruction if cfg.model.prompt else None,
+        "instruction_source": planned.instruction_source,  # task.instruction, conf/tasks/<Task>.yaml, or mteb's prompts
+        "normalized": encoder.normalizes(spec.type),  # embeddings L2-normalized (e5: not for classification)
         "model": asdict(cfg.model),
         "config": asdict(cfg),
         "data_dir": str(folder.resolve()) if folder else None,
         "special_tokens": encoder.special_tokens(),
         "encode": encoder.stats.as_record(),
         "wall_time_s": wall,
-        "per_query": per_query,
+        "per_query": per_query,  # retrieval: per-query scores, for confidence intervals
+        "per_item": per_item,  # STS, pair classification, summarization: see evalkit.itemscores
         "world_size": world_size(),
         **environment(),
     }

@@ -1,4 +1,10 @@
-"""The task registry: `tasks/<name>.yaml` -> TaskSpec, name resolution, and the mteb task object."""
+"""The task registry: `tasks/<name>.yaml` (the user's config folders first, then evalkit's) -> TaskSpec,
+name resolution, and the mteb task object.
+
+A task file is how a task gets the paper's instruction and aliases; any other mteb task works by its
+mteb name, its spec built from mteb's metadata (`spec_from_mteb`) and its instruction resolved by
+`evalkit.instructions`.
+"""
 
 from __future__ import annotations
 
@@ -8,31 +14,44 @@ from pathlib import Path
 import yaml
 
 from evalkit import EvalkitError
-from evalkit.config import TASKS_DIR, TaskSpec, check_task, structured, suggest
+from evalkit.conf_path import config_dirs, config_files, shown
+from evalkit.config import TASK_TYPES, TaskSpec, TaskType, check_task, structured, suggest
+
+
+def load_task_specs() -> dict[str, TaskSpec]:
+    """Every task file of the config folders, keyed by its CLI name (the file stem)."""
+    return _load_task_specs(tuple(config_files("tasks").items()))
 
 
 @lru_cache(maxsize=4)
-def load_task_specs(tasks_dir: Path = TASKS_DIR) -> dict[str, TaskSpec]:
-    """Every task file, keyed by its CLI name (the file stem)."""
+def _load_task_specs(files: tuple[tuple[str, Path], ...]) -> dict[str, TaskSpec]:
     specs: dict[str, TaskSpec] = {}
-    for path in sorted(Path(tasks_dir).glob("*.yaml")):
-        where = f"tasks/{path.name}"
+    for _, path in files:
+        where = shown(path)
         try:
             data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
         except yaml.YAMLError as exc:
             raise EvalkitError(f"{where}: not valid YAML ({str(exc).splitlines()[0]})") from None
         specs[path.stem] = check_task(structured(TaskSpec, {"name": path.stem, **data}, where), where)
+        if specs[path.stem].instruction is None:
+            raise EvalkitError(f"{where}: no instruction (a task file gives the paper's instruction)")
     return specs
 
 
-def _lookup_table(specs: dict[str, TaskSpec]) -> dict[str, str]:
-    """Lower-cased name, mteb name and alias -> CLI name."""
-    table: dict[str, str] = {}
+def _lookup_table(specs: dict[str, TaskSpec]) -> dict[str, str | None]:
+    """Lower-cased name, alias and mteb name -> CLI name. File names and aliases are unique; an mteb name that
+    two tasks share (a user's variant of a task) resolves to the task of that file name, else to None (ambiguous)."""
+    table: dict[str, str | None] = {}
     for name, spec in specs.items():
-        for key in (name, spec.mteb_task, *spec.aliases):
+        for key in (name, *spec.aliases):
             other = table.setdefault(key.lower(), name)
             if other != name:
                 raise EvalkitError(f"task name {key!r} is claimed by both tasks/{other}.yaml and tasks/{name}.yaml")
+    names = {name.lower() for name in specs}
+    for name, spec in specs.items():
+        key = spec.mteb_task.lower()
+        if table.setdefault(key, name) != name and key not in names:
+            table[key] = None
     return table
 
 
@@ -40,26 +59,74 @@ def resolve_task_name(name: str, specs: dict[str, TaskSpec] | None = None) -> st
     """CLI name for `name` (case-insensitive; mteb names and BEIR aliases work too)."""
     specs = load_task_specs() if specs is None else specs
     table = _lookup_table(specs)
+    if name.lower() in table and table[name.lower()] is None:
+        sharing = [n for n, s in specs.items() if s.mteb_task.lower() == name.lower()]
+        raise EvalkitError(f"task name {name!r} is the mteb task of {' and '.join(sharing)}: name one of them")
     if name.lower() in table:
         return table[name.lower()]
-    raise EvalkitError(f"unknown task {name!r}{suggest(name, sorted(set(specs) | {a for s in specs.values() for a in s.aliases}))}")
+    known = mteb_task_names()
+    if name.lower() in known:
+        return known[name.lower()]
+    names = sorted(set(specs) | {a for s in specs.values() for a in s.aliases} | set(known.values()))
+    raise EvalkitError(f"unknown task {name!r}{suggest(name, names)}")
 
 
 def get_task_spec(name: str) -> TaskSpec:
+    """The task file's spec, else one built from mteb's metadata (instruction resolved later)."""
     specs = load_task_specs()
-    return specs[resolve_task_name(name, specs)]
+    resolved = resolve_task_name(name, specs)
+    if resolved in specs:
+        return specs[resolved]
+    import mteb
+
+    return spec_from_mteb(mteb.get_task(resolved).metadata)
+
+
+@lru_cache(maxsize=1)
+def mteb_task_names() -> dict[str, str]:
+    """Lower-cased -> mteb name, for every task mteb knows (imports mteb: only when a name is not in tasks/)."""
+    import mteb
+
+    tasks = mteb.get_tasks(exclude_superseded=False, exclude_aggregate=False)
+    return {t.metadata.name.lower(): t.metadata.name for t in tasks}
+
+
+def spec_from_mteb(meta) -> TaskSpec:
+    """A TaskSpec from mteb's task metadata: its type, eval split (test where it has one), main score, and
+    the English subset of a multilingual task (else its first); no instruction yet."""
+    if not set(meta.modalities) <= {"text"}:
+        raise EvalkitError(f"{meta.name} is a {'+'.join(meta.modalities)} task; evalkit embeds text only")
+    if meta.type not in TASK_TYPES:
+        raise EvalkitError(f"{meta.name}: evalkit does not run mteb's {meta.type} tasks (it runs {', '.join(TASK_TYPES)})")
+    split = "test" if "test" in meta.eval_splits else meta.eval_splits[0]
+    subset = "default"
+    if meta.is_multilingual:
+        langs = meta.hf_subsets_to_langscripts
+        subset = next((s for s in meta.hf_subsets if all(lang.startswith("eng-") for lang in langs[s])),
+                      meta.hf_subsets[0])
+    return TaskSpec(name=meta.name, mteb_task=meta.name, type=TaskType(meta.type), split=split, hf_subset=subset,
+                    metric=meta.main_score)
+
+
+def spec_for_metadata(meta) -> TaskSpec:
+    """The spec of the task mteb hands an encoder: its task file's, else built from the metadata."""
+    return specs_by_mteb_name().get(meta.name) or spec_from_mteb(meta)
 
 
 def specs_by_mteb_name() -> dict[str, TaskSpec]:
-    return {spec.mteb_task: spec for spec in load_task_specs().values()}
+    """mteb task name -> its spec; where tasks share an mteb task, the one named after it."""
+    ordered = sorted(load_task_specs().values(), key=lambda spec: spec.name == spec.mteb_task)
+    return {spec.mteb_task: spec for spec in ordered}
 
 
-def get_mteb_task(spec: TaskSpec):
-    """The mteb task restricted to the spec's split and subset."""
+def get_mteb_task(spec: TaskSpec, all_subsets: bool = False):
+    """The mteb task restricted to the spec's split and subsets (`hf_subsets`, else `hf_subset`; every subset
+    with `all_subsets`, for a local folder to pick from)."""
     import mteb
 
+    subsets = None if all_subsets and spec.hf_subsets is None else (spec.hf_subsets or [spec.hf_subset])
     try:
-        task = mteb.get_task(spec.mteb_task, eval_splits=[spec.split], hf_subsets=[spec.hf_subset])
+        task = mteb.get_task(spec.mteb_task, eval_splits=[spec.split], hf_subsets=subsets)
     except (KeyError, ValueError) as exc:
         raise EvalkitError(f"mteb has no task {spec.mteb_task!r} (tasks/{spec.name}.yaml): {exc}") from None
     return task
@@ -74,10 +141,8 @@ def subtask_names(task) -> list[str]:
 
 
 def suite_task_names(name: str) -> list[str]:
-    """CLI names of a suite in conf/suites.yaml, or of a comma-separated list of task names."""
-    from evalkit.config import CONF_DIR
-
-    suites = yaml.safe_load((CONF_DIR / "suites.yaml").read_text(encoding="utf-8"))
+    """CLI names of a suite in suites.yaml, or of a comma-separated list of task names."""
+    suites = sweep_suites()
     specs = load_task_specs()
     if name in suites:
         wanted = suites[name] or {}
@@ -85,3 +150,14 @@ def suite_task_names(name: str) -> list[str]:
     if "," in name or name.lower() in _lookup_table(specs):
         return [resolve_task_name(part.strip(), specs) for part in name.split(",")]
     raise EvalkitError(f"unknown suite {name!r}{suggest(name, sorted(suites))}")
+
+
+def sweep_suites() -> dict[str, dict]:
+    """Suite name -> task filter, from every config folder's suites.yaml (a user's suite of a name wins)."""
+    suites: dict[str, dict] = {}
+    for path in reversed([d / "suites.yaml" for d in config_dirs() if (d / "suites.yaml").is_file()]):
+        try:
+            suites.update(yaml.safe_load(path.read_text(encoding="utf-8")) or {})
+        except yaml.YAMLError as exc:
+            raise EvalkitError(f"{shown(path)}: not valid YAML ({str(exc).splitlines()[0]})") from None
+    return suites

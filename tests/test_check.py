@@ -46,7 +46,7 @@ def score_suite(data_dir: Path, golden: bool = False) -> Suite:
 @pytest.mark.parametrize("name", suite_names())
 def test_every_shipped_suite_loads_and_has_a_committed_baseline_that_covers_it(name):
     suite = load_suite(name)
-    path = baseline_path(name)
+    path = baseline_path(suite)
     assert path.is_file(), f"no {path}: run python -m evalkit.check suite={name} --update-baseline"
     assert path.stat().st_size < 200_000
     data = baseline.load(path)
@@ -68,7 +68,7 @@ def test_the_e5_smoke_baseline_holds_the_published_scores():
     from evalkit.report.published import E5, load_published
 
     suite, published = load_suite("e5_mistral_smoke"), load_published(E5)
-    recorded = baseline.load(baseline_path(suite.name))["scores"]
+    recorded = baseline.load(baseline_path(suite))["scores"]
     for entry in suite.scores.tasks:
         for metric, value in recorded[entry.task]["metrics"].items():
             assert 100 * value == pytest.approx(published.score(recorded[entry.task]["mteb_task"], metric), abs=1e-9)
@@ -130,6 +130,22 @@ def test_scores_end_to_end_record_then_pass_identically(tmp_path):
     assert [r.now for r in again.rows] == [r.baseline for r in again.rows]
     recorded = baseline.load(path)["scores"]["SciFact"]
     assert recorded["model"] == "evalkit/tiny-random-mistral" and recorded["data_dir"] == str(tmp_path / "beir")
+
+
+def test_the_gate_runs_with_strict_instructions(tmp_path, monkeypatch):
+    """The gate measures the paper's instructions: mteb's prompts would be an error, never a quiet stand-in."""
+    import evalkit.runner
+
+    seen = []
+
+    def stop(cfg):
+        seen.append(cfg.strict_instructions)
+        raise EvalkitError("stop")
+
+    monkeypatch.setattr(evalkit.runner, "run", stop)
+    with pytest.raises(EvalkitError, match="stop"):
+        scores.measure(score_suite(write_beir(tmp_path / "beir")), tmp_path / "r", scores.specs_with())
+    assert seen == [True]
 
 
 def test_golden_failures_stop_before_the_scores_unless_keep_going(tmp_path, monkeypatch):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -26,15 +27,31 @@ def assert_one_line_error(proc: subprocess.CompletedProcess, *needles: str) -> N
         assert needle in errors[0], errors[0]
 
 
-@pytest.mark.parametrize("args", [["list"], ["--help"]])
-def test_list_and_help_do_not_import_torch(args):
+@pytest.mark.parametrize("args, needle", [(["list"], "SciFact"), (["--help"], "evalkit list"), ([], "commands:")])
+def test_list_and_help_import_neither_torch_nor_hydra(args, needle):
+    """Help and list are answered without composing a config: no torch, mteb or Hydra import."""
     code = ("import sys; from evalkit.__main__ import main; sys.argv = ['evalkit', *sys.argv[1:]]\n"
             "try:\n    main()\nexcept SystemExit:\n    pass\n"
-            "assert 'torch' not in sys.modules and 'mteb' not in sys.modules, 'heavy import'")
+            "heavy = {'torch', 'mteb', 'hydra'} & set(sys.modules)\n"
+            "assert not heavy, f'heavy import: {heavy}'")
     proc = subprocess.run([sys.executable, "-c", code, *args], cwd=REPO, capture_output=True, text=True, timeout=60,
                           env={**os.environ, "HF_HUB_OFFLINE": "1"})
     assert proc.returncode == 0, proc.stderr
-    assert "SciFact" in proc.stdout
+    assert needle in proc.stdout
+
+
+def test_help_names_the_commands_keys_and_config_folders():
+    import dataclasses
+
+    from evalkit.config import EncodeConfig, ModelConfig, RunConfig, TaskSpec
+
+    text = evalkit("--help").stdout
+    for needle in ("list", "plan", "cache", "report", "check", "-m task=", "suite=", "--config-dir",
+                   "EVALKIT_CONFIG_PATH", "HF_HUB_OFFLINE", "minilm", "e5_mistral_7b", "beir"):
+        assert needle in text, needle
+    for schema in (RunConfig, ModelConfig, TaskSpec, EncodeConfig):  # every key the schema knows is named
+        for f in dataclasses.fields(schema):
+            assert f.name in text, f.name
 
 
 def test_list_shows_tasks_and_models():
@@ -82,12 +99,80 @@ def test_hub_model_offline_fails_fast(small_beir, tmp_path):
                           "HF_HUB_OFFLINE=1")
 
 
-def test_hub_dataset_offline_fails_fast(tmp_path):
-    proc = evalkit("task=Banking77Classification", "model=minilm", f"results_dir={tmp_path}/r",
+@pytest.mark.parametrize("task", ["Banking77Classification", "MSMARCO"])
+def test_hub_dataset_offline_fails_fast(tmp_path, task):
+    proc = evalkit(f"task={task}", "model=minilm", f"results_dir={tmp_path}/r",
                    env={"HF_HOME": str(tmp_path / "hf")}, timeout=90)
-    assert_one_line_error(proc, "data of Banking77Classification is not in the local cache", "HF_HUB_OFFLINE=1")
+    assert_one_line_error(proc, f"data of {task} is not in the local Hugging Face cache",
+                          "HF_HUB_OFFLINE=1", "data_dir=", "data_root=")
+
+
+def test_unreachable_hub_fails_fast_with_the_fix(tmp_path):
+    """HF_HUB_OFFLINE unset and the hub unreachable: one line naming data_dir=/data_root= and HF_HUB_OFFLINE=1, after
+    one connection attempt rather than retries."""
+    online = {"HF_HUB_OFFLINE": "0", "HF_DATASETS_OFFLINE": "0", "HF_ENDPOINT": "http://127.0.0.1:9",
+              "HF_HOME": str(tmp_path / "hf")}
+    start = time.monotonic()
+    proc = evalkit("task=msmarco", "model=minilm", f"results_dir={tmp_path}/r", env=online, timeout=90)
+    assert_one_line_error(proc, "cannot reach the Hugging Face hub at http://127.0.0.1:9", "data of MSMARCO",
+                          "data_dir=", "data_root=", "HF_HUB_OFFLINE=1")
+    assert time.monotonic() - start < 60  # the old path retried for half a minute after startup
+    proc = evalkit("task=scifact", f"data_dir={tmp_path}/none", f"results_dir={tmp_path}/r", env=online)
+    assert_one_line_error(proc, "data_dir does not exist")  # a local folder never asks the hub
+
+
+def test_unreachable_hub_for_a_model(small_beir, tmp_path):
+    online = {"HF_HUB_OFFLINE": "0", "HF_ENDPOINT": "http://127.0.0.1:9", "HF_HOME": str(tmp_path / "hf")}
+    proc = evalkit("task=scifact", f"data_dir={small_beir}", f"results_dir={tmp_path}/r", env=online, timeout=90)
+    assert_one_line_error(proc, "cannot reach the Hugging Face hub", "'intfloat/e5-mistral-7b-instruct'",
+                          "model.name_or_path=", "HF_HUB_OFFLINE=1")
+
+
+@pytest.mark.parametrize("arg, message", [
+    ("tsk=scifact", "unknown key 'tsk'; did you mean task?"),
+    ("encode.batchsize=8", "unknown key 'encode.batchsize'; did you mean encode.batch_size?"),
+    ("model.poolng=cls", "unknown key 'model.poolng'; did you mean model.pooling?"),
+    ("+tsk=scifact", "unknown key 'tsk'; did you mean task?"),
+])
+def test_a_typo_in_a_key_names_the_closest_key(arg, message, tmp_path):
+    proc = evalkit("model=minilm", arg, f"results_dir={tmp_path}/r")
+    assert_one_line_error(proc, message)
+    assert "hydra" not in proc.stderr.lower()
+
+
+def test_summary_says_what_was_encoded_and_what_came_from_the_cache(small_beir, tmp_path):
+    args = ("task=scifact", "model=tiny_mistral", f"data_dir={small_beir}", f"results_dir={tmp_path}/r")
+    env = {"EVALKIT_CACHE": str(tmp_path / "cache")}
+    first = evalkit(*args, env=env)
+    assert first.returncode == 0, first.stderr
+    assert "(12 texts encoded, 0 from the embedding cache;" in first.stdout
+    again = evalkit(*args, env=env)
+    assert (again.stdout + again.stderr).count("skipped") == 1  # the skip is said once
+    cached = evalkit(*args, "overwrite=true", env=env)
+    assert "(all 12 texts from the embedding cache;" in cached.stdout
 
 
 def test_unknown_config_key(tmp_path):
     proc = evalkit("task=scifact", "model=minilm", "model.polling=mean", f"results_dir={tmp_path}/r")
     assert proc.returncode != 0 and "polling" in proc.stderr
+
+
+def test_plan_on_local_folders_never_asks_the_hub(small_beir, tmp_path):
+    """The hub unreachable and not declared offline: plan counts the local folder (the e5 tokenizer is not on this
+    machine, so tokens are estimated: local~) without a connection attempt, and says what local~ means."""
+    root = tmp_path / "beir"
+    root.mkdir()
+    (root / "scifact").symlink_to(small_beir)
+    online = {"HF_HUB_OFFLINE": "0", "HF_DATASETS_OFFLINE": "0", "HF_ENDPOINT": "http://127.0.0.1:9",
+              "HF_HOME": str(tmp_path / "hf")}
+    proc = evalkit("plan", "task=scifact", f"data_root={root}", env=online)
+    assert proc.returncode == 0, proc.stderr
+    assert "SciFact" in proc.stdout and " local~ " in proc.stdout and "local~ = the local folder's texts" in proc.stdout
+    assert "127.0.0.1" not in proc.stderr and "Retrying" not in proc.stderr
+
+
+@pytest.mark.parametrize("args, needle", [(["report", "--help"], "--compare"), (["check", "--list"], "ci")])
+def test_the_commands_behind_evalkit(args, needle):
+    proc = evalkit(*args)
+    assert proc.returncode == 0, proc.stderr
+    assert needle in proc.stdout

@@ -5,12 +5,12 @@ from __future__ import annotations
 import csv
 
 import pytest
-from hydra import compose, initialize_config_dir
+from hydra import compose, initialize
 from hydra.errors import ConfigCompositionException
 
 from evalkit import EvalkitError
 from evalkit.__main__ import canonical_overrides, register_configs
-from evalkit.config import CONF_DIR, ModelConfig, load_model_config, model_names, structured, to_run_config
+from evalkit.config import ModelConfig, load_model_config, model_names, structured, to_run_config
 from evalkit.tasks import get_task_spec, load_task_specs, resolve_task_name
 
 from conftest import shared_path
@@ -98,9 +98,11 @@ def test_bad_choice_is_rejected():
 
 
 def compose_run(*overrides: str):
-    register_configs()
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        return to_run_config(compose(config_name="config", overrides=canonical_overrides(list(overrides))))
+    """What `evalkit` composes: the same registered configs, overrides and search path."""
+    argv = canonical_overrides(list(overrides))
+    register_configs(argv)
+    with initialize(config_path=None, version_base="1.3"):
+        return to_run_config(compose(config_name="config", overrides=argv))
 
 
 @pytest.mark.parametrize("model", model_names())
@@ -117,9 +119,19 @@ def test_hydra_overrides_reach_the_run_config():
     assert (run.data_dir, run.results_dir, run.encode.batch_size, run.model.max_length) == ("/x", "/y", 8, 128)
 
 
+def test_hydra_composes_an_mteb_task_without_a_file():
+    run = compose_run("task=summevalsummarization.v2", "model=minilm", "strict_instructions=true",
+                      "task.hf_subsets=[default]")
+    assert (run.task.mteb_task, run.task.type, run.task.metric, run.task.instruction) == (
+        "SummEvalSummarization.v2", "Summarization", "cosine_spearman", None)
+    assert run.strict_instructions is True and run.task.hf_subsets == ["default"]
+
+
 def test_hydra_rejects_unknown_keys():
-    with pytest.raises(ConfigCompositionException):
+    with pytest.raises(EvalkitError, match="unknown key 'model.bogus'; known: model.name, model.name_or_path"):
         compose_run("task=scifact", "model=minilm", "model.bogus=1")
+    with pytest.raises(ConfigCompositionException):  # what gets past the key check still meets the schema
+        compose_run("task=scifact", "model=minilm", "model.max_length=many")
 
 
 def test_no_task_is_an_error():

@@ -32,7 +32,9 @@ def run_ok(cmd: list[str], cache: Path) -> None:
 
 
 def scores(results: Path) -> tuple[dict, dict]:
-    folder = results / "evalkit__tiny-random-mistral" / "seed0"
+    """The one SciFact result under `results` (in `seed0/`, or an experiment folder for a slice of the data)."""
+    [path] = (results / "evalkit__tiny-random-mistral").glob("*/SciFact.json")
+    folder = path.parent
     return (json.loads((folder / "SciFact.json").read_text())["scores"]["test"][0],
             json.loads((folder / "evalkit" / "SciFact.run.json").read_text()))
 
@@ -61,11 +63,41 @@ def stored_texts(cache: Path) -> int:
     return len(keys)
 
 
+def kill_tree(proc: subprocess.Popen) -> None:
+    """SIGKILL torchrun and every process under it (its workers run in sessions of their own, so killing
+    torchrun's process group alone leaves them writing shards), and wait until all are gone."""
+    def children(pid: int) -> list[int]:
+        try:
+            found = [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+        except OSError:
+            return []
+        return found + [g for c in found for g in children(c)]
+
+    tree = children(proc.pid)
+    for pid in [proc.pid, *tree]:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    proc.wait()
+
+    def alive(pid: int) -> bool:  # a zombie (state Z) no longer writes anything
+        try:
+            return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+        except OSError:
+            return False
+
+    deadline = time.time() + 30
+    while any(alive(pid) for pid in tree) and time.time() < deadline:
+        time.sleep(0.1)
+
+
 def test_a_killed_distributed_run_resumes_from_the_ranks_shards(tmp_path):
     data = shared_path("data", "beir", "scifact")
     cache = tmp_path / "cache"
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "EVALKIT_CACHE": str(cache), "OMP_NUM_THREADS": "1"}
-    cmd = evalkit_cmd(2, data, tmp_path / "killed", "encode.cache_shard_texts=16")
+    # small batches and shards: many of each, so the kill lands mid-run even on a loaded machine
+    cmd = evalkit_cmd(2, data, tmp_path / "killed", "encode.cache_shard_texts=16", "encode.max_tokens_per_batch=512")
     proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             start_new_session=True)
     deadline = time.time() + 300
@@ -79,8 +111,7 @@ def test_a_killed_distributed_run_resumes_from_the_ranks_shards(tmp_path):
         else:
             pytest.fail("no shards from both ranks within 300 s")
     finally:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
+        kill_tree(proc)
     assert not (tmp_path / "killed" / "evalkit__tiny-random-mistral" / "seed0" / "SciFact.json").exists()
     written = stored_texts(cache)
     run_ok(evalkit_cmd(1, data, tmp_path / "resumed"), cache)

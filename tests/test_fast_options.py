@@ -139,3 +139,17 @@ def test_long_documents_run_packed_within_the_budget_and_equal_padded(encoder, m
         assert texts == 1 or (tokens <= 6000 and texts * longest <= 6000)
     assert long.stats.max_tokens_per_batch == 6000 and len(seen) > 3
     assert min_cosine(out, padded) >= 0.9999
+
+
+def test_a_cast_encoder_packs_with_the_cast_weights():
+    """gpu_smoke casts a loaded encoder to float16 after packing in float32: the packed decoder's fused
+    matrices must follow the cast, not keep the float32 weights (a dtype error, or stale weights)."""
+    own = Encoder(load_model_config("tiny_mistral"), instructions={},
+                  encode=EncodeConfig(cache=False, packing="packed"))
+    before = own.embed(TEXTS)
+    own.cast(torch.bfloat16)
+    packed = own.embed(TEXTS)
+    assert own.stats.packing.startswith("packed")
+    padded = with_encode(own, packing="padded").embed(TEXTS)
+    assert min_cosine(packed, padded) >= 0.999 and min_cosine(packed, before) >= 0.99
+    assert not np.array_equal(packed, before)  # computed in bfloat16, not served from float32 weights

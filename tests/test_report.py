@@ -68,9 +68,23 @@ def test_delta_is_ours_minus_published_by_hand(tmp_path):
     by_hand = {"SciFact": 75.00 - 76.41, "NFCorpus": 40.00 - 38.62, "Banking77Classification": 85.00 - 88.23,
                "MindSmallReranking": 33.00 - 32.60, "STS17": 90.00 - 91.75, "SummEval": 30.00 - 31.40}
     for task, delta in by_hand.items():
-        assert float(rows[task]["Δ e5-mistral-7b-instruct"]) == pytest.approx(delta, abs=1e-4), task
+        assert float(rows[task]["Δ e5-mistral-7b-instruct: ours − published"]) == pytest.approx(delta, abs=1e-4), task
     assert rows["STS17"]["e5-mistral-7b-instruct (ours)"] == "90.0000"  # the en-en subset, not ko-ko (10.00)
     assert rows["MindSmallReranking"]["Metric"] == "MAP@1000"  # max_over_subqueries_map_at_1000 vs the paper's map
+
+
+def test_another_models_published_numbers_are_marked_and_no_minus_zero(tmp_path):
+    from evalkit.report.tables import _fmt
+
+    assert run_report(tmp_path, RESULTS / "sentence-transformers__all-MiniLM-L6-v2", "--compare", E5, "--no-plots") == 0
+    text = (tmp_path / "out" / "per_task.md").read_text(encoding="utf-8")
+    assert "Δ all-MiniLM-L6-v2: ours − e5-mistral-7b-instruct published (another model)" in text
+    assert "another model's published numbers" in text
+    table1 = (tmp_path / "out" / "table1.md").read_text(encoding="utf-8").splitlines()
+    rows = [line.split(" | ")[0].lstrip("| ") for line in table1 if line.startswith("| ") and "(" in line]
+    assert rows[0] == "all-MiniLM-L6-v2 (ours)" and "same tasks" in rows[1] and "all 56 tasks" in rows[2]
+    assert [_fmt(v, signed=True) for v in (-0.004, 0.004, -0.006, 0.0)] == ["0.00", "0.00", "-0.01", "0.00"]
+    assert _fmt(-0.001) == "0.00"
 
 
 def test_table1_averages_by_hand(tmp_path):
@@ -81,7 +95,7 @@ def test_table1_averages_by_hand(tmp_path):
     assert float(ours["Retr."]) == pytest.approx((75 + 60 + 40) / 3, abs=1e-4)
     assert float(ours["BEIR"]) == pytest.approx((75 + 60 + 40) / 3, abs=1e-4)
     assert (ours["Avg n"], ours["Retr. n"], ours["Class. n"]) == ("9", "3", "1")
-    paper = rows["e5-mistral-7b-instruct (published, paper)"]
+    paper = rows["e5-mistral-7b-instruct (published, paper: all 56 tasks)"]
     assert (paper["Avg"], paper["Avg n"], paper["Class."], paper["BEIR"]) == ("66.6000", "56", "78.5000", "56.9000")
     same = rows["e5-mistral-7b-instruct (published, same tasks as e5-mistral-7b-instruct)"]
     published = 88.23 + 54.31 + 95.66 + 32.60 + 76.41 + 61.88 + 38.62 + 91.75 + 31.40
@@ -89,8 +103,10 @@ def test_table1_averages_by_hand(tmp_path):
     assert float(same["Retr."]) == pytest.approx((76.41 + 61.88 + 38.62) / 3, abs=1e-4)
     minilm = rows["all-MiniLM-L6-v2 (ours)"]  # NanoSciFactRetrieval (not one of the 56) is left out
     assert float(minilm["Avg"]) == pytest.approx((64.5 + 25 + 50) / 3, abs=1e-4) and minilm["Avg n"] == "3"
-    minilm_published = rows["all-MiniLM-L6-v2 (published)"]  # all five baselines.tsv tasks
+    # baselines.tsv's five retrieval tasks and four MTEB-English tasks of baselines.mteb-data.tsv
+    minilm_published = rows["all-MiniLM-L6-v2 (published, all 9 of its tasks)"]
     assert float(minilm_published["Retr."]) == pytest.approx((64.51 + 31.59 + 50.17 + 21.64 + 36.87) / 5, abs=1e-4)
+    assert float(minilm_published["Class."]) == pytest.approx((80.04 + 40.83) / 2, abs=1e-4)
     table = (tmp_path / "out" / "table1.md").read_text(encoding="utf-8")
     assert "| 62.00 (9/56) |" in table and "| 66.6 (56/56) |" in table
     assert "NanoSciFactRetrieval" in table  # named as left out
@@ -139,6 +155,56 @@ def test_ci_from_the_run_record_and_whether_delta_lies_outside(tmp_path):
     assert nfcorpus["Δ all-MiniLM-L6-v2 outside CI"] == "True"
     assert rows["SciFact"]["Δ all-MiniLM-L6-v2 outside CI"] == "False"  # 64.50 vs 64.51
     assert rows["NanoSciFactRetrieval"]["all-MiniLM-L6-v2 CI low"] == ""  # no run record
+
+
+def write_minilm_result(folder: Path, task: str, subset: str, metric: str, score: float, per_item=None) -> None:
+    """A TaskResult and its run record, as the runner writes them."""
+    import mteb
+    from mteb.results import TaskResult
+
+    (folder / "evalkit").mkdir(parents=True, exist_ok=True)
+    mteb_task = mteb.get_task(task)
+    TaskResult.from_task_results(mteb_task, {"test": {subset: {metric: score, "main_score": score}}},
+                                 evaluation_time=1.0).to_disk(folder / f"{task}.json")
+    record = {"mteb_task": task, "type": mteb_task.metadata.type, "split": "test", "hf_subset": subset,
+              "metric": metric, "score": score, "model": {"name": MINILM, "revision": "rev"}, "per_item": per_item}
+    (folder / "evalkit" / f"{task}.run.json").write_text(json.dumps(record))
+
+
+def test_per_item_ci_and_a_published_score_that_is_not_comparable(tmp_path):
+    """STS gets a CI from the record's per-item scores; SIB200's published mteb-1 score (unseeded k-means) gets a
+    footnote, and its Δ is not counted as outside the CI; classification says it has no per-item scores."""
+    from evalkit.itemscores import statistic
+
+    folder = tmp_path / "results" / MINILM.replace("/", "__") / "rev"
+    rng = np.random.default_rng(0)
+    gold = rng.normal(size=300)
+    entry = {"metric": "cosine_spearman", "statistic": "spearman", "gold": gold.tolist(),
+             "scores": [(gold + 0.6 * rng.normal(size=300)).tolist()]}
+    write_minilm_result(folder, "STSBenchmark", "default", "cosine_spearman", statistic(entry), entry)
+    write_minilm_result(folder, "SIB200ClusteringS2S", "eng_Latn", "v_measure", 0.4245)
+    assert run_report(tmp_path, tmp_path / "results", "--no-plots") == 0
+    rows = read_csv(tmp_path / "out" / "per_task.csv")
+    sts = rows["STSBenchmark"]
+    assert float(sts["all-MiniLM-L6-v2 CI low"]) < 100 * statistic(entry) < float(sts["all-MiniLM-L6-v2 CI high"])
+    assert sts["all-MiniLM-L6-v2 (published)"] == "82.0300"
+    sib = rows["SIB200ClusteringS2S"]
+    delta = "Δ all-MiniLM-L6-v2: ours − published"
+    assert (sib["all-MiniLM-L6-v2 (published)"], sib[delta]) == ("39.7600", "2.6900")
+    table = (tmp_path / "out" / "per_task.md").read_text()
+    assert "| +2.69¹ | not comparable¹ |" in table
+    assert "- ¹ mteb 1.12 ran k-means without a fixed seed; mteb 2 seeds it (42.45" in table
+    assert "no per-item scores for classification and clustering" in table
+
+
+def test_a_score_of_another_subset_gets_no_delta(tmp_path, capsys):
+    folder = tmp_path / "results" / MINILM.replace("/", "__") / "rev"
+    write_minilm_result(folder, "SIB200ClusteringS2S", "fra_Latn", "v_measure", 0.41)
+    assert run_report(tmp_path, tmp_path / "results", "--no-plots") == 0
+    sib = read_csv(tmp_path / "out" / "per_task.csv")["SIB200ClusteringS2S"]
+    assert sib["Δ all-MiniLM-L6-v2: ours − published"] == ""
+    assert any("SIB200ClusteringS2S: no published V-measure in all-MiniLM-L6-v2 (published) for subset fra_Latn "
+               "(it has eng_Latn); no Δ" in line for line in stderr_lines(capsys))
 
 
 # --- plots ----------------------------------------------------------------------------------------------
@@ -225,7 +291,7 @@ def test_result_file_outside_the_usual_layout(tmp_path, capsys):
     folder = tmp_path / "somewhere"
     shutil.copytree(E5_RUN / "fixture0e5", folder)
     assert run_report(tmp_path, folder, "--no-plots") == 0
-    assert "e5-mistral-7b-instruct (published, paper)" in (tmp_path / "out" / "table1.md").read_text()
+    assert "e5-mistral-7b-instruct (published, paper: all 56 tasks)" in (tmp_path / "out" / "table1.md").read_text()
 
 
 @pytest.mark.parametrize("spec_from", ["run record", "registry", "mteb"])
@@ -276,6 +342,14 @@ def test_averages_of_published_task_scores_match_the_reference_file():
             # the file averaged the unrounded source values; ours averages the 2-decimal scores
             assert value == pytest.approx(float(row["recomputed_from_task_file"]), abs=0.006), row["paper_label"]
             assert n == int(row["n_datasets"])
+
+
+def test_published_numbers_that_are_not_comparable_carry_a_note():
+    minilm, e5 = load_published(MINILM), load_published(E5)
+    assert minilm.score("SICKNLPairClassification", "max_ap") == 58.37 and minilm.note("STSBenchmark") is None
+    assert "k-means without a fixed seed" in minilm.note("SIB200ClusteringS2S")
+    reranking = {t for t, (kind, _) in mteb_english_tasks().items() if kind == "Reranking"}
+    assert {t for t in e5.notes} == reranking and "retrieval-style" in e5.note("SciDocsRR")
 
 
 def test_baseline_kind_filter():

@@ -26,11 +26,13 @@ def test_cli_run_writes_a_result_mteb_can_load(small_beir, tmp_path):
     proc = evalkit("task=scifact", "model=tiny_mistral", f"data_dir={small_beir}", f"results_dir={tmp_path}/results")
     assert proc.returncode == 0, proc.stderr
     assert "SciFact: ndcg_at_10 = " in proc.stdout
-    path = tmp_path / "results" / "evalkit__tiny-random-mistral" / "seed0" / "SciFact.json"
+    # eight made-up documents are not the published SciFact test set: a folder of their own, named so
+    [path] = (tmp_path / "results" / "evalkit__tiny-random-mistral").glob("seed0__data-small-*/SciFact.json")
     result = TaskResult.from_disk(path)
     assert result.task_name == "SciFact" and "test" in result.scores
     loaded = mteb.ResultCache(cache_path=tmp_path).load_results(models=["evalkit/tiny-random-mistral"])
     assert [r.task_name for m in loaded.model_results for r in m.task_results] == ["SciFact"]
+    assert [m.model_revision for m in loaded.model_results] == [path.parent.name]  # its own revision to mteb
 
 
 def test_run_record_holds_what_a_reader_needs(small_beir, tmp_path):
@@ -82,5 +84,9 @@ def test_sweep_over_tasks_with_a_data_root(small_beir, tmp_path):
     proc = evalkit("-m", "task=scifact,nfcorpus", "model=tiny_mistral", f"data_root={root}",
                    f"results_dir={tmp_path}/results")
     assert proc.returncode == 0, proc.stderr
-    folder = tmp_path / "results" / "evalkit__tiny-random-mistral" / "seed0"
-    assert sorted(p.name for p in folder.glob("*.json")) == ["NFCorpus.json", "SciFact.json", "model_meta.json"]
+    model = tmp_path / "results" / "evalkit__tiny-random-mistral"
+    # local folders that are not the published test sets: each task in its own experiment folder
+    nfcorpus, scifact = sorted(model.iterdir())
+    assert nfcorpus.name.startswith("seed0__data-nfcorpus-") and scifact.name.startswith("seed0__data-scifact-")
+    assert sorted(p.name for p in nfcorpus.glob("*.json")) == ["NFCorpus.json", "model_meta.json"]
+    assert sorted(p.name for p in scifact.glob("*.json")) == ["SciFact.json", "model_meta.json"]

@@ -41,8 +41,9 @@ def test_joblib_launcher_runs_a_sweep_in_parallel_processes(small_beir, tmp_path
     proc = evalkit("-m", "task=scifact,nfcorpus", "model=tiny_mistral", f"data_root={root}",
                    f"results_dir={tmp_path}/results", "hydra/launcher=local", "hydra.launcher.n_jobs=2", timeout=300)
     assert proc.returncode == 0, proc.stderr
-    folder = tmp_path / "results" / "evalkit__tiny-random-mistral" / "seed0"
-    assert {p.name for p in folder.glob("*.json")} == {"SciFact.json", "NFCorpus.json", "model_meta.json"}
+    model = tmp_path / "results" / "evalkit__tiny-random-mistral"  # local data: one experiment folder per task
+    assert sorted(p.name for p in model.glob("seed0__data-*/*.json")) == [
+        "NFCorpus.json", "SciFact.json", "model_meta.json", "model_meta.json"]
 
 
 def test_plan_counts_the_tokens_a_real_run_encodes(small_beir, tmp_path):

@@ -18,20 +18,26 @@ EPILOG = """examples:
   python -m evalkit.check suite=ci --golden-only           golden embeddings only (seconds)
   python -m evalkit.check suite=ci model.dtype=bfloat16    would this change pass the gate?
   python -m evalkit.check suite=ci --update-baseline       accept the current numbers (says what changed)
+  evalkit check --config-dir myconf suite=mine --update-baseline   a suite of your own: myconf/check/mine.yaml,
+                                                           its baseline myconf/check/baselines/mine.json
 """
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m evalkit.check", epilog=EPILOG,
+    p = argparse.ArgumentParser(prog="evalkit check", epilog=EPILOG,
                                 formatter_class=argparse.RawDescriptionHelpFormatter,
                                 description="Fail when embedding quality moves: golden embeddings of fixed probe texts, "
-                                            "then task scores, against conf/check/baselines/<suite>.json.")
+                                            "then task scores, against check/baselines/<suite>.json beside the suite.")
     p.add_argument("overrides", nargs="*", metavar="key=value",
-                   help="suite=<name> (conf/check/<name>.yaml, or a path to a suite .yaml), and model.<key>=<value> "
-                        "to change every model of the suite")
+                   help="suite=<name> (check/<name>.yaml of a config folder, or a path to a suite .yaml), and "
+                        "model.<key>=<value> to change every model of the suite")
     p.add_argument("--update-baseline", action="store_true", help="run everything and rewrite the baseline file")
     p.add_argument("--junit", type=Path, metavar="FILE", help="also write a JUnit XML report here")
-    p.add_argument("--baseline", type=Path, metavar="FILE", help="baseline file (default conf/check/baselines/<suite>.json)")
+    p.add_argument("--baseline", type=Path, metavar="FILE",
+                   help="baseline file (default: baselines/<suite>.json beside the suite file)")
+    p.add_argument("--baseline-dir", type=Path, metavar="DIR", help="read and write the baseline as DIR/<suite>.json")
+    p.add_argument("--config-dir", action="append", default=[], metavar="DIR",
+                   help="a config folder searched before evalkit's own (repeatable; like EVALKIT_CONFIG_PATH)")
     p.add_argument("--results-dir", type=Path, metavar="DIR", help="where the score runs write (default results/check/<suite>)")
     p.add_argument("--golden-only", action="store_true", help="skip the score checks")
     p.add_argument("--keep-going", action="store_true", help="run the score checks even when golden checks failed")
@@ -96,7 +102,9 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger("evalkit").setLevel(logging.INFO)
     try:
         from evalkit.check.suite import load_suite, suite_names
+        from evalkit.conf_path import add_config_dirs
 
+        add_config_dirs(args.config_dir)
         if args.list:
             print("\n".join(suite_names()))
             return 0
@@ -104,7 +112,7 @@ def main(argv: list[str] | None = None) -> int:
         suite = load_suite(name)
         from evalkit.check.gate import baseline_path, check
 
-        path = args.baseline or baseline_path(suite.name)
+        path = args.baseline or baseline_path(suite, args.baseline_dir)
         note = describe_baseline(path)
         outcome = check(suite, path, results_dir=args.results_dir, update=args.update_baseline,
                         golden_only=args.golden_only, keep_going=args.keep_going, model_overrides=model_overrides)

@@ -11,7 +11,8 @@ from typing import Any, Callable, Mapping
 from evalkit.check import baseline as baseline_file
 from evalkit.check import golden, scores
 from evalkit.check.rows import Row
-from evalkit.check.suite import BASELINE_DIR, Suite, encode_config, load_probes
+from evalkit import EvalkitError
+from evalkit.check.suite import Suite, encode_config, load_probes
 
 log = logging.getLogger(__name__)
 
@@ -35,8 +36,20 @@ class Outcome:
         return [r for r in self.rows if r.ok is False]
 
 
-def baseline_path(suite_name: str) -> Path:
-    return BASELINE_DIR / f"{suite_name}.json"
+def baseline_path(suite: Suite, baseline_dir: Path | None = None) -> Path:
+    """`<baseline_dir>/<suite>.json`, by default `baselines/<suite>.json` beside the suite file."""
+    return Path(baseline_dir or Path(suite.file).parent / "baselines") / f"{suite.name}.json"
+
+
+def check_writable(path: Path) -> None:
+    """A baseline inside the installed package is package data: rewritten only in evalkit's own source tree."""
+    from evalkit.conf_path import CONF_DIR
+    from evalkit.files import source_checkout
+
+    if path.resolve().is_relative_to(CONF_DIR.resolve()) and source_checkout() is None:
+        raise EvalkitError(f"{path} belongs to the installed evalkit package and is not rewritten: pass "
+                           f"--baseline-dir DIR, or copy the suite into your own config folder (--config-dir) "
+                           f"so that its baseline lives beside it")
 
 
 def default_results_dir(suite_name: str) -> Path:
@@ -53,7 +66,8 @@ def measure_golden(suite: Suite, specs, model_overrides: Mapping[str, Any] | Non
     instructions = {spec.mteb_task: spec for spec in specs.values()}
     entries, namers = {}, {}
     for name in suite.golden.models:
-        encoder = load_encoder(name, instructions=instructions, encode=encode_config(suite), **dict(model_overrides or {}))
+        encoder = load_encoder(name, instructions=instructions, encode=encode_config(suite), strict_instructions=True,
+                               **dict(model_overrides or {}))
         entries[name] = golden.measure(encoder, probes, specs)
         namers[name] = encoder.tokenizer.convert_ids_to_tokens
     return entries, namers
@@ -64,7 +78,9 @@ def check(suite: Suite, path: Path | None = None, *, results_dir: Path | None = 
           task_overrides: Mapping[str, Mapping[str, Any]] | None = None) -> Outcome:
     """Run the suite and compare. Golden failures stop before the scores unless keep_going or update."""
     start = time.perf_counter()
-    path = path or baseline_path(suite.name)
+    path = path or baseline_path(suite)
+    if update:
+        check_writable(path)
     base = baseline_file.load(path)
     specs = scores.specs_with(task_overrides)
     outcome = Outcome(suite.name, path, [])

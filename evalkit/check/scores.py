@@ -51,7 +51,8 @@ def measure(suite: Suite, results_dir: Path, specs: Mapping[str, TaskSpec],
         spec = specs[entry.task]
         folder = folders[entry.task]
         cfg = RunConfig(task=spec, model=model, data_dir=str(folder) if folder else None,
-                        results_dir=str(results_dir), overwrite=True, encode=encode_config(suite))
+                        results_dir=str(results_dir), overwrite=True, encode=encode_config(suite),
+                        strict_instructions=True)  # the gate measures the paper's instructions, never mteb's
         start = time.perf_counter()
         summary = run(cfg)
         seconds = time.perf_counter() - start

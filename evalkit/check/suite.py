@@ -1,4 +1,4 @@
-"""Gate suites: `conf/check/<name>.yaml` -> Suite. Unknown keys and bad values fail with one line.
+"""Gate suites: `check/<name>.yaml` of the config folders -> Suite. Unknown keys and bad values fail with one line.
 
 A suite names what the gate measures (score checks: one model on some tasks; golden checks:
 probe texts through some models) and how far a measurement may move before the gate fails.
@@ -14,11 +14,9 @@ import yaml
 from omegaconf import MISSING
 
 from evalkit import EvalkitError
-from evalkit.config import CONF_DIR, structured, suggest
+from evalkit.conf_path import config_files, find_config, shown
+from evalkit.config import structured, suggest
 
-SUITE_DIR = CONF_DIR / "check"
-PROBE_DIR = SUITE_DIR / "probes"
-BASELINE_DIR = SUITE_DIR / "baselines"  # a suite's baseline lives beside it: baselines/<suite>.json
 SIDES = ("query", "document")
 
 
@@ -32,7 +30,7 @@ class SuiteTask:
 
 @dataclass
 class ScoreChecks:
-    model: str = MISSING  # conf/model/<name>.yaml
+    model: str = MISSING  # model/<name>.yaml
     tolerance: float = 0.1  # points, either direction
     metrics: list[str] = field(default_factory=lambda: ["ndcg_at_10"])
     tasks: list[SuiteTask] = field(default_factory=list)
@@ -40,8 +38,8 @@ class ScoreChecks:
 
 @dataclass
 class GoldenChecks:
-    models: list[str] = field(default_factory=list)  # conf/model/<name>.yaml
-    probes: str = "standard"  # conf/check/probes/<name>.yaml
+    models: list[str] = field(default_factory=list)  # model/<name>.yaml
+    probes: str = "standard"  # check/probes/<name>.yaml
     min_cosine: float = 0.9999
 
 
@@ -52,6 +50,7 @@ class Suite:
     golden: Optional[GoldenChecks] = None
     scores: Optional[ScoreChecks] = None
     encode: dict[str, Any] = field(default_factory=lambda: {"show_progress": False})  # EncodeConfig keys
+    file: Optional[str] = None  # the suite file (set by load_suite; its baseline lives beside it)
 
 
 @dataclass
@@ -83,18 +82,21 @@ def _read_yaml(path: Path, where: str) -> Any:
 
 
 def suite_names() -> list[str]:
-    return sorted(p.stem for p in SUITE_DIR.glob("*.yaml"))
+    return list(config_files("check"))
 
 
 def load_suite(name: str, path: Path | None = None) -> Suite:
-    """`conf/check/<name>.yaml` (or a suite file elsewhere, `name` ending in .yaml), validated."""
+    """`check/<name>.yaml` of the config folders (or a suite file elsewhere, `name` ending in .yaml), validated."""
     if path is None and name.endswith((".yaml", ".yml")):
         path, name = Path(name).resolve(), Path(name).stem
-    path = path or SUITE_DIR / f"{name}.yaml"
-    if not path.is_file():
+    path = path or find_config(f"check/{name}.yaml")
+    if path is None or not path.is_file():
         raise EvalkitError(f"unknown suite {name!r}{suggest(name, suite_names())}")
-    where = f"conf/check/{path.name}" if path.parent == SUITE_DIR else str(path)
-    suite = structured(Suite, {"name": name, **_read_yaml(path, where)}, where)
+    where = shown(path)
+    data = _read_yaml(path, where)
+    if "file" in data:
+        raise EvalkitError(f"{where}: 'file' is not a suite key (evalkit sets it to where the suite was read from)")
+    suite = structured(Suite, {"name": name, **data, "file": str(path)}, where)
     return check_suite(suite, where)
 
 
@@ -153,11 +155,10 @@ def data_folder(entry: SuiteTask, suite_name: str) -> Path | None:
 
 
 def load_probes(name: str) -> list[Probe]:
-    path = PROBE_DIR / f"{name}.yaml"
-    where = f"conf/check/probes/{name}.yaml"
-    if not path.is_file():
-        names = sorted(p.stem for p in PROBE_DIR.glob("*.yaml"))
-        raise EvalkitError(f"unknown probe set {name!r}{suggest(name, names)}")
+    path = find_config(f"check/probes/{name}.yaml")
+    if path is None:
+        raise EvalkitError(f"unknown probe set {name!r}{suggest(name, list(config_files('check/probes')))}")
+    where = shown(path)
     probes = structured(ProbeFile, _read_yaml(path, where), where).probes
     if not probes:
         raise EvalkitError(f"{where}: no probes")

@@ -41,7 +41,6 @@ import logging
 import os
 import sqlite3
 import sys
-import tempfile
 import time
 import uuid
 from dataclasses import asdict
@@ -50,7 +49,7 @@ from typing import Any, Callable
 
 from evalkit import EvalkitError
 from evalkit.encoding.shard import DamagedShard, ShardBuffer, evict, read_keys, read_shard, write_shard
-from evalkit.files import atomic_write, cache_root
+from evalkit.files import atomic_write, cache_root, probe_writable
 
 ID_SCHEME = "bos+text+eos/v1"  # bump when token ids are built differently (see model.token_ids)
 CHUNK = 500  # keys per SQLite query
@@ -98,14 +97,10 @@ def cache_error(root: Path, exc: BaseException) -> EvalkitError:
 
 def check_writable(root: Path) -> None:
     """Fail now, before any work, when `root` cannot be created or written."""
-    root = Path(root)
     try:
-        root.mkdir(parents=True, exist_ok=True)
-        fd, probe = tempfile.mkstemp(dir=root, prefix=".evalkit-probe-")
-        os.close(fd)
-        os.unlink(probe)
+        probe_writable(root)
     except OSError as exc:
-        raise cache_error(root, exc) from None
+        raise cache_error(Path(root), exc) from None
 
 
 def _damaged(exc: sqlite3.DatabaseError) -> bool:

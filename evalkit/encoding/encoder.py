@@ -63,7 +63,8 @@ class EncodeStats:
     device: str = ""  # the device's name: the GPU's model, or the CPU's
     by_side: dict[str, dict[str, int]] = field(default_factory=dict)  # query/document: texts, cache_hits,
     # forward_passes, tokens (a corpus another task encoded shows cache_hits == texts, forward_passes == 0)
-    samples: dict[str, Any] = field(default_factory=dict)  # first rendered input per side
+    samples: dict[str, Any] = field(default_factory=dict)  # first rendered input per side, its embedding's norm
+    inputs: dict[str, dict[str, int]] = field(default_factory=dict)  # side -> texts mteb gave, and how many instructed
 
     def as_record(self) -> dict[str, Any]:
         record = asdict(self)
@@ -94,14 +95,16 @@ class Encoder:
     """Implements mteb v2's EncoderProtocol for a Hugging Face backbone."""
 
     def __init__(self, cfg: ModelConfig, instructions: Mapping[str, TaskSpec] | None = None,
-                 encode: EncodeConfig | None = None) -> None:
+                 encode: EncodeConfig | None = None, strict_instructions: bool = False) -> None:
         self.cfg = cfg
         self.encode_cfg = encode or EncodeConfig()
         if instructions is None:
             from evalkit.tasks import specs_by_mteb_name
 
             instructions = specs_by_mteb_name()
-        self.instructions = dict(instructions)
+        self.instructions = dict(instructions)  # mteb task name -> spec; other tasks: evalkit.instructions
+        self.strict_instructions = strict_instructions
+        self.instruction_sources: dict[str, str] = {}  # tasks whose instruction this encoder resolved
         self.device = pick_device(cfg.device)
         if self.encode_cfg.cache:  # before any work: a cache that cannot be written fails now, not hours later
             check_writable(self.cache_root())
@@ -124,7 +127,10 @@ class Encoder:
     def encode(self, inputs, *, task_metadata, hf_split: str, hf_subset: str, prompt_type=None, **kwargs) -> np.ndarray:
         texts, ids = loader_rows(inputs)
         side = "document" if getattr(prompt_type, "value", prompt_type) == "document" else "query"
-        rendered = self.render(texts, task_metadata.name, task_metadata.type, side)
+        rendered = self.render(texts, task_metadata.name, task_metadata.type, side, task_metadata)
+        counts = self.stats.inputs.setdefault(side, {"texts": 0, "instructed": 0})
+        counts["texts"] += len(texts)
+        counts["instructed"] += sum(r != t for r, t in zip(rendered, texts))
         return self.embed(rendered, normalize=self.normalizes(task_metadata.type), side=side, ids=ids)
 
     def similarity(self, embeddings1, embeddings2):
@@ -139,28 +145,31 @@ class Encoder:
 
     @property
     def mteb_model_meta(self):
-        from mteb.models.model_meta import ModelMeta, ScoringFunction
+        from evalkit.encoding.meta import model_meta
 
-        return ModelMeta.create_empty(overwrites={
-            "name": self.cfg.name,
-            "revision": self.cfg.revision or "no_revision_available",
-            "embed_dim": self.model.config.hidden_size,
-            "max_tokens": self.cfg.max_length,
-            "similarity_fn_name": ScoringFunction.COSINE,
-            "use_instructions": self.cfg.prompt is not None,
-            "open_weights": True,
-            "framework": ["PyTorch", "Transformers"],
-        })
+        return model_meta(self.cfg, self.model)
 
     # -- the protocol's parts, usable on their own -----------------------------------------
-    def render(self, texts: list[str], mteb_task: str, task_type: str, side: str) -> list[str]:
+    def render(self, texts: list[str], mteb_task: str, task_type: str, side: str, task_metadata=None) -> list[str]:
         """Texts with the instruction where the config says it goes."""
         if self.cfg.prompt is None:
             return texts
+        return render(texts, self.cfg.prompt, self.task_spec(mteb_task, task_metadata), task_type, side)
+
+    def task_spec(self, mteb_task: str, task_metadata=None) -> TaskSpec:
+        """The spec (instruction, symmetric) of a task: from the mapping, else resolved once, as a run would."""
         spec = self.instructions.get(mteb_task)
-        if spec is None:
-            raise EvalkitError(f"no instruction for mteb task {mteb_task!r}: add tasks/{mteb_task}.yaml")
-        return render(texts, self.cfg.prompt, spec, task_type, side)
+        if spec is None or spec.instruction is None:
+            from evalkit.instructions import resolve_instruction
+            from evalkit.tasks import spec_for_metadata
+
+            if spec is None:
+                task_metadata = task_metadata or _mteb_metadata(mteb_task)
+                spec = spec_for_metadata(task_metadata)
+            spec, self.instruction_sources[mteb_task] = resolve_instruction(spec, self.strict_instructions,
+                                                                            task_metadata)
+            self.instructions[mteb_task] = spec
+        return spec
 
     def normalizes(self, task_type: str) -> bool:
         """Whether embeddings of this task type are L2-normalized (classification's are not, for e5)."""
@@ -176,8 +185,9 @@ class Encoder:
         that is not finite or was never filled is refused with one line naming the first such text (by
         its id in `ids` where given, else its position and start)."""
         start = time.perf_counter()
+        sample = None
         if texts and side not in self.stats.samples:
-            self.stats.samples[side] = {"text": texts[0], "token_ids": self.tokenize(texts[:1])[0]}
+            sample = self.stats.samples[side] = {"text": texts[0], "token_ids": self.tokenize(texts[:1])[0]}
         out = np.full((len(texts), self.model.config.hidden_size), np.nan, dtype=np.float32)
         filled = np.zeros(len(texts), dtype=bool)
         cache = self._open_cache()
@@ -209,7 +219,15 @@ class Encoder:
         refuse_holes(out, filled, found, texts, ids, side, self.cfg.name, self.cache_root())
         if normalize:
             out = torch.nn.functional.normalize(torch.from_numpy(out), p=2, dim=-1).numpy()
+        if sample is not None:
+            sample["norm"] = float(np.linalg.norm(out[0]))  # 1.0 where normalized: the record shows which applied
         return out
+
+    def cast(self, dtype: torch.dtype) -> None:
+        """Cast the loaded weights (smoke tests, benchmarks). The packed decoder's fused matrices are views the
+        cast would separate from the model, so it is rebuilt from the cast weights on the next packed batch."""
+        self.model.to(dtype)
+        self._packed = None
 
     def plan(self) -> Plan:
         """Packed where the model and `encode.packing` allow it, else padded."""
@@ -408,9 +426,20 @@ def still_to_encode(cache: EmbeddingCache | None, keys: list[bytes] | None, n: i
     return found, vectors, todo, copies
 
 
+def _mteb_metadata(mteb_task: str):
+    import mteb
+
+    try:
+        return mteb.get_task(mteb_task).metadata
+    except KeyError:
+        raise EvalkitError(f"no instruction for mteb task {mteb_task!r}: mteb knows no such task; pass "
+                           f"instructions= or add conf/tasks/{mteb_task}.yaml") from None
+
+
 def load_encoder(model: str = "e5_mistral_7b", instructions: Mapping[str, TaskSpec] | None = None,
-                 encode: EncodeConfig | None = None, **overrides: Any) -> Encoder:
-    return Encoder(load_model_config(model, **overrides), instructions=instructions, encode=encode)
+                 encode: EncodeConfig | None = None, strict_instructions: bool = False, **overrides: Any) -> Encoder:
+    return Encoder(load_model_config(model, **overrides), instructions=instructions, encode=encode,
+                   strict_instructions=strict_instructions)
 
 
 def _pin(tensors: tuple[torch.Tensor, ...], pin: bool) -> tuple[torch.Tensor, ...]:

@@ -19,6 +19,7 @@ from evalkit import EvalkitError
 from evalkit.config import ModelConfig, hub_offline
 from evalkit.encoding.pooling import pool
 from evalkit.files import atomic_write, cache_root
+from evalkit.hub import check_reachable, offline_error
 
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 
@@ -56,7 +57,8 @@ def sentencepiece_folder(model_file: Path) -> Path:
     return folder
 
 
-def load_tokenizer(cfg: ModelConfig):
+def load_tokenizer(cfg: ModelConfig, local_only: bool = False):
+    """The model's tokenizer; `local_only`: from local files and the Hugging Face cache only, never the hub."""
     from transformers import AutoTokenizer
 
     source = resolve_path(cfg.tokenizer or cfg.name_or_path)
@@ -65,7 +67,8 @@ def load_tokenizer(cfg: ModelConfig):
     if os.path.isfile(source):  # a bare sentencepiece model file
         source = str(sentencepiece_folder(Path(source)))
     revision = None if is_local(source) else cfg.revision
-    tok = _from_hub(AutoTokenizer, source, revision=revision, trust_remote_code=cfg.trust_remote_code)
+    extra = {"local_files_only": True} if local_only else {}
+    tok = _from_hub(AutoTokenizer, source, revision=revision, trust_remote_code=cfg.trust_remote_code, **extra)
     if tok.pad_token_id is None:
         tok.pad_token = tok.eos_token  # e5-mistral pads with EOS; the mask says which tokens are real
     return tok
@@ -183,14 +186,15 @@ def model_class(arch):
 
 
 def _from_hub(cls, source: str, **kwargs):
-    """from_pretrained, with offline / missing-model failures turned into one line."""
+    """from_pretrained, with offline / unreachable / missing-model failures turned into one line."""
+    fix = "pass a local folder as model.name_or_path= (and model.tokenizer=)"
+    if not is_local(source) and not kwargs.get("local_files_only"):
+        check_reachable(repr(source), fix)
     try:
         return cls.from_pretrained(source, **kwargs)
     except OSError as exc:
-        if hub_offline() and not is_local(source):
-            raise EvalkitError(
-                f"{source!r} is not in the local Hugging Face cache and HF_HUB_OFFLINE=1 forbids downloading it"
-            ) from None
+        if (hub_offline() or kwargs.get("local_files_only")) and not is_local(source):
+            raise offline_error(repr(source), fix) from None
         raise EvalkitError(f"cannot load {source!r}: {str(exc).splitlines()[0]}") from None
 
 

@@ -230,7 +230,7 @@ class PackedDecoder:
     Built once per loaded model, by the Encoder that owns it: the q/k/v and gate/up weights are concatenated
     into one matrix each and the model's own Linear modules are pointed at views of those matrices, so the
     model computes what it did before and no weight is held twice. Moving or casting the model afterwards
-    would separate the two: the Encoder never does."""
+    would separate the two: `Encoder.cast` drops its PackedDecoder and builds a new one from the cast weights."""
 
     def __init__(self, model) -> None:
         self.model = model

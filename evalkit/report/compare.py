@@ -19,6 +19,7 @@ class Comparison:
     ours: float
     published: float | None
     ci: tuple[float, float] | None
+    note: str | None = None  # why the published score is not comparable: its Δ is explained, not a regression
 
     @property
     def delta(self) -> float | None:
@@ -26,7 +27,7 @@ class Comparison:
 
     @property
     def outside_ci(self) -> bool | None:
-        if self.published is None or self.ci is None:
+        if self.published is None or self.ci is None or self.note:
             return None
         return not self.ci[0] <= self.published <= self.ci[1]
 
@@ -36,24 +37,46 @@ def reference_for(run: Run, references: list[Published]) -> Published | None:
     return next((p for p in references if p.model == run.model), references[0] if references else None)
 
 
+def delta_heading(run: Run, reference: Published | None) -> str:
+    """The Δ column's heading: what minus what, and whether the published numbers are another model's."""
+    if reference is None:
+        return f"Δ {run.name}"
+    if reference.model == run.model:
+        return f"Δ {run.name}: ours − published"
+    return f"Δ {run.name}: ours − {reference.name} published (another model)"
+
+
 def task_order(task: str, task_type: str) -> tuple[int, str]:
     return (CATEGORIES.index(task_type) if task_type in CATEGORIES else len(CATEGORIES), task.lower())
 
 
 def comparisons(run: Run, reference: Published | None) -> list[Comparison]:
+    """Each task of the run next to its published score; none where the run's data is not the published test
+    set (a Δ between two test sets means nothing)."""
     scores = sorted(run.scores.values(), key=lambda s: task_order(s.task, s.type))
-    return [Comparison(s.task, s.type, s.metric, s.score, reference and reference.score(s.task, s.metric), s.ci)
-            for s in scores]
+    out = []
+    for s in scores:
+        same = reference is not None and s.comparable and reference.matches(s.task, s.hf_subset)
+        published = reference.score(s.task, s.metric) if same else None
+        note = reference.note(s.task) if published is not None else None
+        out.append(Comparison(s.task, s.type, s.metric, s.score, published, s.ci, note))
+    return out
 
 
 def warn_missing_published(runs: list[Run], references: list[Published]) -> None:
     seen = set()
     for run in runs:
         reference = reference_for(run, references)
+        local = [s.task for s in run.scores.values() if not s.comparable]
+        if local:
+            warn(f"{run.label}: {', '.join(sorted(local))}: local data, not the published test set; no Δ")
         for c in comparisons(run, reference) if reference else []:
-            if c.published is None and (c.task, c.metric, reference.label) not in seen:
+            if c.published is None and c.task not in local and (c.task, c.metric, reference.label) not in seen:
                 seen.add((c.task, c.metric, reference.label))
-                warn(f"{c.task}: no published {metric_label(c.metric)} in {reference.label}; no Δ")
+                subset = run.scores[c.task].hf_subset
+                other = "" if reference.matches(c.task, subset) else (
+                    f" for subset {subset} (it has {reference.subsets[c.task]})")
+                warn(f"{c.task}: no published {metric_label(c.metric)} in {reference.label}{other}; no Δ")
 
 
 def load_references(names: list[str], runs: list[Run]) -> list[Published]:

@@ -30,6 +30,7 @@ METRIC_LABELS = {
     "accuracy": "Accuracy",
     "v_measure": "V-measure",
     "cosine_ap": "AP (cosine)",
+    "max_ap": "AP (max over similarity functions)",
     "map_at_1000": "MAP@1000",
     "max_over_subqueries_map_at_1000": "MAP@1000",
     "ndcg_at_10": "nDCG@10",

@@ -2,7 +2,7 @@
 
 bars    per-task scores, ours vs published, grouped by task category
 scatter ours vs published, the y = x line, the outlying tasks labelled
-delta   Δ = ours − published per task, sorted, with the CI of Δ for retrieval tasks
+delta   Δ = ours − published per task, sorted, with the CI of Δ where the run record gives one
 """
 
 from __future__ import annotations
@@ -144,7 +144,8 @@ def _margin_labels(ax, outliers: list[Comparison]) -> None:
 
 
 def delta(rows: list[Comparison], ours: str, published: str):
-    """Δ per task, sorted; bars coloured by category; the CI of Δ where a per-query CI exists."""
+    """Δ per task, sorted; bars coloured by category; the CI of Δ where a bootstrap CI exists; a task whose
+    published score is not comparable is labelled so."""
     rows = sorted(rows, key=lambda r: r.delta)
     fig = _figure(9, 1.8 + ROW_INCHES * len(rows))
     ax = fig.subplots()
@@ -155,13 +156,13 @@ def delta(rows: list[Comparison], ours: str, published: str):
             ax.errorbar(r.delta, i, xerr=[[r.ours - r.ci[0]], [r.ci[1] - r.ours]], fmt="none", ecolor="black",
                         capsize=2, lw=0.8)
     ax.axvline(0, color="black", lw=0.8)
-    ax.set_yticks(list(positions), [r.task for r in rows], fontsize=8)
+    ax.set_yticks(list(positions), [r.task + (" (not comparable)" if r.note else "") for r in rows], fontsize=8)
     ax.set_ylim(len(rows) - 0.5, -0.5)
     ax.set_xlabel("Δ = ours − published (points)")
     ax.set_title(f"Δ per task: {ours} − {published}")
     handles = [Patch(color=_color(category), label=category) for category, _ in _grouped(rows)]
     if any(r.ci is not None for r in rows):
-        handles.append(Line2D([], [], color="black", lw=0.8, label="95% CI (retrieval, per-query bootstrap)"))
+        handles.append(Line2D([], [], color="black", lw=0.8, label="95% CI (bootstrap over queries or items)"))
     ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False)
     ax.grid(axis="x", alpha=0.3)
     return fig
@@ -174,7 +175,9 @@ def write_plots(runs: list[Run], references: list[Published], out: Path) -> list
         reference = reference_for(run, references)
         rows = [c for c in comparisons(run, reference) if c.published is not None] if reference else []
         if not rows:
-            warn(f"{run.label}: no task with a published score to compare with; no plots")
+            why = "local data, not the published test set" if any(not s.comparable for s in run.scores.values()) \
+                else "no task with a published score to compare with"
+            warn(f"{run.label}: {why}; no plots")
             continue
         out.mkdir(parents=True, exist_ok=True)
         stem = f"{_slug(run.name)}_vs_{_slug(reference.name)}"

@@ -1,8 +1,9 @@
 """Runs: the scores of each `<org__model>/<revision>/` results folder, read back for the report.
 
-Reads mteb TaskResult files and, where present, evalkit's run record beside them, whose per-query scores
-give a bootstrap confidence interval for retrieval tasks. Where results live and how a folder names its
-model is `evalkit.results`' business; each problem with a file is one line on stderr and the rest goes on.
+Reads mteb TaskResult files and, where present, evalkit's run record beside them, whose per-query
+(retrieval) and per-item (STS, pair classification, summarization) scores give bootstrap confidence
+intervals. Where results live and how a folder names its model is `evalkit.results`' business; each
+problem with a file is one line on stderr and the rest goes on.
 """
 
 from __future__ import annotations
@@ -14,11 +15,14 @@ from typing import Any, Mapping
 
 import numpy as np
 
+from evalkit.identity import describe, is_published
+from evalkit.itemscores import item_ci
 from evalkit.report.metrics import short_model_name, to_points
 from evalkit.results import identify_model, read_run_records, result_files, scores_entry
 
 SPEC_KEYS = ("type", "split", "hf_subset", "metric")
 SUBSET_PREFERENCE = ("default", "en", "en-en")
+CI_TYPES = ("Retrieval", "STS", "PairClassification", "Summarization")  # where a run record can give a CI
 
 
 class ReportInputError(Exception):
@@ -31,7 +35,14 @@ class TaskScore:
     type: str
     metric: str  # mteb v2 key of the main metric
     score: float  # points, 0-100
-    ci: tuple[float, float] | None = None  # 95% bootstrap CI over queries, points
+    ci: tuple[float, float] | None = None  # 95% bootstrap CI over queries, pairs or documents, points
+    data: str | None = None  # "published" | "local" (not the published test set) | "unverified" | None (unknown)
+    hf_subset: str = "default"  # the subset the score is of
+
+    @property
+    def comparable(self) -> bool:
+        """Whether a published number of this task may be set against it (not when the data is known to differ)."""
+        return self.data != "local"
 
 
 @dataclass
@@ -42,11 +53,25 @@ class Run:
     revision: str
     folder: Path
     scores: dict[str, TaskScore] = field(default_factory=dict)
-    name: str = ""  # short model name, plus `@revision` when two runs share a model
+    name: str = ""  # short model name and variant, plus `@revision` when two runs share both
+    differs: dict[str, str] = field(default_factory=dict)  # settings that differ from the defaults (run records)
 
     @property
     def label(self) -> str:
         return f"{self.name} (ours)"
+
+    @property
+    def variant(self) -> str:
+        """What sets this run apart from the published protocol and test set, for every label; "" when nothing."""
+        settings = {k: v for k, v in self.differs.items() if k != "data"}
+        data = {s.data for s in self.scores.values()}
+        notes = [describe(settings)] if settings else []
+        if "local" in data:
+            where = self.differs.get("data")
+            notes.append(f"local data{' ' + where if where else ''}, not the published test set")
+        elif "unverified" in data:
+            notes.append("local data, unverified")
+        return "; ".join(notes)
 
 
 def warn(message: str) -> None:
@@ -114,21 +139,38 @@ def read_task_score(path: Path, registry: Mapping[str, Any], record: dict | None
         score = to_points(entry[spec["metric"]])
     except (TypeError, ValueError) as exc:
         raise ReportInputError(str(exc)) from None
-    return TaskScore(result.task_name, spec["type"], spec["metric"], score)
+    return TaskScore(result.task_name, spec["type"], spec["metric"], score, data=data_status(record),
+                     hf_subset=spec["hf_subset"])
 
 
-def query_ci(score: TaskScore, record: dict | None, seed: int, resamples: int) -> str | None:
-    """Set `score.ci` from the record's per-query scores; the reason when there is none."""
+def data_status(record: dict | None) -> str | None:
+    """"published" or "local" from the data identity in the run record (a local folder is the published test
+    set only when its fingerprint is one shipped in reference/test_sets.tsv); "unverified" for a local folder
+    named by an older record without one; None when nothing is known."""
+    identity = (record or {}).get("identity")
+    if isinstance(identity, dict) and isinstance(identity.get("data"), dict):
+        task = identity.get("task") or {}
+        return "published" if is_published(identity["data"], task.get("mteb_task"), task.get("split"),
+                                           task.get("hf_subset")) else "local"
+    return "unverified" if (record or {}).get("data_dir") else None
+
+
+def score_ci(score: TaskScore, record: dict | None, seed: int, resamples: int) -> str | None:
+    """Set `score.ci` from the record's per-query or per-item scores; the reason when there is none."""
     if record is None:
         return "no run record"
     per_query = (record.get("per_query") or {}).get(score.metric)
-    if not per_query:
-        return f"run record has no per-query {score.metric}"
+    per_item = record.get("per_item") or {}
+    if not per_query and per_item.get("metric") != score.metric:
+        return f"run record has no per-{'query' if score.type == 'Retrieval' else 'item'} {score.metric}"
     try:
-        low, high = bootstrap_ci(list(per_query.values()), seed=seed, resamples=resamples)
+        if per_query:
+            low, high = bootstrap_ci(list(per_query.values()), seed=seed, resamples=resamples)
+        else:
+            low, high = item_ci(per_item, seed=seed, resamples=resamples)
         score.ci = (to_points(low), to_points(high))
-    except (TypeError, ValueError) as exc:
-        return f"unusable per-query scores ({_first_line(exc)})"
+    except (TypeError, ValueError, KeyError, IndexError) as exc:
+        return f"unusable per-{'query' if per_query else 'item'} scores ({_first_line(exc)})"
     return None
 
 
@@ -137,6 +179,9 @@ def load_run(folder: Path, registry: Mapping[str, Any], seed: int = 0, resamples
     for problem in problems:
         warn(problem)
     run = Run(*identify_model(folder, records), folder)
+    for record in records.values():
+        differs = (record.get("experiment") or {}).get("differs")
+        run.differs.update(differs if isinstance(differs, dict) else {})
     no_ci = []
     for path in (p for p in result_files(folder) if p.parent == folder):
         try:
@@ -145,8 +190,8 @@ def load_run(folder: Path, registry: Mapping[str, Any], seed: int = 0, resamples
             warn(f"{path}: {exc}; skipped")
             continue
         run.scores[score.task] = score
-        if score.type == "Retrieval":
-            reason = query_ci(score, records.get(score.task), seed, resamples)
+        if score.type in CI_TYPES:
+            reason = score_ci(score, records.get(score.task), seed, resamples)
             if reason:
                 no_ci.append(f"{score.task} ({reason})")
     if no_ci:
@@ -171,11 +216,12 @@ def find_runs(results_dir: Path, registry: Mapping[str, Any], seed: int = 0, res
 
 
 def name_runs(runs: list[Run]) -> None:
-    """Short, distinct names: a model seen in several folders gets `@revision` (7 characters), then `#n`."""
-    models = [run.model for run in runs]
+    """Short, distinct names: the model and, in brackets, what differs from the published protocol and test set;
+    a model and variant seen in several folders get `@revision` (7 characters), then `#n`."""
+    kinds = [(run.model, run.variant) for run in runs]
     for run in runs:
-        suffix = f"@{run.revision[:7]}" if models.count(run.model) > 1 else ""
-        run.name = short_model_name(run.model) + suffix
+        suffix = f"@{run.revision[:7]}" if kinds.count((run.model, run.variant)) > 1 else ""
+        run.name = short_model_name(run.model) + suffix + (f" [{run.variant}]" if run.variant else "")
     names = [run.name for run in runs]
     for i, run in enumerate(runs):
         if names.count(run.name) > 1:

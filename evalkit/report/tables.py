@@ -11,13 +11,15 @@ from statistics import fmean
 
 import pandas as pd
 
-from evalkit.report.compare import comparisons, reference_for, task_order
+from evalkit.report.compare import comparisons, delta_heading, reference_for, task_order
 from evalkit.report.metrics import BEIR_METRIC, CATEGORY_LABELS, metric_label
 from evalkit.report.published import KIND_DESCRIPTIONS, Published, mteb_english_tasks
 from evalkit.report.runs import Run
 
 BLANK = "–"
 TABLE1_COLUMNS = (*CATEGORY_LABELS.values(), "Avg", "BEIR")
+MARKS = "¹²³⁴⁵⁶⁷⁸⁹"
+NOT_COMPARABLE = "not comparable"
 
 
 def per_task_frame(runs: list[Run], references: list[Published]) -> pd.DataFrame:
@@ -38,10 +40,22 @@ def per_task_frame(runs: list[Run], references: list[Published]) -> pd.DataFrame
         for run in runs:
             reference = reference_for(run, references)
             mine = [c for c in comparisons(run, reference) if c.task == task] if reference else []
-            row[f"Δ {run.name}"] = mine[0].delta if mine else None
+            row[delta_heading(run, reference)] = mine[0].delta if mine else None
             row[f"Δ {run.name} outside CI"] = mine[0].outside_ci if mine else None
+            row[f"Δ {run.name} note"] = mine[0].note if mine else None
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def footnotes(raw: pd.DataFrame, runs: list[Run]) -> dict[str, str]:
+    """Note text -> its footnote mark, in order of first appearance (the Δs that are explained, not counted)."""
+    marks: dict[str, str] = {}
+    for _, row in raw.iterrows():
+        for run in runs:
+            note = row[f"Δ {run.name} note"]
+            if isinstance(note, str) and note not in marks:
+                marks[note] = MARKS[len(marks) % len(MARKS)]
+    return marks
 
 
 def _means(main: dict[str, float], beir: dict[str, float]) -> dict[str, tuple[float | None, int]]:
@@ -67,17 +81,17 @@ def table1_rows(runs: list[Run], references: list[Published]) -> list[tuple[str,
         rows.append((run.label, _means(main, beir), 2))
     for ref in references:
         if ref.averages:
-            rows.append((f"{ref.name} (published, paper)", ref.averages, ref.averages_decimals))
+            full_row = (f"{ref.name} (published, paper: all 56 tasks)", ref.averages, ref.averages_decimals)
             full_tasks = set(english)
         else:
             main = {t: ref.score(t, m) for t, (_, m) in english.items() if ref.score(t, m) is not None}
             beir = {t: ref.score(t, BEIR_METRIC) for t, (ty, _) in english.items()
                     if ty == "Retrieval" and ref.score(t, BEIR_METRIC) is not None}
-            rows.append((ref.label, _means(main, beir), 2))
+            full_row = (f"{ref.name} (published, all {len(main)} of its tasks)", _means(main, beir), 2)
             full_tasks = set(main)
         same: dict[frozenset, tuple[list[str], dict[str, float]]] = {}  # task set -> (runs, scores)
         for run in runs:
-            pairs = {t: ref.score(t, s.metric) for t, s in run.scores.items() if t in english}
+            pairs = {t: ref.score(t, s.metric) for t, s in run.scores.items() if t in english and s.comparable}
             main = {t: v for t, v in pairs.items() if v is not None}
             if main and set(main) != full_tasks:
                 same.setdefault(frozenset(main), ([], main))[0].append(run.name)
@@ -86,6 +100,7 @@ def table1_rows(runs: list[Run], references: list[Published]) -> list[tuple[str,
                     if english[t][0] == "Retrieval" and ref.score(t, BEIR_METRIC) is not None}
             which = "same tasks" if len(runs) == 1 else f"same tasks as {' and '.join(names)}"
             rows.append((f"{ref.name} (published, {which})", _means(main, beir), 2))
+        rows.append(full_row)  # after the like-for-like rows: its tasks are not those run
     return rows
 
 
@@ -102,6 +117,8 @@ def table1_frame(rows: list[tuple[str, dict, int]]) -> pd.DataFrame:
 def _fmt(value, decimals: int = 2, signed: bool = False) -> str:
     if value is None or pd.isna(value):
         return BLANK
+    if round(value, decimals) == 0:  # never -0.00 (nor +0.00 for a Δ)
+        return f"{0:.{decimals}f}"
     return f"{value:+.{decimals}f}" if signed else f"{value:.{decimals}f}"
 
 
@@ -115,8 +132,10 @@ def _bold_max(values: dict[str, float | None]) -> set[str]:
 
 
 def per_task_display(raw: pd.DataFrame, runs: list[Run], references: list[Published]):
-    """Formatted cells, and per row the best score (the LaTeX bold), for the per-task table."""
+    """Formatted cells, and per row the best score (the LaTeX bold), for the per-task table. A Δ against a
+    published score that is not comparable carries a footnote mark, and is not counted as outside the CI."""
     score_columns = [run.label for run in runs] + [ref.label for ref in references]
+    marks = footnotes(raw, runs)
     cells, bold = [], []
     for _, row in raw.iterrows():
         out = {"Task": row["Task"], "Type": row["Type"], "Metric": row["Metric"]}
@@ -127,10 +146,12 @@ def per_task_display(raw: pd.DataFrame, runs: list[Run], references: list[Publis
         for ref in references:
             out[ref.label] = _fmt(row[ref.label])
         for run in runs:
-            outside = row[f"Δ {run.name} outside CI"]
-            out[f"Δ {run.name}"] = _fmt(row[f"Δ {run.name}"], signed=True)
-            out[f"Δ {run.name} outside CI"] = BLANK if outside is None or pd.isna(outside) else (
-                "yes" if outside else "no")
+            outside, note = row[f"Δ {run.name} outside CI"], row[f"Δ {run.name} note"]
+            mark = marks.get(note, "") if isinstance(note, str) else ""
+            heading = delta_heading(run, reference_for(run, references))
+            out[heading] = _fmt(row[heading], signed=True) + mark
+            out[f"Δ {run.name} outside CI"] = NOT_COMPARABLE + mark if mark else (
+                BLANK if outside is None or pd.isna(outside) else ("yes" if outside else "no"))
         cells.append(out)
         bold.append(_bold_max({c: row[c] for c in score_columns}))
     return pd.DataFrame(cells, columns=list(cells[0]) if cells else None), bold
@@ -184,8 +205,12 @@ def to_latex(caption: str, frame: pd.DataFrame, bold: list[set[str]]) -> str:
 
 
 def source_notes(runs: list[Run], references: list[Published]) -> list[str]:
-    """Where each column comes from: the model and revision of each run, the source of each published set."""
-    return [f"{run.label}: {run.model}, revision {run.revision}" for run in runs] + [
+    """Where each column comes from: the model and revision of each run (and, in brackets, what differs from
+    the published protocol and test set), the source of each published set."""
+    variants = ["[...]: settings that differ from the model config and task files the published numbers used; "
+                "local data that is not the published test set (its fingerprint is not one in "
+                "evalkit/report/reference/test_sets.tsv) gets no Δ"] if any(run.variant for run in runs) else []
+    return [f"{run.label}: {run.model}, revision {run.revision}" for run in runs] + variants + [
         f"{ref.label}: {KIND_DESCRIPTIONS.get(ref.kind, ref.kind)}, shipped in evalkit/report/reference/"
         for ref in references]
 
@@ -196,13 +221,18 @@ def write_tables(runs: list[Run], references: list[Published], out: Path, *, see
     out.mkdir(parents=True, exist_ok=True)
     raw = per_task_frame(runs, references)
     display, bold = per_task_display(raw, runs, references)
-    deltas = [f"Δ {run.name} = {run.label} − {ref.label}" for run in runs
-              if (ref := reference_for(run, references))]
+    deltas = [f"{delta_heading(run, ref)} = {run.label} − {ref.label}"
+              + (" (another model's published numbers)" if ref.model != run.model else "")
+              for run in runs if (ref := reference_for(run, references))]
     notes = ["Main metric of each task, in points (0–100). Δ in points: " + ("; ".join(deltas) or "none") + ".",
-             f"95% CI: percentile bootstrap of the mean over queries ({resamples} resamples, seed {seed}); "
-             "retrieval tasks with per-query scores in the run record only. "
-             "'outside CI': the published score lies outside it.", *source_notes(runs, references)]
-    written = _write(out / "per_task", "Per-task scores", display, bold, raw, notes)
+             f"95% CI: percentile bootstrap ({resamples} resamples, seed {seed}) from the run record's per-item "
+             "scores: the mean over queries (retrieval), the metric recomputed on resampled pairs (STS: Spearman; "
+             "pair classification: max AP over similarity functions) or the mean over documents (summarization). "
+             "mteb exposes no per-item scores for classification and clustering: no CI there. "
+             "'outside CI': the published score lies outside it.",
+             *[f"{mark} {note}" for note, mark in footnotes(raw, runs).items()], *source_notes(runs, references)]
+    written = _write(out / "per_task", "Per-task scores", display, bold, raw.drop(
+        columns=[f"Δ {run.name} note" for run in runs]), notes)
 
     rows = table1_rows(runs, references)
     display, bold = table1_display(rows)
@@ -211,8 +241,11 @@ def write_tables(runs: list[Run], references: list[Published], out: Path, *, see
     names = [name for name, _, _ in rows]
     notes = ["Mean of the main metric (points) over the tasks present; (k/K): k of the K MTEB-English tasks "
              "of that column were present. Avg: all tasks present; BEIR: mean nDCG@10 of the 15 retrieval tasks."]
-    if any(name.endswith("(published, paper)") for name in names):
-        notes.append("(published, paper): arXiv:2401.00368 Table 1 (Table 3 for BEIR), 1 decimal, all 56 tasks.")
+    if any("(published, paper" in name for name in names):
+        notes.append("(published, paper: all 56 tasks): arXiv:2401.00368 Table 1 (Table 3 for BEIR), 1 decimal.")
+    if any(" of its tasks)" in name for name in names):
+        notes.append("(published, all k of its tasks): every published score shipped for that model, whichever "
+                     "tasks were run; compare with the (published, same tasks) row.")
     if any("(published, same tasks" in name for name in names):
         notes.append("(published, same tasks…): the published per-task scores averaged over the tasks that run "
                      "has — the like-for-like comparison.")

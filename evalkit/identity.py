@@ -1,0 +1,237 @@
+"""Experiment identity: everything that changes a result's number, and the results folder it names.
+
+A result is identified by the weights (`model_fingerprint`: content hash of a local folder, hub commit, or
+the random-init config), the revision, every protocol setting as it acts on this task (pooling, max length,
+dtype, normalization, padding side, prompt template, the instruction actually used and which inputs get it,
+evalkit's token-id scheme), the task, split and subset, and the data (a content fingerprint of a local
+folder, or the hub datasets mteb pins). The runner stores the identity in the run record and skips a re-run
+only when the stored identity equals the current one. Not in it: batch sizes, packing, the attention kernel
+and the device, which move only the last bits of a float (the gate's tolerances), and the versions of mteb
+and evalkit, which the run record keeps.
+
+Folder: the model config's and task file's own settings on the published test set (hub data, or a local
+folder whose fingerprint is a published test set's, `published_test_sets`) write to `<revision>/`, mteb's
+layout. Anything else gets `<revision>__<setting>-<value>__...__<hash8>`: one readable part per setting that
+differs from the defaults, plus a hash of the model-level identity and those differences, so a sweep over
+tasks with one ablation shares one folder and two different ablations never share one.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import os
+import re
+from dataclasses import asdict, dataclass, field, replace
+from functools import lru_cache
+from importlib.resources import files
+from typing import Any
+
+from evalkit import EvalkitError
+from evalkit.config import ModelConfig, RunConfig, TaskSpec, hub_offline
+
+TEST_SETS = files("evalkit") / "report" / "reference" / "test_sets.tsv"  # package data (read, not imported)
+VERSION = 1  # bump when the identity's fields change meaning
+
+
+@dataclass(frozen=True)
+class Data:
+    """Where a task's data came from: `identity` is what counts, `name` the local folder's (for the folder)."""
+
+    identity: dict[str, Any]
+    name: str | None = None
+
+    @property
+    def local(self) -> bool:
+        return self.identity.get("source") == "local"
+
+
+def local_data(folder_name: str, fingerprint: str) -> Data:
+    return Data({"source": "local", "fingerprint": fingerprint}, folder_name)
+
+
+def hub_data(task) -> Data:
+    """The hub datasets (path@revision) mteb pins for a task, an aggregate's parts included."""
+    parts = getattr(task.metadata, "tasks", None) or getattr(task, "tasks", None) or [task]
+    return Data({"source": "hub", "datasets": [f"{p.metadata.dataset['path']}@{p.metadata.dataset.get('revision')}"
+                                               for p in parts]})
+
+
+@lru_cache(maxsize=1)
+def published_test_sets() -> dict[tuple[str, str, str], set[str]]:
+    """(mteb task, split, subset) -> data fingerprints of the published test set (reference/test_sets.tsv)."""
+    out: dict[tuple[str, str, str], set[str]] = {}
+    with TEST_SETS.open(encoding="utf-8") as handle:
+        for row in csv.DictReader(handle, delimiter="\t"):
+            out.setdefault((row["mteb_task"], row["split"], row["hf_subset"]), set()).add(row["fingerprint"])
+    return out
+
+
+def is_published(data: dict[str, Any], mteb_task: str, split: str, subset: str) -> bool:
+    """Whether a data identity is the published test set: hub data as mteb pins it, or a local folder with a
+    published test set's fingerprint."""
+    if data.get("source") == "hub":
+        return True
+    return data.get("fingerprint") in published_test_sets().get((mteb_task, split, subset), set())
+
+
+@dataclass(frozen=True)
+class Experiment:
+    identity: dict[str, Any]  # compared on every re-run; stored in the run record
+    differs: dict[str, str] = field(default_factory=dict)  # readable settings that differ from the defaults
+    folder: str = ""  # the revision folder under <results_dir>/<org__model>/
+    published_data: bool = True
+
+
+def experiment(cfg: RunConfig, data: Data) -> Experiment:
+    """The identity of running `cfg` on `data`, and its folder (before any model is loaded)."""
+    from evalkit.encoding.cache import ID_SCHEME
+    from evalkit.encoding.model import pick_device
+    from evalkit.encoding.prompt import instructed
+
+    model, spec = cfg.model, cfg.task
+    prompt = model.prompt
+    identity = {
+        "version": VERSION,
+        "model": {"name": model.name, "revision": model.revision,
+                  "weights": weights(model, pick_device(model.device).type),
+                  "trust_remote_code": model.trust_remote_code},
+        "protocol": {
+            "pooling": str(model.pooling), "max_length": model.max_length, "dtype": str(model.dtype),
+            "normalized": model.normalize and spec.type not in model.unnormalized_types,
+            "padding_side": str(model.padding_side), "token_ids": ID_SCHEME,
+            "template": prompt.template if prompt else None,
+            "instruction": spec.instruction if prompt else None,
+            "instructed": {side: instructed(prompt, spec, spec.type, side) for side in ("query", "document")},
+        },
+        "task": {"mteb_task": spec.mteb_task, "type": str(spec.type), "split": spec.split,
+                 "hf_subset": spec.hf_subset},
+        "data": data.identity,
+    }
+    identity = json.loads(json.dumps(identity))  # as the run record stores it, so a re-run compares like with like
+    published = is_published(data.identity, spec.mteb_task, spec.split, spec.hf_subset)
+    differs = model_differences(model, identity["model"]["weights"]) | task_differences(spec, model)
+    if not published:
+        differs["data"] = f"{(data.name or 'local')[:24]}-{str(data.identity.get('fingerprint')).split(':')[-1][:8]}"
+    revision = model.revision or "no_revision_available"
+    folder = revision
+    if differs:
+        level = {"model": identity["model"], "settings": _model_settings(model), "differs": differs}
+        parts = [_part(key, value) for key, value in differs.items()]
+        folder = "__".join([revision, *parts])[:180] + "__" + _short(json.dumps(level, sort_keys=True, default=_plain), 8)
+    return Experiment(identity, differs, folder, published)
+
+
+def weights(model: ModelConfig, device_type: str) -> str:
+    """`model_fingerprint`, with a missing local folder named as load_model names it. Online, a hub model not
+    downloaded yet is pinned to the commit the hub says its revision names (the download follows)."""
+    from evalkit.encoding.fingerprint import model_fingerprint
+    from evalkit.encoding.model import is_local, resolve_path
+
+    source = resolve_path(model.name_or_path)
+    if model.random_init is None and is_local(source) and not os.path.isdir(source):
+        raise EvalkitError(f"model path does not exist: {source}")
+    try:
+        return model_fingerprint(model, device_type)
+    except EvalkitError:
+        if model.random_init is not None or is_local(source) or hub_offline():
+            raise
+    from huggingface_hub import HfApi
+
+    try:
+        commit = HfApi().model_info(source, revision=model.revision).sha
+    except Exception as exc:  # network and hub errors come in many kinds; the user needs one line
+        raise EvalkitError(f"cannot find {source}@{model.revision or 'main'} on the hub: "
+                           f"{(str(exc).splitlines() or [type(exc).__name__])[0]}") from None
+    return model_fingerprint(replace(model, revision=commit), device_type)
+
+
+@lru_cache(maxsize=None)
+def _model_defaults() -> dict[str, ModelConfig]:
+    """Model name -> its config file's settings (the first file that names it)."""
+    from evalkit.config import load_model_config, model_names
+
+    out: dict[str, ModelConfig] = {}
+    for name in model_names():
+        cfg = load_model_config(name)
+        out.setdefault(cfg.name, cfg)
+    return out
+
+
+def _model_settings(model: ModelConfig) -> dict[str, Any]:
+    """The protocol settings a model config fixes for every task (for the folder hash; the weights fingerprint
+    stands for name_or_path, tokenizer and random_init)."""
+    return {key: getattr(model, key) for key in ("pooling", "max_length", "dtype", "normalize", "unnormalized_types",
+                                                  "padding_side", "trust_remote_code", "prompt")}
+
+
+def model_differences(model: ModelConfig, weights_fingerprint: str) -> dict[str, str]:
+    """Readable settings of `model` that differ from its config file's; all of them when no file names it."""
+    default = _model_defaults().get(model.name)
+    if default is None:
+        return {"model_config": "unknown"}
+    out = {}
+    if (model.name_or_path, model.tokenizer, model.random_init) != (
+            default.name_or_path, default.tokenizer, default.random_init):
+        out["weights"] = _short(weights_fingerprint, 8)
+    for key in ("pooling", "max_length", "dtype", "normalize", "padding_side", "trust_remote_code"):
+        if getattr(model, key) != getattr(default, key):
+            out[key] = str(getattr(model, key)).lower()
+    if sorted(model.unnormalized_types) != sorted(default.unnormalized_types):
+        out["unnormalized_types"] = "+".join(sorted(map(str, model.unnormalized_types))) or "none"
+    if (model.prompt is None) != (default.prompt is None):
+        out["prompt"] = "none" if model.prompt is None else _short(json.dumps(asdict(model.prompt), default=str))
+    elif model.prompt is not None:
+        if model.prompt.template != default.prompt.template:
+            out["template"] = _short(model.prompt.template)
+        if sorted(model.prompt.instruct_documents_for) != sorted(default.prompt.instruct_documents_for):
+            out["instruct_documents_for"] = "+".join(sorted(map(str, model.prompt.instruct_documents_for))) or "none"
+    return out
+
+
+def task_differences(spec: TaskSpec, model: ModelConfig) -> dict[str, str]:
+    """Readable settings of the task that differ from its task file's, or for an mteb task without one from
+    mteb's metadata and prompts (the instruction only where used)."""
+    from evalkit.instructions import default_spec
+
+    default = default_spec(spec)
+    if default is None:
+        return {}
+    out = {}
+    if model.prompt is not None and spec.instruction != default.instruction:
+        out["instruction"] = _short(spec.instruction)
+    if model.prompt is not None and spec.symmetric != default.symmetric:
+        out["symmetric"] = str(spec.symmetric).lower()
+    if spec.split != default.split:
+        out["split"] = spec.split
+    if spec.hf_subset != default.hf_subset:
+        out["subset"] = spec.hf_subset
+    return out
+
+
+def describe(differs: dict[str, str]) -> str:
+    """`max_length=64, pooling=cls`: the differences as a person reads them (report labels)."""
+    return ", ".join(f"{key}={value}" for key, value in differs.items())
+
+
+def first_difference(stored: Any, current: Any, where: str = "") -> str:
+    """`protocol.max_length: 256 -> 64`: the first place two identities differ."""
+    if isinstance(stored, dict) and isinstance(current, dict):
+        for key in sorted(set(stored) | set(current)):
+            if stored.get(key) != current.get(key):
+                return first_difference(stored.get(key), current.get(key), f"{where}.{key}" if where else key)
+    return f"{where}: {json.dumps(stored, default=str)[:60]} -> {json.dumps(current, default=str)[:60]}"
+
+
+def _plain(value: Any) -> Any:
+    return asdict(value) if hasattr(value, "__dataclass_fields__") else str(value)
+
+
+def _short(text: str, n: int = 6) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:n]
+
+
+def _part(key: str, value: str) -> str:
+    """`key-value`, safe as a file name: anything but letters, digits, `.`, `_`, `+` and `-` becomes `-`."""
+    return re.sub(r"[^A-Za-z0-9._+-]+", "-", f"{key}-{value}")[:60]
