@@ -56,7 +56,7 @@ FLOAT16_PATHS = [("packed", "auto"), ("packed", "sdpa"), ("padded", "auto")]
 
 def float16_paths(encoder: Encoder, seqs, name: str, reference32, control=None) -> None:
     """Every float16 path against the float32 reference (and against the float16 control when given)."""
-    encoder.model.half()
+    encoder.cast(torch.float16)
     for packing, kernel in FLOAT16_PATHS:
         try:
             out = embed(encoder, seqs, packing, kernel)
@@ -105,7 +105,7 @@ def main(argv=None) -> int:
     reference = masked_reference(big, seqs)
     compare(f"{args.shape} float32 packed/sdpa vs float32 padded+mask", embed(big, seqs, "packed", "sdpa"),
             reference, 0.9999)
-    big.model.half()
+    big.cast(torch.float16)
     control = masked_reference(big, seqs)
     float16_paths(big, seqs, args.shape, reference, control)
     print("smoke:", "all ok" if not failures else f"{len(failures)} failed: {', '.join(failures)}", flush=True)

@@ -97,8 +97,10 @@ def canonical_overrides(argv: list[str]) -> list[str]:
             check_override_key(bare, PSEUDO_KEYS)
         if bare == "hydra.searchpath":
             raise EvalkitError(f"set the config folders with --config-dir or {CONFIG_PATH_ENV}, not hydra.searchpath")
-        if eq and key == "suite":  # a sweep over the suite's tasks
-            key, value = "task", ",".join(suite_task_names(value))
+        if eq and key == "suite":  # a sweep over the suite's tasks, those sharing texts one after the other
+            from evalkit.plan import suite_run_order
+
+            key, value = "task", ",".join(suite_run_order(suite_task_names(value)))
             if not {"-m", "--multirun"} & set(argv):
                 out.insert(0, "--multirun")
         elif eq and key == "task":

@@ -74,9 +74,15 @@ class Packing(Choice):
 
 class VarlenKernel(Choice):
     auto = "auto"  # flash on CUDA in half precision, else sdpa
-    flash = "flash"
+    flash = "flash"  # PyTorch's own FlashAttention-2 varlen op
     flex = "flex"
     sdpa = "sdpa"
+    flash_attn = "flash_attn"  # the flash-attn package's varlen kernel (optional; CUDA)
+
+
+class FusedOps(Choice):
+    none = "none"  # PyTorch's own RMSNorm, rotary embedding and SwiGLU
+    liger = "liger"  # liger-kernel's Triton kernels for them (optional; CUDA)
 
 
 TASK_TYPES = tuple(t.value for t in TaskType)
@@ -134,7 +140,7 @@ class ModelConfig:
     normalize: bool = True
     unnormalized_types: list[TaskType] = field(default_factory=list)  # task types left unnormalized
     padding_side: PaddingSide = PaddingSide.right
-    attn_implementation: str = "sdpa"
+    attn_implementation: str = "auto"  # auto: the best the architecture supports (flash, sdpa, else eager)
     trust_remote_code: bool = False
     prompt: Optional[PromptConfig] = None  # None: the model takes no instruction
     random_init: Optional[RandomInit] = None
@@ -148,9 +154,12 @@ class ModelConfig:
 @dataclass
 class EncodeConfig:
     batch_size: Optional[int] = None  # at most this many texts per forward pass; None = the token budget alone
-    max_tokens_per_batch: Optional[int] = None  # tokens per forward pass; None = from free memory and model size
+    max_tokens_per_batch: Optional[int] = None  # tokens per forward pass; None = GPU: free memory and model size,
+    # CPU: calibrated on the first large call and remembered per model and machine (<cache root>/budgets.json)
     packing: Packing = Packing.auto  # packed = no padding (llama-family decoders)
     varlen_kernel: VarlenKernel = VarlenKernel.auto  # attention inside packed batches
+    compile: bool = False  # torch.compile the packed forward (dynamic shapes); compile time in the run record
+    fused_ops: FusedOps = FusedOps.none  # packed forward: liger = fused Triton RMSNorm/RoPE/SwiGLU (CUDA)
     cache: bool = True  # embedding cache: re-runs and shared corpora skip the model
     cache_dir: Optional[str] = None  # default $EVALKIT_CACHE/embeddings or ~/.cache/evalkit/embeddings
     cache_max_gb: Optional[float] = None  # least recently used shards go beyond this size

@@ -1,15 +1,19 @@
-"""`python -m evalkit plan suite=mteb_eng [model=...] [tokens_per_s=...] [data_root=...]`: size a job first.
+"""`python -m evalkit plan suite=mteb_eng [model=...] [tokens_per_s=...] [data_root=...] [results_dir=...]
+[device=...]`: size a job first.
 
-Per task: texts and tokens to encode, and GPU-hours at a given throughput. Counts come from a local BEIR
-folder when one is found under data_root (exact: the model's tokenizer, instruction and truncation
-included), else from the dataset statistics mteb publishes for each task (characters; tokens estimated).
+Per task, in the order a suite run takes them: texts and tokens the task asks for, the tokens left to encode
+once each distinct text is encoded once across the suite (`textsets`: the embedding cache serves the rest),
+and GPU-hours. Counts come from a local BEIR folder when one is found under data_root (exact: the model's
+tokenizer, instruction and truncation included), else from the dataset statistics mteb publishes for each
+task (characters; tokens estimated). The rate is `tokens_per_s=`, else measured: the run records under
+`results_dir` of the same model and dtype on the same device (this machine's, or `device=`), else a default.
 """
 
 from __future__ import annotations
 
 import importlib.util
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from evalkit import EvalkitError
@@ -18,11 +22,14 @@ from evalkit.data import local_data_dir
 from evalkit.encoding.prompt import render
 from evalkit.instructions import resolve_instruction
 from evalkit.tasks import get_task_spec, suite_task_names
+from evalkit.textsets import SENTINEL, Sharing, TextSet, count_new, from_texts, run_order
 
 # Characters per token of the Mistral-7B tokenizer on English BEIR corpora, measured with this repo on
 # the first 3,000 documents of SciFact (3.95), NFCorpus (3.91) and ArguAna (4.53).
 CHARS_PER_TOKEN = 4.1
 
+
+DEFAULT_TOKENS_PER_S = 25_000  # when neither tokens_per_s= nor a matching run record says otherwise
 
 LEGEND = ("source: local = the local folder's texts, counted with the model's tokenizer;\n"
           f"        local~ = the local folder's texts, tokens estimated as characters / {CHARS_PER_TOKEN} (the model's "
@@ -36,9 +43,15 @@ class TaskPlan:
     source: str  # "local" or "mteb stats"
     texts: int
     tokens: int
+    sets: list[TextSet] = field(default_factory=list)  # the task's texts, set by set (for sharing)
+    new: Sharing | None = None  # what is left to encode after the tasks before it in the run
+
+    @property
+    def to_encode(self) -> int:
+        return self.tokens if self.new is None else self.new.tokens
 
     def hours(self, tokens_per_s: float) -> float:
-        return self.tokens / tokens_per_s / 3600
+        return self.to_encode / tokens_per_s / 3600
 
 
 def _stats_file(mteb_name: str) -> Path | None:
@@ -47,20 +60,22 @@ def _stats_file(mteb_name: str) -> Path | None:
     return matches[0] if matches else None
 
 
-def _split_counts(stats: dict, split: str, subset: str) -> tuple[int, int]:
-    """(texts, characters) of one split, one subset, from an mteb descriptive-stats file."""
+def _text_stats(stats: dict, split: str, subset: str) -> dict[str, dict]:
+    """Part name (documents, queries, text, ...) -> its text statistics, for one split and subset of an mteb
+    descriptive-stats file."""
     entry = stats.get(split) or {}
     entry = (entry.get("hf_subset_descriptive_stats") or {}).get(subset, entry)
-    text_stats = [v for k, v in entry.items() if k.endswith("_statistics") and isinstance(v, dict)
-                  and "total_text_length" in v]
-    chars = entry.get("number_of_characters") or sum(v["total_text_length"] for v in text_stats)
-    texts = sum(v.get("unique_texts", 0) for v in text_stats) or entry.get("num_samples", 0)
-    return int(texts), int(chars)
+    return {k.removesuffix("_statistics").removesuffix("_text"): v for k, v in entry.items()
+            if k.endswith("_statistics") and isinstance(v, dict) and "total_text_length" in v}
 
 
-def _instruction_tokens(spec: TaskSpec, model: ModelConfig) -> int:
-    """Tokens the model's prompt template adds around a text (estimated from its characters)."""
-    return round(len(render([""], model.prompt, spec, spec.type, "query")[0]) / CHARS_PER_TOKEN)
+def _prefix(spec: TaskSpec, model: ModelConfig, side: str) -> str:
+    """What the model reads around a text of this side: the instruction, or nothing."""
+    return render([SENTINEL], model.prompt, spec, spec.type, side)[0]
+
+
+def _prefix_tokens(prefix: str) -> int:
+    return round(len(prefix.replace(SENTINEL, "")) / CHARS_PER_TOKEN)
 
 
 def plan_from_stats(spec: TaskSpec, model: ModelConfig) -> TaskPlan:
@@ -69,20 +84,21 @@ def plan_from_stats(spec: TaskSpec, model: ModelConfig) -> TaskPlan:
     task = mteb.get_task(spec.mteb_task)
     names = [t.metadata.name for t in getattr(task.metadata, "tasks", None) or []] or [spec.mteb_task]
     splits = [spec.split] + (["train"] if spec.type == "Classification" else [])  # a train sample is encoded too
-    texts = tokens = 0
+    sets = []
     for name in names:
         path = _stats_file(name)
         if path is None:
             raise EvalkitError(f"mteb publishes no statistics for {name}; pass data_root with a local copy")
         stats = json.loads(path.read_text())
         for split in splits:
-            n, chars = _split_counts(stats, split, spec.hf_subset)
-            per_text = min(chars / max(n, 1) / CHARS_PER_TOKEN + 2, model.max_length)  # + BOS/EOS, truncated
-            texts += n
-            tokens += int(n * per_text)
-    if model.prompt is not None:
-        tokens += texts * _instruction_tokens(spec, model)  # an upper bound: retrieval documents get none
-    return TaskPlan(spec.name, "mteb stats", texts, tokens)
+            for part, st in _text_stats(stats, split, spec.hf_subset).items():
+                n, chars = int(st.get("unique_texts") or 0), int(st["total_text_length"])
+                prefix = _prefix(spec, model, "document" if part.startswith("documents") else "query")
+                per_text = min(chars / max(n, 1) / CHARS_PER_TOKEN + 2, model.max_length)  # + BOS/EOS, truncated
+                label = (f"{name} " if len(names) > 1 else "") + part + (f" ({split})" if len(splits) > 1 else "")
+                sets.append(TextSet(spec.name, label, prefix, n, int(n * (per_text + _prefix_tokens(prefix))), chars,
+                                    int(st.get("min_text_length") or 0), int(st.get("max_text_length") or 0)))
+    return TaskPlan(spec.name, "mteb stats", sum(s.texts for s in sets), sum(s.tokens for s in sets), sets)
 
 
 def plan_from_folder(spec: TaskSpec, model: ModelConfig, folder: Path) -> TaskPlan:
@@ -99,29 +115,57 @@ def plan_from_folder(spec: TaskSpec, model: ModelConfig, folder: Path) -> TaskPl
     task = get_mteb_task(spec)
     attach_to_task(task, read_beir_folder(folder, spec.split), spec.split, spec.hf_subset)
     data = task.dataset[spec.hf_subset][spec.split]
-    texts = []
-    for part, side, prompt_type in (("corpus", "document", PromptType.document), ("queries", "query", PromptType.query)):
-        raw = loader_texts(retrieval_loader(data[part], task.metadata, prompt_type))
-        texts += render(raw, model.prompt, spec, spec.type, side)
     try:
-        tokens = sum(len(ids) for ids in token_ids(load_tokenizer(model, local_only=True), texts, model))
-        source = "local"
+        tokenizer, source = load_tokenizer(model, local_only=True), "local"
     except EvalkitError:  # the model's tokenizer is not on this machine (plan never downloads): estimate
-        tokens = sum(min(len(t) / CHARS_PER_TOKEN + 2, model.max_length) for t in texts)
-        source = "local~"
-    return TaskPlan(spec.name, source, len(texts), int(tokens))
+        tokenizer, source = None, "local~"
+    sets = []
+    for part, side, prompt_type in (("documents", "document", PromptType.document),
+                                    ("queries", "query", PromptType.query)):
+        raw = loader_texts(retrieval_loader(data["corpus" if part == "documents" else part], task.metadata,
+                                            prompt_type))
+        texts = render(raw, model.prompt, spec, spec.type, side)
+        if tokenizer is not None:
+            tokens = [len(ids) for ids in token_ids(tokenizer, texts, model)]
+        else:
+            tokens = [int(min(len(t) / CHARS_PER_TOKEN + 2, model.max_length)) for t in texts]
+        sets.append((from_texts(spec.name, part, raw, texts, tokens, _prefix(spec, model, side)), len(texts),
+                     sum(tokens)))
+    return TaskPlan(spec.name, source, sum(n for _, n, _ in sets), sum(t for _, _, t in sets), [s for s, _, _ in sets])
 
 
 def make_plan(suite: str, model: str, data_root: str | None) -> list[TaskPlan]:
+    """The suite's tasks in the order a run takes them (`suite_run_order`), each with what it leaves to encode."""
     cfg = load_model_config(model)
     plans = []
-    for name in suite_task_names(suite):
-        spec = get_task_spec(name)
-        if cfg.prompt is not None:
-            spec, _ = resolve_instruction(spec)
+    for name in suite_run_order(suite_task_names(suite), cfg):
+        spec = _instructed_spec(name, cfg)
         folder = _local_folder(spec, data_root) if spec.type == "Retrieval" else None  # exact counts: BEIR folders
         plans.append(plan_from_folder(spec, cfg, folder) if folder else plan_from_stats(spec, cfg))
+    new = count_new({p.task: p.sets for p in plans})
+    for p in plans:
+        p.new = new[p.task]
     return plans
+
+
+def suite_run_order(names: list[str], model: ModelConfig | None = None) -> list[str]:
+    """Task names with those that share texts (by mteb's statistics) one after the other, so a suite run
+    encodes a shared corpus once and the next task reads it from the embedding cache at once. A task mteb
+    publishes no statistics for keeps its place."""
+    model = model or load_model_config("e5_mistral_7b")
+    sets = {}
+    for name in names:
+        try:
+            sets[name] = plan_from_stats(_instructed_spec(name, model), model).sets
+        except EvalkitError:
+            sets[name] = []
+    return run_order(sets)
+
+
+def _instructed_spec(name: str, model: ModelConfig) -> TaskSpec:
+    """The task's spec with the instruction a run would give it (for a model that takes instructions)."""
+    spec = get_task_spec(name)
+    return resolve_instruction(spec)[0] if model.prompt is not None else spec
 
 
 def _local_folder(spec: TaskSpec, data_root: str | None) -> Path | None:
@@ -135,20 +179,69 @@ def _local_folder(spec: TaskSpec, data_root: str | None) -> Path | None:
 
 
 def main(argv: list[str]) -> None:
-    """Arguments as key=value: suite (or task), model, tokens_per_s, data_root."""
+    """Arguments as key=value: suite (or task), model, tokens_per_s, data_root, results_dir, device."""
     pairs = [arg.split("=", 1) for arg in argv if "=" in arg]
     args = dict(pairs)
-    allowed = {"suite", "task", "model", "tokens_per_s", "data_root"}
+    allowed = {"suite", "task", "model", "tokens_per_s", "data_root", "results_dir", "device"}
     if len(pairs) != len(argv) or len(args) != len(pairs) or not set(args) <= allowed:  # bare words, repeats, unknown keys
-        raise EvalkitError(f"plan takes key=value arguments suite|task, model, tokens_per_s, data_root; got {argv}")
+        raise EvalkitError(f"plan takes key=value arguments suite|task, model, tokens_per_s, data_root, results_dir, "
+                           f"device; got {argv}")
     suite = args.get("suite") or args.get("task") or "mteb_eng"
-    tokens_per_s = float(args.get("tokens_per_s", 25_000))
-    plans = make_plan(suite, args.get("model", "e5_mistral_7b"), args.get("data_root"))
-    print(f"{'task':<40} {'source':<10} {'texts':>12} {'tokens':>15} {'GPU-hours':>10}")
+    model = args.get("model", "e5_mistral_7b")
+    if "tokens_per_s" in args:
+        tokens_per_s, rate_note = float(args["tokens_per_s"]), "as given"
+    else:
+        tokens_per_s, rate_note = measured_rate(args.get("results_dir", "results"), load_model_config(model),
+                                                args.get("device"))
+    plans = make_plan(suite, model, args.get("data_root"))
+    print(f"{'task':<40} {'source':<10} {'texts':>12} {'tokens':>15} {'to encode':>15} {'GPU-hours':>10}")
     for p in plans:
-        print(f"{p.task:<40} {p.source:<10} {p.texts:>12,} {p.tokens:>15,} {p.hours(tokens_per_s):>10.2f}")
-    total = sum(p.tokens for p in plans)
-    print(f"{'total':<40} {'':<10} {sum(p.texts for p in plans):>12,} {total:>15,} "
-          f"{total / tokens_per_s / 3600:>10.2f}")
-    print(f"at {tokens_per_s:,.0f} tokens/s per GPU; divide by the number of GPUs for wall time")
+        print(f"{p.task:<40} {p.source:<10} {p.texts:>12,} {p.tokens:>15,} {p.to_encode:>15,} "
+              f"{p.hours(tokens_per_s):>10.2f}")
+    total, left = sum(p.tokens for p in plans), sum(p.to_encode for p in plans)
+    print(f"{'total':<40} {'':<10} {sum(p.texts for p in plans):>12,} {total:>15,} {left:>15,} "
+          f"{left / tokens_per_s / 3600:>10.2f}")
+    notes = [f"  {p.task} {note}" for p in plans for note in p.new.notes]
+    if notes:
+        print(f"each distinct text is encoded once (the embedding cache, encode.cache=true): "
+              f"{total - left:,} tokens ({(total - left) / max(total, 1):.1%}) fewer than the tasks ask for:")
+        print("\n".join(notes))
+    print(f"at {tokens_per_s:,.0f} tokens/s per GPU ({rate_note}); divide by the number of GPUs for wall time")
     print(LEGEND)
+
+
+def measured_rate(results_dir: str, model: ModelConfig, device: str | None) -> tuple[float, str]:
+    """(tokens/s, where it came from): the forward-pass rate of the run records under `results_dir` of this
+    model and dtype on `device` (a part of its name; default this machine's GPU, else its CPU), all tokens over
+    all forward seconds; the default when none matches."""
+    from evalkit.results import record_path, result_files
+
+    wanted = device or this_device()
+    tokens = seconds = 0.0
+    used = []
+    for path in map(record_path, result_files(Path(results_dir))):
+        try:
+            record = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):  # a finished task without a readable record: nothing to learn from it
+            continue
+        enc, cfg = record.get("encode") or {}, record.get("model") or {}
+        name = str(enc.get("device") or (record.get("hardware") or {}).get("gpu") or "")
+        if (cfg.get("name") == model.name and cfg.get("dtype") == model.dtype and wanted.lower() in name.lower()
+                and enc.get("tokens") and enc.get("forward_seconds")):
+            tokens += enc["tokens"]
+            seconds += enc["forward_seconds"]
+            used.append(path.name.removesuffix(".run.json"))
+    what = f"{model.name}, {model.dtype}, {wanted}"
+    if not used:
+        return DEFAULT_TOKENS_PER_S, f"the default: no run record of {what} under {results_dir}/; pass tokens_per_s="
+    shown = ", ".join(used[:6]) + (f" and {len(used) - 6} more" if len(used) > 6 else "")
+    return tokens / seconds, f"measured: {len(used)} run records of {what} under {results_dir}/: {shown}"
+
+
+def this_device() -> str:
+    """The name run records give this machine's device: its GPU's, else its CPU's."""
+    import torch
+
+    from evalkit.encoding.model import cpu_model
+
+    return torch.cuda.get_device_name(0) if torch.cuda.is_available() else f"CPU {cpu_model()}"

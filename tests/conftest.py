@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import tempfile
 from pathlib import Path
 
@@ -15,6 +16,8 @@ import pytest  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED = REPO.parent / "shared"
+if str(REPO) not in sys.path:  # benchmarks/ helpers (random model folders) under plain `pytest` too
+    sys.path.append(str(REPO))
 
 
 def shared_path(*parts: str) -> Path:

@@ -75,7 +75,7 @@ def setup(encoder) -> dict[str, Any]:
         "normalize": cfg.normalize,
         "padding_side": str(cfg.padding_side),
         "max_length": cfg.max_length,
-        "attn_implementation": cfg.attn_implementation,
+        "attn_implementation": encoder.stats.attn_implementation,  # as loaded: auto resolved
     }
 
 

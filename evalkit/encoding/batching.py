@@ -14,7 +14,7 @@ import threading
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator
 
-CPU_TOKEN_BUDGET = 16_384  # tokens per batch on a CPU: past this, larger batches gain nothing
+CPU_TOKEN_BUDGET = 16_384  # tokens per batch on a CPU until calibrated (calibrate.py measures the best budget)
 GPU_TOKEN_CAP = 65_536  # enough to saturate the matrix units; larger only delays the first result
 WINDOW_TEXTS = 16_384  # texts tokenized and sorted together
 PADDED_ROW_SLACK = 0.1  # padded batches: no row more than 10% padding (large budgets would mix lengths)
@@ -39,13 +39,17 @@ def length_batches(lengths: list[int], max_rows: int | None, max_tokens: int | N
         yield batch
 
 
-def packed_batches(lengths: list[int], max_tokens: int, max_rows: int | None = None) -> Iterator[list[int]]:
-    """Indices sorted longest first, cut into batches of at most max_tokens real tokens (and max_rows texts)."""
+def packed_batches(lengths: list[int], max_tokens: int, max_rows: int | None = None,
+                   max_block: int | None = None) -> Iterator[list[int]]:
+    """Indices sorted longest first, cut into batches of at most max_tokens real tokens (and max_rows texts,
+    and with max_block at most that many rows x longest text: what a kernel that gathers texts into a padded
+    block holds)."""
     order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
     batch: list[int] = []
     total = 0
     for i in order:
-        if batch and (total + lengths[i] > max_tokens or (max_rows is not None and len(batch) >= max_rows)):
+        if batch and (total + lengths[i] > max_tokens or (max_rows is not None and len(batch) >= max_rows) or (
+                max_block is not None and (len(batch) + 1) * lengths[batch[0]] > max_block)):
             yield batch
             batch, total = [], 0
         batch.append(i)
@@ -54,19 +58,34 @@ def packed_batches(lengths: list[int], max_tokens: int, max_rows: int | None = N
         yield batch
 
 
-def activation_bytes_per_token(config, dtype_bytes: int) -> int:
-    """A generous bound on the activations one token holds at the peak of a decoder layer."""
+def activation_bytes_per_token(config, dtype_bytes: int, scores_len: int = 0) -> int:
+    """A generous bound on the activations one token holds at the peak of a decoder layer: the MLP's gate|up,
+    activation and product (4 x intermediate), the residual stream and norm outputs, q/k/v, float32 norm
+    statistics. `scores_len`: attention that materialises a row of scores per head per token
+    (eager attention over rows of that length) holds them too, in the dtype and as float32 softmax."""
     hidden = config.hidden_size
-    inter = getattr(config, "intermediate_size", 4 * hidden)
+    inter = getattr(config, "intermediate_size", None) or 4 * hidden
     heads = config.num_attention_heads
     kv = getattr(config, "num_key_value_heads", None) or heads
     head_dim = getattr(config, "head_dim", None) or hidden // heads
-    return dtype_bytes * (3 * inter + 6 * hidden + (heads + 2 * kv) * head_dim) + 4 * 2 * hidden  # + float32 norms
+    scores = heads * scores_len * (dtype_bytes + 4)
+    layer = max(4 * inter, 3 * inter + 6 * hidden) + (heads + 2 * kv) * head_dim
+    return dtype_bytes * layer + 4 * 2 * hidden + scores
 
 
-def token_budget(model, device, max_length: int, fixed: int | None = None, cap: int = GPU_TOKEN_CAP) -> int:
-    """Tokens per batch: `fixed` when set, else what half the free device memory holds (CPU: a constant),
-    never less than max_length. A text longer than the budget goes through alone."""
+def gpu_budget(config, dtype_bytes: int, free_bytes: int, max_length: int, cap: int = GPU_TOKEN_CAP,
+               scores_len: int = 0) -> int:
+    """Tokens per batch that half of `free_bytes` holds at `activation_bytes_per_token`, at most `cap`, never less
+    than max_length (a text longer than the budget goes through alone; one that does not fit at all is a
+    model too large for the card)."""
+    per_token = activation_bytes_per_token(config, dtype_bytes, scores_len)
+    return max(max_length, min(cap, int(0.5 * free_bytes / per_token)))
+
+
+def token_budget(model, device, max_length: int, fixed: int | None = None, cap: int = GPU_TOKEN_CAP,
+                 scores: bool = False) -> int:
+    """Tokens per batch: `fixed` when set, else on CUDA `gpu_budget` of the free device memory (`scores`: the
+    attention materialises its scores), else the CPU default (calibrate.py measures a better one)."""
     if fixed is not None:
         return fixed
     if device.type != "cuda":
@@ -74,8 +93,8 @@ def token_budget(model, device, max_length: int, fixed: int | None = None, cap: 
     import torch
 
     free, _ = torch.cuda.mem_get_info(device)
-    per_token = activation_bytes_per_token(model.config, next(model.parameters()).element_size())
-    return max(max_length, min(cap, int(0.5 * free / per_token)))
+    return gpu_budget(model.config, next(model.parameters()).element_size(), free, max_length, cap,
+                      max_length if scores else 0)
 
 
 @dataclass

@@ -27,13 +27,15 @@ import torch
 from evalkit import EvalkitError
 from evalkit.config import EncodeConfig, ModelConfig, TaskSpec, VarlenKernel, load_model_config
 from evalkit.distributed import exchange, from_rank0, my_share, world_size
-from evalkit.encoding.batching import PADDED_ROW_SLACK, Feeder, length_batches, packed_batches, token_budget
+from evalkit.encoding.batching import PADDED_ROW_SLACK, Feeder, length_batches, packed_batches
+from evalkit.encoding.calibrate import pick_budget
 from evalkit.encoding.cache import (EmbeddingCache, ShardBuffer, check_writable, embeddings_root, model_identity,
                                     text_key)
 from evalkit.encoding.checks import PACK_CHECK_COSINE, PACK_CHECK_TEXTS, min_cosine, refuse_holes
 from evalkit.encoding.fingerprint import model_fingerprint
-from evalkit.encoding.model import (check_model_folder, forward_padded, load_model, load_tokenizer, mask_needed,
-                                    pad_batch, peak_memory_bytes, pick_device, token_ids)
+from evalkit.encoding.fused import check_fused
+from evalkit.encoding.model import (check_model_folder, device_name, forward_padded, load_model, load_tokenizer,
+                                    mask_needed, pad_batch, peak_memory_bytes, pick_device, token_ids)
 from evalkit.encoding.packing import PackedDecoder, flash_takes_gqa, pack, packable, pick_kernel
 from evalkit.encoding.prompt import render
 
@@ -52,9 +54,15 @@ class EncodeStats:
     forward_passes: int = 0
     cache_hits: int = 0  # texts served from the embedding cache
     peak_memory_bytes: int = 0  # CUDA allocator peak on a GPU, peak resident memory on a CPU
-    packing: str = ""  # how the last call ran: packed/<kernel> or padded[/no-mask]
+    packing: str = ""  # how the last call ran: packed/<kernel>[+liger][+compile] or padded[/no-mask]
     packing_reason: str = ""  # why: the packed-vs-padded check, or what ruled packing out
     max_tokens_per_batch: int = 0
+    budget_reason: str = ""  # where max_tokens_per_batch came from: set, free memory, calibrated, remembered
+    compile_seconds: float = 0.0  # encode.compile: the first compiled call (not in forward_seconds)
+    attn_implementation: str = ""  # the one the model was loaded with (padded forward passes)
+    device: str = ""  # the device's name: the GPU's model, or the CPU's
+    by_side: dict[str, dict[str, int]] = field(default_factory=dict)  # query/document: texts, cache_hits,
+    # forward_passes, tokens (a corpus another task encoded shows cache_hits == texts, forward_passes == 0)
     samples: dict[str, Any] = field(default_factory=dict)  # first rendered input per side, its embedding's norm
     inputs: dict[str, dict[str, int]] = field(default_factory=dict)  # side -> texts mteb gave, and how many instructed
 
@@ -73,10 +81,13 @@ class Plan:
     kernel: VarlenKernel | None = None  # packed: the attention kernel inside the stream
     expand_kv: bool = False  # packed flash: this build's kernel takes no grouped-query heads
     use_mask: bool = True  # padded: False for a right-padded causal decoder (no real token sees a pad)
+    fused: str = "none"  # packed: encode.fused_ops
+    compiled: bool = False  # packed: encode.compile
 
     def describe(self) -> str:
         if self.packed:
-            return f"packed/{self.kernel}"
+            return f"packed/{self.kernel}" + (f"+{self.fused}" if self.fused != "none" else "") + (
+                "+compile" if self.compiled else "")
         return "padded" if self.use_mask else "padded/no-mask"
 
 
@@ -101,12 +112,14 @@ class Encoder:
         self.tokenizer = load_tokenizer(cfg)
         self.model = load_model(cfg, self.device)
         self.pad_id = self.tokenizer.pad_token_id
-        self.stats = EncodeStats()
+        self.stats = EncodeStats(attn_implementation=str(self.model.config._attn_implementation),
+                                 device=device_name(self.device))
         self._caches: dict[str, EmbeddingCache] = {}
         self._fingerprints: dict[str, str] = {}  # weights the cache key names, by what loads them
         self._packed: PackedDecoder | None = None  # built on the first packed batch
         self._pack_checked: dict[str, str] = {}  # packed/<kernel>/<dtype> -> packed = padded, checked on real texts
         self._pack_failed: dict[str, str] = {}  # packed/<kernel>/<dtype> -> how they differed: padded from then on
+        self._warned = False  # packed-only options on a padded path: said once
         if self.encode_cfg.cache:
             self.weights_fingerprint()  # hash a local checkpoint now, before any encoding
 
@@ -186,6 +199,7 @@ class Encoder:
             out[found] = vectors
             filled[found] = True
         self.stats.cache_hits += len(texts) - len(todo)
+        before = (self.stats.forward_passes, self.stats.tokens)
         if world_size() > 1:  # torchrun: this rank encodes its share, then the ranks swap results
             mine = my_share(todo, [len(t) for t in texts])
             done = self._run_model([texts[i] for i in mine], self.tokenize, mine, out, cache, keys)
@@ -196,6 +210,11 @@ class Encoder:
             out[i], filled[i] = out[j], filled[j]
         self.stats.texts += len(texts)
         self.stats.wall_seconds += time.perf_counter() - start
+        count = self.stats.by_side.setdefault(side, dict.fromkeys(("texts", "cache_hits", "forward_passes", "tokens"), 0))
+        for key, value in (("texts", len(texts)), ("cache_hits", len(texts) - len(todo)),
+                           ("forward_passes", self.stats.forward_passes - before[0]),
+                           ("tokens", self.stats.tokens - before[1])):
+            count[key] += value
         self.stats.peak_memory_bytes = max(self.stats.peak_memory_bytes, peak_memory_bytes(self.device))
         refuse_holes(out, filled, found, texts, ids, side, self.cfg.name, self.cache_root())
         if normalize:
@@ -203,6 +222,12 @@ class Encoder:
         if sample is not None:
             sample["norm"] = float(np.linalg.norm(out[0]))  # 1.0 where normalized: the record shows which applied
         return out
+
+    def cast(self, dtype: torch.dtype) -> None:
+        """Cast the loaded weights (smoke tests, benchmarks). The packed decoder's fused matrices are views the
+        cast would separate from the model, so it is rebuilt from the cast weights on the next packed batch."""
+        self.model.to(dtype)
+        self._packed = None
 
     def plan(self) -> Plan:
         """Packed where the model and `encode.packing` allow it, else padded."""
@@ -216,7 +241,9 @@ class Encoder:
             kernel = pick_kernel(self.encode_cfg.varlen_kernel, self.device, dtype)
             grouped = self.model.config.num_key_value_heads != self.model.config.num_attention_heads
             expand = kernel == "flash" and grouped and not flash_takes_gqa(self.device, dtype)
-            packed = Plan(packed=True, kernel=kernel, expand_kv=expand)
+            check_fused(self.encode_cfg.fused_ops, self.device)
+            packed = Plan(packed=True, kernel=kernel, expand_kv=expand, fused=str(self.encode_cfg.fused_ops),
+                          compiled=self.encode_cfg.compile)
             reason = self._pack_failed.get(self._pack_key(packed))
             if reason is None:
                 return packed, self._pack_checked.get(self._pack_key(packed), "packed, not checked yet")
@@ -229,7 +256,10 @@ class Encoder:
         """Once per model and kernel, before the first packed batch: packed and padded embeddings of the first
         few real texts must agree (cosine >= PACK_CHECK_COSINE); if not, padded from now on, with a warning."""
         seqs = tokenize(items[:PACK_CHECK_TEXTS])
-        packed = self._packed(pack(seqs).to(self.device), self.cfg.pooling, plan.kernel, plan.expand_kv)
+        begin = time.perf_counter()
+        packed = self._forward(plan, pack(seqs))  # the first compiled call compiles: timed apart
+        if plan.compiled:
+            self.stats.compile_seconds += time.perf_counter() - begin
         padded = forward_padded(self.model, *pad_batch(seqs, self.pad_id, self.cfg.padding_side), self.cfg.pooling,
                                 self.device)
         compared = min_cosine(packed, padded)
@@ -269,28 +299,21 @@ class Encoder:
             self._packed = PackedDecoder(self.model)
         if plan.packed and self._pack_key(plan) not in self._pack_checked:
             plan, why = self._check_packing(plan, items, tokenize)
-        budget = token_budget(self.model, self.device, self.cfg.max_length, self.encode_cfg.max_tokens_per_batch)
-        rows_cap = self.encode_cfg.batch_size
-        pin = self.device.type == "cuda"
+        if not plan.packed and (self.encode_cfg.compile or self.encode_cfg.fused_ops != "none") and not self._warned:
+            self._warned = True
+            log.warning("%s: encode.compile and encode.fused_ops apply to packed batches only; these run padded (%s)",
+                        self.cfg.name, why)
+        cut, build = self._batching(plan)
+        budget, self.stats.budget_reason = pick_budget(self, plan, items, tokenize, cut, build)
         self.stats.packing = plan.describe()
         self.stats.packing_reason = why
         self.stats.max_tokens_per_batch = budget
-        if plan.packed:
-            cut = lambda lengths: packed_batches(lengths, budget, rows_cap)  # noqa: E731
-            build = lambda seqs: pack(seqs, pin)  # noqa: E731
-        else:
-            cut = lambda lengths: length_batches(lengths, rows_cap, budget, PADDED_ROW_SLACK)  # noqa: E731
-            build = lambda seqs: _pin(pad_batch(seqs, self.pad_id, self.cfg.padding_side), pin)  # noqa: E731
-        feeder = Feeder(items, tokenize, cut, build, padded=not plan.packed)
+        feeder = Feeder(items, tokenize, lambda lengths: cut(lengths, budget), build, padded=not plan.packed)
         shard = ShardBuffer(cache, self.encode_cfg.cache_shard_texts, self._storage_dtype())
         bar = self._progress(len(todo))
         for batch in feeder:
             begin = time.perf_counter()
-            if plan.packed:
-                pooled = self._packed(batch.inputs.to(self.device), self.cfg.pooling, plan.kernel, plan.expand_kv)
-            else:
-                pooled = forward_padded(self.model, *batch.inputs, self.cfg.pooling, self.device, plan.use_mask)
-            pooled = pooled.cpu()
+            pooled = self._forward(plan, batch.inputs).cpu()
             self.stats.forward_seconds += time.perf_counter() - begin
             self.stats.forward_passes += 1
             self.stats.tokens += batch.tokens
@@ -307,6 +330,25 @@ class Encoder:
         if bar is not None:
             bar.close()
         return written
+
+    def _batching(self, plan: Plan):
+        """(cut, build) of the plan: cut(lengths, budget) -> batches of row positions; build(seqs) -> the
+        batch's host tensors (pinned on CUDA). Packed sdpa gathers each text into an (N, longest) block, so
+        there the block is held to the budget too (`max_block`): no batch's memory grows with max_length."""
+        rows_cap, pin = self.encode_cfg.batch_size, self.device.type == "cuda"
+        if plan.packed:
+            blocks = plan.kernel == "sdpa"
+            return ((lambda lengths, budget: packed_batches(lengths, budget, rows_cap, budget if blocks else None)),
+                    lambda seqs: pack(seqs, pin))
+        return ((lambda lengths, budget: length_batches(lengths, rows_cap, budget, PADDED_ROW_SLACK)),
+                lambda seqs: _pin(pad_batch(seqs, self.pad_id, self.cfg.padding_side), pin))
+
+    def _forward(self, plan: Plan, inputs) -> torch.Tensor:
+        """One batch as `_batching`'s build made it -> pooled float32 embeddings on the device."""
+        if plan.packed:
+            return self._packed(inputs.to(self.device), self.cfg.pooling, plan.kernel, plan.expand_kv, plan.fused,
+                                plan.compiled)
+        return forward_padded(self.model, *inputs, self.cfg.pooling, self.device, plan.use_mask)
 
     def _storage_dtype(self) -> torch.dtype:
         """Pooling that picks one token is lossless in the forward dtype; a mean is kept in float32."""

@@ -116,21 +116,22 @@ def load_model(cfg: ModelConfig, device: torch.device):
     dtype = DTYPES[cfg.dtype]
     if cfg.random_init is not None:
         arch = AutoConfig.for_model(cfg.random_init.model_type, **cfg.random_init.config)
-        arch._attn_implementation = cfg.attn_implementation
         check_positions(arch, cfg)
+        attn = attention_for(cfg, arch, device, dtype)
         if device.type == "cuda":  # a 7B-shaped model is drawn on the GPU in seconds (other numbers than on a CPU)
             with torch.random.fork_rng(devices=[device]), torch.device(device):
                 torch.manual_seed(cfg.random_init.seed)
-                return AutoModel.from_config(arch, dtype=dtype).eval()
+                return AutoModel.from_config(arch, dtype=dtype, attn_implementation=attn).eval()
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(cfg.random_init.seed)
-            model = AutoModel.from_config(arch, dtype=torch.float32)
+            model = AutoModel.from_config(arch, dtype=torch.float32, attn_implementation=attn)
         model = model.to(dtype)
     else:
         check_model_folder(cfg)
         source = resolve_path(cfg.name_or_path)
         revision = None if is_local(source) else cfg.revision
-        check_positions(_from_hub(AutoConfig, source, revision=revision, trust_remote_code=cfg.trust_remote_code), cfg)
+        arch = _from_hub(AutoConfig, source, revision=revision, trust_remote_code=cfg.trust_remote_code)
+        check_positions(arch, cfg)
         model = _from_hub(
             AutoModel,
             source,
@@ -138,9 +139,50 @@ def load_model(cfg: ModelConfig, device: torch.device):
             trust_remote_code=cfg.trust_remote_code,
             dtype=dtype,
             use_safetensors=True,
-            attn_implementation=cfg.attn_implementation,
+            attn_implementation=attention_for(cfg, arch, device, dtype),
         )
     return model.to(device).eval()
+
+
+# transformers' names of the attention implementations a model class may declare, with the flag that says so
+ATTENTION_FLAGS = {"flash_attention_2": "_supports_flash_attn", "sdpa": "_supports_sdpa",
+                   "flex_attention": "_supports_flex_attn"}
+
+
+def attention_for(cfg: ModelConfig, arch, device: torch.device, dtype: torch.dtype) -> str | None:
+    """The attn_implementation to load with. `auto`: flash_attention_2 where the flash-attn package is installed
+    and the model runs on CUDA in half precision, else sdpa, else eager, as the architecture supports them
+    (None, transformers' own choice, for a model class evalkit cannot see: remote code). A named one is a
+    requirement: one line when the architecture lacks it."""
+    wanted = cfg.attn_implementation
+    cls = model_class(arch)
+    if cls is None:
+        return None if wanted == "auto" else wanted
+    supported = ["eager"] + [name for name, flag in ATTENTION_FLAGS.items() if getattr(cls, flag, False)]
+    if wanted == "auto":
+        flash = (device.type == "cuda" and dtype in (torch.float16, torch.bfloat16)
+                 and importlib.util.find_spec("flash_attn") is not None)
+        return next(name for name in ("flash_attention_2", "sdpa", "eager") if name in supported
+                    and (name != "flash_attention_2" or flash))
+    if wanted in ("eager", *ATTENTION_FLAGS) and wanted not in supported:
+        import transformers
+
+        raise EvalkitError(f"model.attn_implementation={wanted}: {cls.__name__} ({arch.model_type}) does not support it "
+                           f"in transformers {transformers.__version__}; it supports {', '.join(supported)} "
+                           f"(model.attn_implementation=auto picks the best of them)")
+    return wanted
+
+
+def model_class(arch):
+    """The transformers class AutoModel builds for a config, or None (remote code, unknown)."""
+    from transformers.models.auto.modeling_auto import MODEL_MAPPING
+
+    if getattr(arch, "auto_map", None):
+        return None
+    try:
+        return MODEL_MAPPING[type(arch)]
+    except (KeyError, ValueError):
+        return None
 
 
 def _from_hub(cls, source: str, **kwargs):
@@ -223,6 +265,26 @@ def forward_padded(model, ids: torch.Tensor, mask: torch.Tensor, pooling: str, d
     ids, mask = ids.to(device, non_blocking=True), mask.to(device, non_blocking=True)
     out = model(input_ids=ids, attention_mask=mask if use_mask else None, use_cache=False)
     return pool(pooling, out.last_hidden_state, mask)
+
+
+def device_name(device: torch.device) -> str:
+    """What the run record and `plan` call a device: the GPU's model, or the CPU's (with its thread count)."""
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return f"CPU {cpu_model()} ({torch.get_num_threads()} threads)"
+
+
+def cpu_model() -> str:
+    import platform
+
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as fh:
+            for line in fh:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
 
 
 def peak_memory_bytes(device: torch.device) -> int:

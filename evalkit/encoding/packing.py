@@ -5,17 +5,22 @@ Texts are concatenated into one token stream with position ids restarting at 0 p
 llama-family models (Mistral, Llama, Qwen2) run over the stream with their own weights; only the
 attention needs to know the boundaries, and that goes through one of PyTorch's kernels:
 
-  flash  FlashAttention-2 varlen (`aten._flash_attention_forward`), CUDA, float16/bfloat16
-  flex   flex attention with a block-sparse document mask (compiled on first use)
-  sdpa   texts gathered into a padded (N, L) block for `scaled_dot_product_attention(is_causal)`;
-         the linear layers, most of the work, still see no padding. Runs anywhere.
+  flash       FlashAttention-2 varlen (`aten._flash_attention_forward`), CUDA, float16/bfloat16
+  flash_attn  the flash-attn package's `flash_attn_varlen_func` (optional; CUDA, float16/bfloat16)
+  flex        flex attention with a block-sparse document mask (compiled on first use)
+  sdpa        texts gathered into a padded (N, L) block for `scaled_dot_product_attention(is_causal)`;
+              the linear layers, most of the work, still see no padding. Runs anywhere.
 
 `PackedDecoder` fuses the projections (q|k|v and gate|up as one matrix each; the HF modules keep views of
-the same memory, so nothing is copied twice) and runs the final norm only on the pooled rows.
+the same memory, so nothing is copied twice) and runs the final norm only on the pooled rows. Two options,
+both off by default and both under the Encoder's packed-vs-padded check: `compiled` runs the decoder through
+`torch.compile(dynamic=True)` (one compilation serves every batch shape), and `fused="liger"` swaps RMSNorm,
+the rotary embedding and SwiGLU for liger-kernel's Triton kernels (CUDA).
 """
 
 from __future__ import annotations
 
+import importlib.util
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -24,6 +29,7 @@ import torch.nn.functional as F
 
 from evalkit import EvalkitError
 from evalkit.config import VarlenKernel
+from evalkit.encoding.fused import TORCH_OPS, Ops, fused_ops, rms as _rms
 from evalkit.encoding.model import not_causal
 
 PACKABLE_TYPES = ("mistral", "llama", "qwen2")
@@ -75,9 +81,13 @@ def packable(model, max_length: int, trust_remote_code: bool = False) -> str | N
 
 def pick_kernel(name: str, device: torch.device, dtype: torch.dtype) -> VarlenKernel:
     """`name`, or for auto: flash where it runs (CUDA, half precision), else sdpa."""
-    flash_ok = device.type == "cuda" and dtype in (torch.float16, torch.bfloat16) and flash_available()
+    half_on_cuda = device.type == "cuda" and dtype in (torch.float16, torch.bfloat16)
+    flash_ok = half_on_cuda and flash_available()
     if name == "flash" and not flash_ok:
         raise EvalkitError("encode.varlen_kernel=flash needs a CUDA device and float16 or bfloat16")
+    if name == "flash_attn" and not (half_on_cuda and importlib.util.find_spec("flash_attn") is not None):
+        raise EvalkitError("encode.varlen_kernel=flash_attn needs the flash-attn package (pip install flash-attn "
+                           "--no-build-isolation) and a CUDA device in float16 or bfloat16")
     if name != "auto":
         return VarlenKernel(name)
     return VarlenKernel.flash if flash_ok else VarlenKernel.sdpa
@@ -118,6 +128,20 @@ def flash_last(q_last, k, v, batch: Packed, scale: float, expand_kv: bool = Fals
     cu_q = torch.arange(len(batch.cu), dtype=torch.int32, device=q_last.device)
     # the last token sees its whole text
     return flash_varlen(q_last, k, v, batch, scale, cu_q, 1, causal=False, expand_kv=expand_kv)
+
+
+def flash_attn_varlen(q, k, v, batch: Packed, scale: float, cu_q=None, max_q=None, causal=True) -> torch.Tensor:
+    """The flash-attn package's varlen kernel (grouped-query heads natively)."""
+    from flash_attn import flash_attn_varlen_func
+
+    cu_q = batch.cu if cu_q is None else cu_q
+    return flash_attn_varlen_func(q, k, v, cu_q, batch.cu, max_q or batch.max_len, batch.max_len, softmax_scale=scale,
+                                  causal=causal)
+
+
+def flash_attn_last(q_last, k, v, batch: Packed, scale: float) -> torch.Tensor:
+    cu_q = torch.arange(len(batch.cu), dtype=torch.int32, device=q_last.device)
+    return flash_attn_varlen(q_last, k, v, batch, scale, cu_q, 1, causal=False)
 
 
 def sdpa_last(q_last, k, v, batch: Packed, scale: float) -> torch.Tensor:
@@ -185,8 +209,8 @@ def _compiled_flex():
     return torch.compile(flex_attention, dynamic=False)
 
 
-KERNELS = {"flash": flash_varlen, "sdpa": sdpa_varlen, "flex": flex_varlen}
-LAST_TOKEN_KERNELS = {"flash": flash_last, "sdpa": sdpa_last, "flex": sdpa_last}
+KERNELS = {"flash": flash_varlen, "sdpa": sdpa_varlen, "flex": flex_varlen, "flash_attn": flash_attn_varlen}
+LAST_TOKEN_KERNELS = {"flash": flash_last, "sdpa": sdpa_last, "flex": sdpa_last, "flash_attn": flash_attn_last}
 
 
 # -- the decoder over a packed stream ----------------------------------------------------------------
@@ -206,18 +230,26 @@ class PackedDecoder:
     Built once per loaded model, by the Encoder that owns it: the q/k/v and gate/up weights are concatenated
     into one matrix each and the model's own Linear modules are pointed at views of those matrices, so the
     model computes what it did before and no weight is held twice. Moving or casting the model afterwards
-    would separate the two: the Encoder never does."""
+    would separate the two: `Encoder.cast` drops its PackedDecoder and builds a new one from the cast weights."""
 
     def __init__(self, model) -> None:
         self.model = model
         with torch.no_grad():  # not inference mode: the fused weights stay ordinary tensors
             self.layers = [_fuse_layer(layer) for layer in model.layers]
+        self._compiled = None
 
-    def __call__(self, batch: Packed, pooling: str, kernel: str = "sdpa", expand_kv: bool = False) -> torch.Tensor:
+    def __call__(self, batch: Packed, pooling: str, kernel: str = "sdpa", expand_kv: bool = False,
+                 fused: str = "none", compiled: bool = False) -> torch.Tensor:
         """A packed batch (on the model's device) -> pooled embeddings (N, H), float32 on the device.
-        `expand_kv`: repeat key/value heads for a flash build without grouped-query support."""
+        `expand_kv`: repeat key/value heads for a flash build without grouped-query support; `fused`: the
+        elementwise kernels (`fused_ops`); `compiled`: through torch.compile (compiled on the first call)."""
+        decode = self._decode
+        if compiled:
+            if self._compiled is None:
+                self._compiled = torch.compile(self._decode, dynamic=True)
+            decode = self._compiled
         with torch.inference_mode():
-            return self._decode(batch, pooling, kernel, expand_kv)
+            return decode(batch, pooling, kernel, expand_kv, fused_ops(fused))
 
     @staticmethod
     def _attend(q, k, v, batch: Packed, scale: float, kernel: str, expand_kv: bool, last_only: bool):
@@ -225,7 +257,7 @@ class PackedDecoder:
         extra = {"expand_kv": expand_kv} if kernel == "flash" else {}
         return kernels[kernel](q, k, v, batch, scale, **extra)
 
-    def _decode(self, batch: Packed, pooling: str, kernel: str, expand_kv: bool) -> torch.Tensor:
+    def _decode(self, batch: Packed, pooling: str, kernel: str, expand_kv: bool, ops: Ops = TORCH_OPS) -> torch.Tensor:
         """The decoder layers over the stream. With last-token pooling the final layer computes its
         attention output and MLP for the last tokens only: nothing else reaches the embedding."""
         model = self.model
@@ -233,14 +265,13 @@ class PackedDecoder:
         cos, sin = model.rotary_emb(x[None], batch.positions[None])
         cos, sin = cos[0, :, None, :], sin[0, :, None, :]  # (T, 1, D)
         last = batch.cu[1:].long() - 1
-        for number, (layer, fused) in enumerate(zip(model.layers, self.layers), start=1):
+        for number, (layer, fused_layer) in enumerate(zip(model.layers, self.layers), start=1):
             attn, mlp = layer.self_attn, layer.mlp
             dim = attn.head_dim
             heads, kv_heads = attn.q_proj.weight.shape[0] // dim, attn.k_proj.weight.shape[0] // dim
-            qkv = F.linear(_rms(x, layer.input_layernorm), fused.qkv, fused.qkv_bias)
+            qkv = F.linear(ops.rms(x, layer.input_layernorm), fused_layer.qkv, fused_layer.qkv_bias)
             q, k, v = qkv.split([heads * dim, kv_heads * dim, kv_heads * dim], dim=-1)
-            q = _rotate(q.view(-1, heads, dim), cos, sin)
-            k = _rotate(k.view(-1, kv_heads, dim), cos, sin)
+            q, k = ops.rope(q.view(-1, heads, dim), k.view(-1, kv_heads, dim), cos, sin)
             v = v.reshape(-1, kv_heads, dim)
             if pooling == "last" and number == len(model.layers):
                 out = self._attend(q[last].contiguous(), k, v, batch, attn.scaling, kernel, expand_kv, True)
@@ -248,10 +279,9 @@ class PackedDecoder:
             else:
                 out = self._attend(q, k, v, batch, attn.scaling, kernel, expand_kv, False)
             x = x + attn.o_proj(out.reshape(len(x), heads * dim))
-            gate, up = F.linear(_rms(x, layer.post_attention_layernorm), fused.gate_up).chunk(2, dim=-1)
-            x = x + mlp.down_proj(F.silu(gate) * up)
+            x = x + mlp.down_proj(ops.swiglu(F.linear(ops.rms(x, layer.post_attention_layernorm), fused_layer.gate_up)))
         if pooling == "last":
-            return _rms(x, model.norm).float()
+            return ops.rms(x, model.norm).float()
         return pool_packed(x, batch, pooling, model.norm)
 
 
@@ -278,18 +308,6 @@ def _fuse_biases(linears) -> torch.Tensor | None:
     return torch.cat([lin.bias.detach() if lin.bias is not None else
                       torch.zeros(lin.weight.shape[0], dtype=lin.weight.dtype, device=lin.weight.device)
                       for lin in linears])
-
-
-def _rms(x: torch.Tensor, norm) -> torch.Tensor:
-    """The HF RMSNorm (float32 statistics, cast back, then the weight) in fewer kernels."""
-    eps = getattr(norm, "variance_epsilon", None) or getattr(norm, "eps", 1e-6)
-    return norm.weight * F.rms_norm(x.float(), (x.shape[-1],), eps=eps).to(x.dtype)
-
-
-def _rotate(x, cos, sin):
-    half = x.shape[-1] // 2
-    rotated = torch.cat((-x[..., half:], x[..., :half]), dim=-1)
-    return x * cos + rotated * sin
 
 
 def pool_packed(x: torch.Tensor, batch: Packed, pooling: str, norm) -> torch.Tensor:
