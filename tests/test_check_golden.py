@@ -120,5 +120,8 @@ def test_vectors_round_trip_and_id_diffs_read_well():
 
     vec = np.array([0.25, -1.5, 3.0e-8], dtype=np.float32)
     assert decode_vector(encode_vector(vec)).tolist() == vec.astype(np.float64).tolist()
-    tokens = lambda ids: [{1: "<s>", 2: "</s>", 7: "a"}[i] for i in ids]
+
+    def tokens(ids):
+        return [{1: "<s>", 2: "</s>", 7: "a"}[i] for i in ids]
+
     assert describe_ids([1, 7, 2], [1, 7], tokens) == "length 3 -> 2; from position 2: [2 '</s>'] -> []"

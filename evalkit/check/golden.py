@@ -99,7 +99,10 @@ def cosine(a: np.ndarray, b: np.ndarray) -> float:
 def describe_ids(base: list[int], now: list[int], tokens) -> str:
     """Where two id sequences part, with the tokens there: 'length 15 -> 14; from position 14: [2 '</s>'] -> []'."""
     pos = next((i for i, (x, y) in enumerate(zip(base, now)) if x != y), min(len(base), len(now)))
-    show = lambda seq: "[" + ", ".join(f"{i} {tokens([i])[0]!r}" for i in seq[pos:pos + 3]) + (", ..." if len(seq) > pos + 3 else "") + "]"
+
+    def show(seq) -> str:
+        return "[" + ", ".join(f"{i} {tokens([i])[0]!r}" for i in seq[pos:pos + 3]) + (", ..." if len(seq) > pos + 3 else "") + "]"
+
     length = f"length {len(base)} -> {len(now)}; " if len(base) != len(now) else ""
     return f"{length}from position {pos}: {show(base)} -> {show(now)}"
 
@@ -131,7 +134,10 @@ def compare(name: str, base: Mapping[str, Any] | None, now: Mapping[str, Any], m
 
 def _setup_row(task: str, base: Mapping[str, Any], now: Mapping[str, Any]) -> Row:
     diffs = [k for k in sorted(set(base) | set(now)) if base.get(k) != now.get(k)]
-    digest = lambda d: sha(repr(sorted(d.items())))[:10]
+
+    def digest(d: Mapping[str, Any]) -> str:
+        return sha(repr(sorted(d.items())))[:10]
+
     note = "; ".join(f"{k} {base.get(k)} -> {now.get(k)}" for k in diffs)
     delta = ", ".join(diffs) if len(diffs) <= 2 else f"{len(diffs)} fields"
     return Row(task, "setup", digest(base), digest(now), delta or "same", "identical", not diffs, note)

@@ -297,6 +297,20 @@ class EmbeddingCache:
         self.db.close()
 
 
+def still_to_encode(cache: EmbeddingCache | None, keys: list[bytes] | None, n: int):
+    """(positions the cache holds, their vectors or None, positions to encode, (copy, of) pairs for a text
+    that occurs twice in one call)."""
+    import numpy as np
+
+    if cache is None:
+        return np.zeros(0, dtype=np.int64), None, list(range(n)), []
+    found, vectors = cache.get(keys)
+    done, first = set(found.tolist()), {}  # first: key -> where that text first occurs
+    todo = [i for i in range(n) if i not in done and first.setdefault(keys[i], i) == i]
+    copies = [(i, first[keys[i]]) for i in range(n) if i not in done and first[keys[i]] != i]
+    return found, vectors, todo, copies
+
+
 # -- `evalkit cache info|clear` (evalkit/encoding/cache_cli.py) ---------------------------------------------
 
 def main(argv: list[str] | None = None) -> int:

@@ -30,13 +30,13 @@ from evalkit.distributed import exchange, from_rank0, my_share, world_size
 from evalkit.encoding.batching import PADDED_ROW_SLACK, Feeder, length_batches, packed_batches
 from evalkit.encoding.calibrate import pick_budget
 from evalkit.encoding.cache import (EmbeddingCache, ShardBuffer, check_writable, embeddings_root, model_identity,
-                                    text_key)
+                                    still_to_encode, text_key)
 from evalkit.encoding.checks import PACK_CHECK_COSINE, PACK_CHECK_TEXTS, min_cosine, refuse_holes
 from evalkit.encoding.fingerprint import model_fingerprint
 from evalkit.encoding.fused import check_fused
 from evalkit.encoding.model import (check_model_folder, device_name, forward_padded, load_model, load_tokenizer,
                                     mask_needed, pad_batch, peak_memory_bytes, pick_device, token_ids)
-from evalkit.encoding.packing import PackedDecoder, flash_takes_gqa, pack, packable, pick_kernel
+from evalkit.encoding.packing import PackedDecoder, flash_takes_gqa, pack, padding_reason, pick_kernel
 from evalkit.encoding.prompt import render
 
 __all__ = ["Encoder", "EncodeStats", "Plan", "load_encoder"]
@@ -389,13 +389,6 @@ class Encoder:
                 for name in ("bos_token", "eos_token", "pad_token", "unk_token")}
 
 
-def padding_reason(packing: str, model, cfg: ModelConfig) -> str | None:
-    """Why the forward passes must run padded, or None when they may run packed."""
-    if packing == "padded":
-        return "encode.packing=padded"
-    return packable(model, cfg.max_length, cfg.trust_remote_code)
-
-
 def loader_rows(inputs) -> tuple[list[str], list | None]:
     """The texts of an mteb data loader, in order (the encoder joins mteb's batches and cuts its own), and
     their ids where the loader carries an `id` column (retrieval corpora and queries), else None."""
@@ -412,18 +405,6 @@ def loader_rows(inputs) -> tuple[list[str], list | None]:
 
 def loader_texts(inputs) -> list[str]:
     return loader_rows(inputs)[0]
-
-
-def still_to_encode(cache: EmbeddingCache | None, keys: list[bytes] | None, n: int):
-    """(positions the cache holds, their vectors or None, positions to encode, (copy, of) pairs for a text
-    that occurs twice in one call)."""
-    if cache is None:
-        return np.zeros(0, dtype=np.int64), None, list(range(n)), []
-    found, vectors = cache.get(keys)
-    done, first = set(found.tolist()), {}  # first: key -> where that text first occurs
-    todo = [i for i in range(n) if i not in done and first.setdefault(keys[i], i) == i]
-    copies = [(i, first[keys[i]]) for i in range(n) if i not in done and first[keys[i]] != i]
-    return found, vectors, todo, copies
 
 
 def _mteb_metadata(mteb_task: str):

@@ -79,6 +79,13 @@ def packable(model, max_length: int, trust_remote_code: bool = False) -> str | N
     return not_causal(model)
 
 
+def padding_reason(packing: str, model, cfg) -> str | None:
+    """Why the forward passes must run padded, or None when they may run packed."""
+    if packing == "padded":
+        return "encode.packing=padded"
+    return packable(model, cfg.max_length, cfg.trust_remote_code)
+
+
 def pick_kernel(name: str, device: torch.device, dtype: torch.dtype) -> VarlenKernel:
     """`name`, or for auto: flash where it runs (CUDA, half precision), else sdpa."""
     half_on_cuda = device.type == "cuda" and dtype in (torch.float16, torch.bfloat16)
