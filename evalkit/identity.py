@@ -3,7 +3,7 @@
 A result is identified by the weights (`model_fingerprint`: content hash of a local folder, hub commit, or
 the random-init config), the revision, every protocol setting as it acts on this task (pooling, max length,
 dtype, normalization, padding side, prompt template, the instruction actually used and which inputs get it,
-evalkit's token-id scheme), the task, split and subset, and the data (a content fingerprint of a local
+evalkit's token-id scheme), the task, split, subsets evaluated and headline metric, and the data (a content fingerprint of a local
 folder, or the hub datasets mteb pins). The runner stores the identity in the run record and skips a re-run
 only when the stored identity equals the current one. Not in it: batch sizes, packing, the attention kernel
 and the device, which move only the last bits of a float (the gate's tolerances), and the versions of mteb
@@ -32,7 +32,7 @@ from evalkit import EvalkitError
 from evalkit.config import ModelConfig, RunConfig, TaskSpec, hub_offline
 
 TEST_SETS = files("evalkit") / "report" / "reference" / "test_sets.tsv"  # package data (read, not imported)
-VERSION = 1  # bump when the identity's fields change meaning
+VERSION = 2  # bump when the identity's fields change meaning
 
 
 @dataclass(frozen=True)
@@ -106,7 +106,7 @@ def experiment(cfg: RunConfig, data: Data) -> Experiment:
             "instructed": {side: instructed(prompt, spec, spec.type, side) for side in ("query", "document")},
         },
         "task": {"mteb_task": spec.mteb_task, "type": str(spec.type), "split": spec.split,
-                 "hf_subset": spec.hf_subset},
+                 "hf_subset": spec.hf_subset, "hf_subsets": spec.hf_subsets, "metric": spec.metric},
         "data": data.identity,
     }
     identity = json.loads(json.dumps(identity))  # as the run record stores it, so a re-run compares like with like
@@ -207,6 +207,8 @@ def task_differences(spec: TaskSpec, model: ModelConfig) -> dict[str, str]:
         out["split"] = spec.split
     if spec.hf_subset != default.hf_subset:
         out["subset"] = spec.hf_subset
+    if spec.metric != default.metric:  # another headline score: never shown as the task's published one
+        out["metric"] = spec.metric
     return out
 
 

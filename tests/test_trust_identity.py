@@ -268,6 +268,20 @@ def test_the_published_test_set_on_the_default_protocol_writes_to_the_revision_f
     assert experiment(cfg, Data({"source": "hub", "datasets": []})).folder.startswith("seed0__model_config-unknown__")
 
 
+def test_another_headline_metric_or_other_subsets_are_other_experiments(tmp_path):
+    """A headline metric other than the task file's gets a folder of its own (the report never shows recall@100
+    as SciFact's published nDCG@10); the subsets evaluated are part of the identity, so a run over other
+    subsets is never skipped as done."""
+    shipped = Data({"source": "local", "fingerprint": next(iter(published_test_sets()[("SciFact", "test", "default")]))},
+                   "scifact")
+    default = experiment(config(tmp_path, tmp_path), shipped)
+    metric = experiment(config(tmp_path, tmp_path, task_fields={"metric": "recall_at_100"}), shipped)
+    assert default.folder == "seed0" and metric.folder.startswith("seed0__metric-recall_at_100__")
+    assert metric.identity["task"]["metric"] == "recall_at_100" and metric.differs == {"metric": "recall_at_100"}
+    subsets = experiment(config(tmp_path, tmp_path, task_fields={"hf_subsets": ["default", "other"]}), shipped)
+    assert subsets.identity != default.identity and subsets.identity["task"]["hf_subsets"] == ["default", "other"]
+
+
 def test_another_serialisation_of_the_same_data_has_the_same_fingerprint(small_beir, tmp_path):
     """What is evaluated counts, not how it is written: key order, escaping, extra queries, CRLF, metadata."""
     data = read_beir_folder(small_beir, "test")
