@@ -48,6 +48,14 @@ def test_a_config_or_tokenizer_change_counts_and_other_files_do_not(checkpoint):
     assert folder_fingerprint(checkpoint) != before
 
 
+def test_the_models_own_code_counts(checkpoint):
+    """A modeling_*.py beside the weights is what trust_remote_code runs: editing it is another model."""
+    (checkpoint / "modeling_custom.py").write_text("SCALE = 1.0\n")
+    before = folder_fingerprint(checkpoint)
+    (checkpoint / "modeling_custom.py").write_text("SCALE = 2.0\n")
+    assert folder_fingerprint(checkpoint) != before
+
+
 def test_models_of_every_kind_have_a_fingerprint(tmp_path, monkeypatch):
     monkeypatch.setenv("EVALKIT_CACHE", str(tmp_path))
     assert model_fingerprint(load_model_config("minilm")).startswith("sha256:")

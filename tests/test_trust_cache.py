@@ -93,6 +93,13 @@ def test_the_cache_key_holds_the_weights_fingerprint():
     assert model_identity(cfg, weights="sha256:0") != model_identity(cfg, weights="sha256:1")
 
 
+def test_the_cache_key_holds_trust_remote_code():
+    """With trust_remote_code the model runs its repository's code, not transformers': never the same vectors."""
+    cfg = load_model_config("tiny_mistral")
+    trusted = load_model_config("tiny_mistral", trust_remote_code=True)
+    assert model_identity(cfg, weights="sha256:0") != model_identity(trusted, weights="sha256:0")
+
+
 # -- every read verified -----------------------------------------------------------------------------------
 
 def test_a_shard_with_flipped_bits_is_recomputed(tiny_encoder, clean, tmp_path, caplog):

@@ -66,7 +66,8 @@ def embeddings_root() -> Path:
 
 
 def model_identity(cfg, device_type: str = "cpu", weights: str | None = None) -> dict[str, Any]:
-    """Every model setting that changes an embedding (not normalize or padding side), and the fingerprint of
+    """Every model setting that changes an embedding (not normalize or padding side; trust_remote_code runs the
+    model's own code instead of transformers'), and the fingerprint of
     the weights and tokenizer (`weights`, computed here when not given).
 
     Random weights are drawn differently on a GPU and a CPU, so for them the device counts."""
@@ -79,7 +80,7 @@ def model_identity(cfg, device_type: str = "cpu", weights: str | None = None) ->
         "name": cfg.name, "name_or_path": cfg.name_or_path, "revision": cfg.revision, "tokenizer": cfg.tokenizer,
         "weights": weights if weights is not None else model_fingerprint(cfg, device_type),
         "random_init": random_init, "pooling": cfg.pooling, "max_length": cfg.max_length, "dtype": cfg.dtype,
-        "id_scheme": ID_SCHEME,
+        "trust_remote_code": cfg.trust_remote_code, "id_scheme": ID_SCHEME,
     }
 
 

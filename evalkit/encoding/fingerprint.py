@@ -1,7 +1,8 @@
 """Which weights an embedding came from: a fingerprint that changes whenever the weights or tokenizer do.
 
     local folder (or pkg:<module>/<path>)  sha256 over the files that decide the numbers: the safetensors
-                                           weights, config.json, tokenizer and sentence-transformers files.
+                                           weights, config.json, tokenizer and sentence-transformers files,
+                                           and the model's own code (*.py, run under trust_remote_code).
                                            A folder re-trained in place gets another fingerprint even when
                                            sizes and times look alike; each file's hash is remembered by
                                            (path, size, mtime, ctime, inode) in `<cache root>/fingerprints.json`
@@ -27,8 +28,9 @@ from evalkit.config import ModelConfig
 from evalkit.files import atomic_write, cache_root
 
 # The files of a model folder that can change an embedding evalkit computes (weights load from safetensors
-# only; other formats in the folder, such as ONNX exports or pickled .bin weights, are never read).
-DECISIVE = ("*.safetensors", "config.json", "tokenizer*", "vocab*", "merges.txt", "*.model", "special_tokens_map.json",
+# only; other formats in the folder, such as ONNX exports or pickled .bin weights, are never read). The
+# folder's Python files are the model's own code, run under trust_remote_code.
+DECISIVE = ("*.safetensors", "config.json", "*.py", "tokenizer*", "vocab*", "merges.txt", "*.model", "special_tokens_map.json",
             "added_tokens.json", "modules.json", "sentence_bert_config.json", "config_sentence_transformers.json",
             "*_Pooling/config.json", "*_Normalize/*", "*_Dense/config.json", "*_Dense/*.safetensors")
 CHUNK = 1 << 24
