@@ -153,3 +153,16 @@ def test_a_cast_encoder_packs_with_the_cast_weights():
     padded = with_encode(own, packing="padded").embed(TEXTS)
     assert min_cosine(packed, padded) >= 0.999 and min_cosine(packed, before) >= 0.99
     assert not np.array_equal(packed, before)  # computed in bfloat16, not served from float32 weights
+
+
+def test_a_cast_encoder_never_reads_the_vectors_of_the_other_dtype(tmp_path):
+    """The embedding cache keys on the dtype the model runs in: after a cast, nothing computed before it is served."""
+    own = Encoder(load_model_config("tiny_mistral"), instructions={},
+                  encode=EncodeConfig(cache=True, cache_dir=str(tmp_path), show_progress=False))
+    own.embed(TEXTS)
+    own.cast(torch.bfloat16)
+    hits = own.stats.cache_hits
+    own.embed(TEXTS)
+    assert own.stats.cache_hits == hits and own.cfg.dtype == "bfloat16"
+    own.embed(TEXTS)  # the bfloat16 vectors are cached under their own key
+    assert own.stats.cache_hits == hits + len(TEXTS)

@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from evalkit import EvalkitError
-from evalkit.config import EncodeConfig, ModelConfig, TaskSpec, VarlenKernel, load_model_config
+from evalkit.config import DType, EncodeConfig, ModelConfig, TaskSpec, VarlenKernel, load_model_config
 from evalkit.distributed import exchange, from_rank0, my_share, world_size
 from evalkit.encoding.batching import PADDED_ROW_SLACK, Feeder, length_batches, packed_batches
 from evalkit.encoding.calibrate import pick_budget
@@ -224,9 +224,11 @@ class Encoder:
         return out
 
     def cast(self, dtype: torch.dtype) -> None:
-        """Cast the loaded weights (smoke tests, benchmarks). The packed decoder's fused matrices are views the
-        cast would separate from the model, so it is rebuilt from the cast weights on the next packed batch."""
+        """Cast the loaded weights (smoke tests, benchmarks). The config follows, so the embedding cache and the
+        remembered CPU budget key on the dtype the model now runs in; the packed decoder's fused matrices are
+        views the cast would separate from the model, so it is rebuilt from the cast weights on the next batch."""
         self.model.to(dtype)
+        self.cfg = replace(self.cfg, dtype=DType(str(dtype).removeprefix("torch.")))
         self._packed = None
 
     def plan(self) -> Plan:
