@@ -133,6 +133,34 @@ def test_packed_unlike_padded_falls_back_to_padded_with_a_warning(encoder, monke
         with_encode(encoder, packing="packed").embed(TEXTS)
 
 
+def causal_across_texts(q, k, v, batch, scale):
+    """A subtler broken kernel: causal, but over the whole stream, so a text also attends to the texts before it
+    (exact for a stream of one text)."""
+    out = F.scaled_dot_product_attention(*(x.transpose(0, 1)[None] for x in (q, k, v)), scale=scale, is_causal=True,
+                                         enable_gqa=k.shape[1] != q.shape[1])
+    return out[0].transpose(0, 1)
+
+
+def test_a_first_call_of_one_text_still_catches_attention_across_texts(encoder, monkeypatch):
+    """One text alone cannot show attention leaking into the next text: it is checked packed twice."""
+    monkeypatch.setitem(packing.KERNELS, "sdpa", causal_across_texts)
+    clone = with_encode(encoder)
+    clone.embed(TEXTS[:1])
+    out = clone.embed(TEXTS)
+    assert clone.stats.packing == "padded/no-mask" and "disagree" in clone.stats.packing_reason
+    np.testing.assert_allclose(out, padded_reference(encoder), atol=1e-5)
+
+
+def test_a_call_with_nothing_to_compare_runs_padded_and_the_next_one_checks(encoder, monkeypatch):
+    clone = with_encode(encoder)
+    monkeypatch.setattr(encoder_module, "min_cosine", lambda packed, padded: None)
+    clone.embed(TEXTS)
+    assert clone.stats.packing == "padded/no-mask" and "not comparable" in clone.stats.packing_reason
+    monkeypatch.undo()
+    clone.embed(TEXTS)
+    assert clone.stats.packing == "packed/sdpa" and clone.stats.packing_reason.startswith("packed = padded")
+
+
 def bidirectional_config(model):
     model.config.is_causal = False
 

@@ -251,13 +251,19 @@ class Encoder:
                 return packed, self._pack_checked.get(self._pack_key(packed), "packed, not checked yet")
         if self.encode_cfg.packing == "packed":
             raise EvalkitError(f"encode.packing=packed is not possible: {reason}")
-        use_mask = mask_needed(self.model, self.cfg.padding_side, self.cfg.trust_remote_code)
-        return Plan(packed=False, use_mask=use_mask), reason
+        return self._padded(), reason
+
+    def _padded(self) -> Plan:
+        return Plan(packed=False, use_mask=mask_needed(self.model, self.cfg.padding_side, self.cfg.trust_remote_code))
 
     def _check_packing(self, plan: Plan, items: list, tokenize) -> tuple[Plan, str]:
         """Once per model and kernel, before the first packed batch: packed and padded embeddings of the first
-        few real texts must agree (cosine >= PACK_CHECK_COSINE); if not, padded from now on, with a warning."""
+        few real texts must agree (cosine >= PACK_CHECK_COSINE); if not, padded from now on, with a warning.
+        Attention that crosses from one text into the next shows only with two texts in the stream, so a call
+        of one text is checked on that text twice; a call with nothing finite to compare runs padded."""
         seqs = tokenize(items[:PACK_CHECK_TEXTS])
+        if len(seqs) == 1:
+            seqs = seqs * 2
         begin = time.perf_counter()
         packed = self._forward(plan, pack(seqs))  # the first compiled call compiles: timed apart
         if plan.compiled:
@@ -265,8 +271,11 @@ class Encoder:
         padded = forward_padded(self.model, *pad_batch(seqs, self.pad_id, self.cfg.padding_side), self.cfg.pooling,
                                 self.device)
         compared = min_cosine(packed, padded)
-        if compared is None:  # nothing finite to compare (embed refuses those rows): checked on the next call
-            return plan, "packed, not checked yet"
+        if compared is None:  # nothing finite to compare: this call runs padded (embed refuses non-finite rows)
+            if self.encode_cfg.packing == "packed":
+                raise EvalkitError(f"encode.packing=packed cannot be checked for {self.cfg.name}: the first "
+                                   f"{len(seqs)} texts gave no finite embedding both packed and padded")
+            return self._padded(), "padded: packed vs padded not comparable on these texts (checked on the next call)"
         cosine, rows = compared
         if cosine >= PACK_CHECK_COSINE:
             note = f"packed = padded on the first {rows} texts (min cosine {cosine:.6f})"
