@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from importlib.resources import files
 from pathlib import Path
+from typing import Sequence
 
 from evalkit import EvalkitError
 
@@ -47,9 +48,10 @@ def add_config_dirs(folders: list[str]) -> None:
     config_dirs()  # a folder that does not exist fails now, with its name
 
 
-def find_config(relative: str) -> Path | None:
-    """The first config folder's file at `relative` (e.g. "model/minilm.yaml"), or None."""
-    return next((d / relative for d in config_dirs() if (d / relative).is_file()), None)
+def find_config(relative: str, dirs: Sequence[Path] | None = None) -> Path | None:
+    """The first config folder's file at `relative` (e.g. "model/minilm.yaml"), or None; `dirs` instead of
+    `config_dirs()` (e.g. `(CONF_DIR,)`: the file as evalkit ships it)."""
+    return next((d / relative for d in (config_dirs() if dirs is None else dirs) if (d / relative).is_file()), None)
 
 
 def config_files(subdir: str, suffix: str = ".yaml") -> dict[str, Path]:

@@ -11,13 +11,14 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from enum import Enum
+from pathlib import Path
 from typing import Any, Optional
 
 from omegaconf import MISSING, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from evalkit import EvalkitError
-from evalkit.conf_path import CONF_DIR, config_files, find_config, shown  # noqa: F401  (CONF_DIR: re-exported)
+from evalkit.conf_path import CONF_DIR, config_files, find_config, shown
 
 
 class Choice(str, Enum):
@@ -213,10 +214,20 @@ def load_model_config(name: str, **overrides: Any) -> ModelConfig:
     return check_model(structured(ModelConfig, data, where), where)
 
 
-def model_yaml(name: str, seen: tuple[str, ...] = ()):
+def packaged_model_config(name: str) -> ModelConfig | None:
+    """`model/<name>.yaml` as evalkit ships it (its defaults list read from evalkit's files too), whatever a
+    user's config folder shadows it with; None when evalkit ships no such file."""
+    path = find_config(f"model/{name}.yaml", (CONF_DIR,))
+    if path is None:
+        return None
+    return check_model(structured(ModelConfig, model_yaml(name, dirs=(CONF_DIR,)), shown(path)), shown(path))
+
+
+def model_yaml(name: str, seen: tuple[str, ...] = (), dirs: tuple[Path, ...] | None = None):
     """A model file merged over the files its `defaults:` list names (same group, `_self_` where it says),
-    which is what Hydra's composition does: a stand-in includes the real model's protocol, never a copy."""
-    path = find_config(f"model/{name}.yaml")
+    which is what Hydra's composition does: a stand-in includes the real model's protocol, never a copy.
+    `dirs`: the config folders to read (default all, the user's first)."""
+    path = find_config(f"model/{name}.yaml", dirs)
     if path is None:
         raise EvalkitError(f"unknown model {name!r}{suggest(name, model_names())}")
     if name in seen:
@@ -227,7 +238,7 @@ def model_yaml(name: str, seen: tuple[str, ...] = ()):
         defaults.append("_self_")
     merged = OmegaConf.create()
     for entry in defaults:
-        merged = OmegaConf.merge(merged, data if entry == "_self_" else model_yaml(str(entry), (*seen, name)))
+        merged = OmegaConf.merge(merged, data if entry == "_self_" else model_yaml(str(entry), (*seen, name), dirs))
     return merged
 
 

@@ -26,9 +26,11 @@ import re
 from dataclasses import asdict, dataclass, field, replace
 from functools import lru_cache
 from importlib.resources import files
+from pathlib import Path
 from typing import Any
 
 from evalkit import EvalkitError
+from evalkit.conf_path import config_dirs
 from evalkit.config import ModelConfig, RunConfig, TaskSpec, hub_offline
 
 TEST_SETS = files("evalkit") / "report" / "reference" / "test_sets.tsv"  # package data (read, not imported)
@@ -147,12 +149,16 @@ def weights(model: ModelConfig, device_type: str) -> str:
     return model_fingerprint(replace(model, revision=commit), device_type)
 
 
-@lru_cache(maxsize=None)
-def _model_defaults() -> dict[str, ModelConfig]:
-    """Model name -> its config file's settings (the first file that names it)."""
-    from evalkit.config import load_model_config, model_names
+@lru_cache(maxsize=4)
+def _model_defaults(dirs: tuple[Path, ...]) -> dict[str, ModelConfig]:
+    """Model name -> the settings of the config file evalkit ships for it, else of the first user file that
+    names it (`dirs`: the config folders, the key of what is read). A user's file that shadows one of
+    evalkit's is measured against evalkit's: it never passes for the published protocol."""
+    from evalkit.config import load_model_config, model_names, packaged_model_config
 
     out: dict[str, ModelConfig] = {}
+    for cfg in filter(None, map(packaged_model_config, model_names())):
+        out.setdefault(cfg.name, cfg)
     for name in model_names():
         cfg = load_model_config(name)
         out.setdefault(cfg.name, cfg)
@@ -168,7 +174,7 @@ def _model_settings(model: ModelConfig) -> dict[str, Any]:
 
 def model_differences(model: ModelConfig, weights_fingerprint: str) -> dict[str, str]:
     """Readable settings of `model` that differ from its config file's; all of them when no file names it."""
-    default = _model_defaults().get(model.name)
+    default = _model_defaults(tuple(config_dirs())).get(model.name)
     if default is None:
         return {"model_config": "unknown"}
     out = {}

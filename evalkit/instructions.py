@@ -39,11 +39,12 @@ def mteb_instruction(meta) -> tuple[str, str]:
 
 
 def default_spec(spec: TaskSpec) -> TaskSpec | None:
-    """The spec a task runs with when nothing is overridden: its task file's, else the one built from mteb's
-    metadata with mteb's instruction (no warning: nothing is run); None for a task mteb does not know."""
-    from evalkit.tasks import load_task_specs, spec_from_mteb
+    """The spec a task runs with when nothing is overridden: the task file evalkit ships (a user's file of the
+    same name is measured against it), else the user's task file, else the one built from mteb's metadata
+    with mteb's instruction (no warning: nothing is run); None for a task mteb does not know."""
+    from evalkit.tasks import load_task_specs, packaged_task_specs, spec_from_mteb
 
-    registered = load_task_specs().get(spec.name)
+    registered = packaged_task_specs().get(spec.name) or load_task_specs().get(spec.name)
     if registered is not None:
         return registered
     import mteb

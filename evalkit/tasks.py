@@ -14,13 +14,18 @@ from pathlib import Path
 import yaml
 
 from evalkit import EvalkitError
-from evalkit.conf_path import config_dirs, config_files, shown
+from evalkit.conf_path import CONF_DIR, config_dirs, config_files, shown
 from evalkit.config import TASK_TYPES, TaskSpec, TaskType, check_task, structured, suggest
 
 
 def load_task_specs() -> dict[str, TaskSpec]:
     """Every task file of the config folders, keyed by its CLI name (the file stem)."""
     return _load_task_specs(tuple(config_files("tasks").items()))
+
+
+def packaged_task_specs() -> dict[str, TaskSpec]:
+    """The task files evalkit ships, whatever a user's config folder shadows them with."""
+    return _load_task_specs(tuple((path.stem, path) for path in sorted((CONF_DIR / "tasks").glob("*.yaml"))))
 
 
 @lru_cache(maxsize=4)

@@ -62,6 +62,27 @@ def test_a_user_model_overrides_a_packaged_one_for_hydra_too(user_conf):
     assert compose_run("task=scifact", "model=minilm").model == shadowed
 
 
+def test_a_user_file_shadowing_evalkits_is_measured_against_evalkits(user_conf, tmp_path):
+    """A user's e5_mistral_7b.yaml or SciFact.yaml that changes the protocol never passes for the published
+    one: the result gets a folder of its own, labelled with what differs, as an override would."""
+    from evalkit.conf_path import CONF_DIR
+    from evalkit.identity import Data, experiment, published_test_sets
+
+    from test_trust_identity import config
+
+    e5 = (CONF_DIR / "model" / "e5_mistral_7b.yaml").read_text()
+    write(user_conf / "model" / "e5_mistral_7b.yaml", e5.replace("max_length: 512", "max_length: 64"))
+    scifact = (CONF_DIR / "tasks" / "SciFact.yaml").read_text()
+    instruction = get_task_spec("scifact").instruction
+    write(user_conf / "tasks" / "SciFact.yaml", scifact.replace(instruction, "Find anything"))
+    shipped = Data({"source": "local", "fingerprint": next(iter(published_test_sets()[("SciFact", "test", "default")]))},
+                   "scifact")
+    cfg = config(tmp_path, tmp_path)  # tiny_mistral includes the user's e5 file now
+    assert cfg.model.max_length == 64 and cfg.task.instruction == "Find anything"
+    exp = experiment(cfg, shipped)
+    assert exp.differs["max_length"] == "64" and "instruction" in exp.differs and exp.folder != "seed0"
+
+
 def test_a_user_task_and_sweep_suite(user_conf):
     assert get_task_spec("myfacts").instruction == "Find the evidence"
     assert compose_run("task=myfacts", "model=minilm").task.name == "MyFacts"
