@@ -73,6 +73,22 @@ def test_delta_is_ours_minus_published_by_hand(tmp_path):
     assert rows["MindSmallReranking"]["Metric"] == "MAP@1000"  # max_over_subqueries_map_at_1000 vs the paper's map
 
 
+def test_the_same_tasks_rows_are_the_same_tasks_and_leave_out_what_is_not_comparable(tmp_path):
+    """MindSmallReranking's published number (mteb 1) is not comparable: it is in neither like-for-like row, the
+    run's own row over the remaining tasks sits beside the published one, and the CSV keeps the note."""
+    assert run_report(tmp_path, E5_RUN, "--compare", E5, "--no-plots") == 0
+    table = read_csv(tmp_path / "out" / "table1.csv")
+    ours = table["e5-mistral-7b-instruct (ours), same tasks as e5-mistral-7b-instruct published"]
+    published = table["e5-mistral-7b-instruct (published, same tasks)"]
+    assert ours["Avg n"] == published["Avg n"] == "8" and ours["Rerank n"] == published["Rerank n"] == "0"
+    # the eight comparable tasks by hand: fixture scores and evalkit/report/reference/e5-mistral-7b-instruct.tsv
+    assert float(ours["Avg"]) == pytest.approx((85 + 50 + 95 + 60 + 40 + 75 + 90 + 30) / 8, abs=1e-4)
+    assert float(published["Avg"]) == pytest.approx(
+        (88.23 + 54.31 + 95.66 + 61.88 + 38.62 + 76.41 + 91.75 + 31.40) / 8, abs=1e-4)
+    notes = read_csv(tmp_path / "out" / "per_task.csv")
+    assert "not comparable" in notes["MindSmallReranking"]["Δ e5-mistral-7b-instruct note"]
+
+
 def test_another_models_published_numbers_are_marked_and_no_minus_zero(tmp_path):
     from evalkit.report.tables import _fmt
 
@@ -98,8 +114,8 @@ def test_table1_averages_by_hand(tmp_path):
     paper = rows["e5-mistral-7b-instruct (published, paper: all 56 tasks)"]
     assert (paper["Avg"], paper["Avg n"], paper["Class."], paper["BEIR"]) == ("66.6000", "56", "78.5000", "56.9000")
     same = rows["e5-mistral-7b-instruct (published, same tasks as e5-mistral-7b-instruct)"]
-    published = 88.23 + 54.31 + 95.66 + 32.60 + 76.41 + 61.88 + 38.62 + 91.75 + 31.40
-    assert float(same["Avg"]) == pytest.approx(published / 9, abs=1e-4)
+    published = 88.23 + 54.31 + 95.66 + 76.41 + 61.88 + 38.62 + 91.75 + 31.40  # not MindSmallReranking's (mteb 1)
+    assert float(same["Avg"]) == pytest.approx(published / 8, abs=1e-4) and same["Rerank n"] == "0"
     assert float(same["Retr."]) == pytest.approx((76.41 + 61.88 + 38.62) / 3, abs=1e-4)
     minilm = rows["all-MiniLM-L6-v2 (ours)"]  # NanoSciFactRetrieval (not one of the 56) is left out
     assert float(minilm["Avg"]) == pytest.approx((64.5 + 25 + 50) / 3, abs=1e-4) and minilm["Avg n"] == "3"
@@ -116,7 +132,7 @@ def test_latex_is_booktabs_with_best_value_bold(tmp_path):
     assert run_report(tmp_path, E5_RUN, "--compare", E5, "--no-plots") == 0
     table1 = (tmp_path / "out" / "table1.tex").read_text(encoding="utf-8")
     assert all(rule in table1 for rule in (r"\toprule", r"\midrule", r"\bottomrule"))
-    assert r"\textbf{66.6 (56/56)}" in table1  # Avg: the paper's 66.6 beats 62.00 and 63.43
+    assert r"\textbf{67.28 (8/56)}" in table1  # Avg: published same-task 67.28 beats the paper's 66.6, 62.00, 65.62
     assert r"\textbf{88.23 (1/12)}" in table1  # Class.: published same-task 88.23 beats ours 85.00 and paper 78.5
     assert r"\textbf{85.00" not in table1
     per_task = (tmp_path / "out" / "per_task.tex").read_text(encoding="utf-8")
@@ -234,6 +250,14 @@ def test_scatter_outlier_labels_do_not_overlap():
     renderer = fig.canvas.get_renderer()
     boxes = [Text.get_window_extent(t, renderer) for t in labels]  # the text alone, without its leader line
     assert not any(a.overlaps(b) for i, a in enumerate(boxes) for b in boxes[i + 1:])
+
+
+def test_scatter_names_no_explained_delta_as_an_outlier():
+    rows = [Comparison("Regressed", "Retrieval", "ndcg_at_10", 40.0, 50.0, None),
+            Comparison("Unseeded", "Clustering", "v_measure", 42.45, 39.76, None, note="not comparable")]
+    fig = plots.scatter(rows, "model (ours)", "model (published)")
+    labels = [t.get_text() for t in fig.axes[0].texts]
+    assert labels == ["Regressed (-10.0)"]
 
 
 def test_bar_chart_headers_and_ticks_do_not_overlap():

@@ -26,6 +26,12 @@ class Comparison:
         return None if self.published is None else self.ours - self.published
 
     @property
+    def like_for_like(self) -> bool:
+        """The run scored the published test set with the published protocol, and the published score is one
+        to compare with (no note): the pairs a Δ, an outlier or a same-tasks average may be built from."""
+        return self.published is not None and self.note is None
+
+    @property
     def outside_ci(self) -> bool | None:
         if self.published is None or self.ci is None or self.note:
             return None

@@ -113,7 +113,8 @@ def scatter(rows: list[Comparison], ours: str, published: str):
                  f"labelled: the tasks with |Δ| ≥ {OUTLIER_POINTS:g} points (Δ in brackets)", fontsize=11)
     ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.09), ncol=4, fontsize=8, frameon=False)
     ax.grid(alpha=0.3)
-    outliers = sorted((r for r in rows if abs(r.delta) >= OUTLIER_POINTS), key=lambda r: -abs(r.delta))[:MAX_LABELS]
+    outliers = sorted((r for r in rows if r.like_for_like and abs(r.delta) >= OUTLIER_POINTS),
+                      key=lambda r: -abs(r.delta))[:MAX_LABELS]  # a Δ with a note is explained, not an outlier
     ax.scatter([r.published for r in outliers], [r.ours for r in outliers], s=70, facecolors="none",
                edgecolors="black", linewidth=0.8, zorder=4)
     _margin_labels(ax, outliers)

@@ -89,19 +89,27 @@ def table1_rows(runs: list[Run], references: list[Published]) -> list[tuple[str,
                     if ty == "Retrieval" and ref.score(t, BEIR_METRIC) is not None}
             full_row = (f"{ref.name} (published, all {len(main)} of its tasks)", _means(main, beir), 2)
             full_tasks = set(main)
-        same: dict[frozenset, tuple[list[str], dict[str, float]]] = {}  # task set -> (runs, scores)
+        same: dict[frozenset, tuple[list[str], dict]] = {}  # like-for-like task set -> (runs, Table-1 cells)
         for run in runs:
-            pairs = {t: ref.score(t, s.metric) for t, s in run.scores.items() if t in english and s.comparable}
-            main = {t: v for t, v in pairs.items() if v is not None}
-            if main and set(main) != full_tasks:
-                same.setdefault(frozenset(main), ([], main))[0].append(run.name)
-        for names, main in same.values():
-            beir = {t: ref.score(t, BEIR_METRIC) for t in main
-                    if english[t][0] == "Retrieval" and ref.score(t, BEIR_METRIC) is not None}
+            like = {c.task: c for c in comparisons(run, ref) if c.task in english and c.like_for_like}
+            if not like or set(like) == full_tasks:
+                continue
+            cells = _means({t: c.published for t, c in like.items()}, _beir(like, "published"))
+            same.setdefault(frozenset(like), ([], cells))[0].append(run.name)
+            if set(like) != {t for t in run.scores if t in english}:  # ours over exactly those tasks too
+                rows.append((f"{run.label}, same tasks as {ref.name} published",
+                             _means({t: c.ours for t, c in like.items()}, _beir(like, "ours")), 2))
+        for names, cells in same.values():
             which = "same tasks" if len(runs) == 1 else f"same tasks as {' and '.join(names)}"
-            rows.append((f"{ref.name} (published, {which})", _means(main, beir), 2))
+            rows.append((f"{ref.name} (published, {which})", cells, 2))
         rows.append(full_row)  # after the like-for-like rows: its tasks are not those run
     return rows
+
+
+def _beir(like: dict, side: str) -> dict[str, float]:
+    """The BEIR column's scores (nDCG@10 of retrieval tasks) among like-for-like comparisons."""
+    english = mteb_english_tasks()
+    return {t: getattr(c, side) for t, c in like.items() if english[t][0] == "Retrieval" and c.metric == BEIR_METRIC}
 
 
 def table1_frame(rows: list[tuple[str, dict, int]]) -> pd.DataFrame:
@@ -231,8 +239,7 @@ def write_tables(runs: list[Run], references: list[Published], out: Path, *, see
              "mteb exposes no per-item scores for classification and clustering: no CI there. "
              "'outside CI': the published score lies outside it.",
              *[f"{mark} {note}" for note, mark in footnotes(raw, runs).items()], *source_notes(runs, references)]
-    written = _write(out / "per_task", "Per-task scores", display, bold, raw.drop(
-        columns=[f"Δ {run.name} note" for run in runs]), notes)
+    written = _write(out / "per_task", "Per-task scores", display, bold, raw, notes)  # the CSV keeps each Δ's note
 
     rows = table1_rows(runs, references)
     display, bold = table1_display(rows)
@@ -247,8 +254,10 @@ def write_tables(runs: list[Run], references: list[Published], out: Path, *, see
         notes.append("(published, all k of its tasks): every published score shipped for that model, whichever "
                      "tasks were run; compare with the (published, same tasks) row.")
     if any("(published, same tasks" in name for name in names):
-        notes.append("(published, same tasks…): the published per-task scores averaged over the tasks that run "
-                     "has — the like-for-like comparison.")
+        notes.append("(published, same tasks…): the published per-task scores averaged over the tasks of that run "
+                     "that compare like for like (the published test set and protocol, a published score without a "
+                     "note); where the run has other tasks too, its row over just those tasks is listed as "
+                     "'…, same tasks as … published'.")
     notes += source_notes(runs, references)
     if extra:
         notes.append(f"Not MTEB-English tasks, left out of this table: {', '.join(extra)}.")
