@@ -137,29 +137,35 @@ def plan_from_folder(spec: TaskSpec, model: ModelConfig, folder: Path) -> TaskPl
 def make_plan(suite: str, model: str, data_root: str | None) -> list[TaskPlan]:
     """The suite's tasks in the order a run takes them (`suite_run_order`), each with what it leaves to encode."""
     cfg = load_model_config(model)
+    specs = {name: _instructed_spec(name, cfg) for name in suite_task_names(suite)}
+    estimated = {name: _stats_or_none(spec, cfg) for name, spec in specs.items()}
     plans = []
-    for name in suite_run_order(suite_task_names(suite), cfg):
-        spec = _instructed_spec(name, cfg)
+    for name in run_order({name: p.sets if p else [] for name, p in estimated.items()}):
+        spec = specs[name]
         folder = _local_folder(spec, data_root) if spec.type == "Retrieval" else None  # exact counts: BEIR folders
-        plans.append(plan_from_folder(spec, cfg, folder) if folder else plan_from_stats(spec, cfg))
+        # a task mteb has no statistics for, and no local folder: plan_from_stats says so in one line
+        plans.append(plan_from_folder(spec, cfg, folder) if folder else estimated[name] or plan_from_stats(spec, cfg))
     new = count_new({p.task: p.sets for p in plans})
     for p in plans:
         p.new = new[p.task]
     return plans
 
 
-def suite_run_order(names: list[str], model: ModelConfig | None = None) -> list[str]:
+def suite_run_order(names: list[str]) -> list[str]:
     """Task names with those that share texts (by mteb's statistics) one after the other, so a suite run
-    encodes a shared corpus once and the next task reads it from the embedding cache at once. A task mteb
-    publishes no statistics for keeps its place."""
-    model = model or load_model_config("e5_mistral_7b")
-    sets = {}
-    for name in names:
-        try:
-            sets[name] = plan_from_stats(_instructed_spec(name, model), model).sets
-        except EvalkitError:
-            sets[name] = []
-    return run_order(sets)
+    encodes a shared corpus once and the next task reads it from the embedding cache at once. The order reads
+    only the statistics of the texts, not the instruction around them (minilm: a model without one). A task
+    mteb publishes no statistics for keeps its place."""
+    model = load_model_config("minilm")
+    estimated = {name: _stats_or_none(get_task_spec(name), model) for name in names}
+    return run_order({name: p.sets if p else [] for name, p in estimated.items()})
+
+
+def _stats_or_none(spec: TaskSpec, model: ModelConfig) -> TaskPlan | None:
+    try:
+        return plan_from_stats(spec, model)
+    except EvalkitError:
+        return None
 
 
 def _instructed_spec(name: str, model: ModelConfig) -> TaskSpec:
@@ -214,15 +220,14 @@ def measured_rate(results_dir: str, model: ModelConfig, device: str | None) -> t
     """(tokens/s, where it came from): the forward-pass rate of the run records under `results_dir` of this
     model and dtype on `device` (a part of its name; default this machine's GPU, else its CPU), all tokens over
     all forward seconds; the default when none matches."""
-    from evalkit.results import record_path, result_files
+    from evalkit.results import read_record, record_path, result_files
 
     wanted = device or this_device()
     tokens = seconds = 0.0
     used = []
-    for path in map(record_path, result_files(Path(results_dir))):
-        try:
-            record = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):  # a finished task without a readable record: nothing to learn from it
+    for result in result_files(Path(results_dir)):
+        record = read_record(result)
+        if record is None:  # a finished task without a readable record: nothing to learn from it
             continue
         enc, cfg = record.get("encode") or {}, record.get("model") or {}
         name = str(enc.get("device") or (record.get("hardware") or {}).get("gpu") or "")
@@ -230,7 +235,7 @@ def measured_rate(results_dir: str, model: ModelConfig, device: str | None) -> t
                 and enc.get("tokens") and enc.get("forward_seconds")):
             tokens += enc["tokens"]
             seconds += enc["forward_seconds"]
-            used.append(path.name.removesuffix(".run.json"))
+            used.append(record_path(result).name.removesuffix(".run.json"))
     what = f"{model.name}, {model.dtype}, {wanted}"
     if not used:
         return DEFAULT_TOKENS_PER_S, f"the default: no run record of {what} under {results_dir}/; pass tokens_per_s="

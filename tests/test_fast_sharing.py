@@ -98,4 +98,6 @@ def test_plan_takes_its_rate_from_matching_run_records(small_beir, tmp_path):
     proc = evalkit("plan", "task=scifact", "model=tiny_mistral", f"results_dir={tmp_path / 'results'}")
     assert proc.returncode == 0, proc.stderr
     assert f"at {expected:,.0f} tokens/s per GPU (measured: 2 run records" in proc.stdout
+    next((tmp_path / "results").rglob("NFCorpus.run.json")).write_text("[]")  # JSON, but no record: skipped
+    assert measured_rate(str(tmp_path / "results"), model, None)[1].startswith("measured: 1 run records")
     shutil.rmtree(tmp_path / "results")
