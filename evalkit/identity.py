@@ -1,13 +1,13 @@
 """Experiment identity: everything that changes a result's number, and the results folder it names.
 
-A result is identified by the weights (`model_fingerprint`: content hash of a local folder, hub commit, or
-the random-init config), the revision, every protocol setting as it acts on this task (pooling, max length,
-dtype, normalization, padding side, prompt template, the instruction actually used and which inputs get it,
-evalkit's token-id scheme), the task, split, subsets evaluated and headline metric, and the data (a content fingerprint of a local
-folder, or the hub datasets mteb pins). The runner stores the identity in the run record and skips a re-run
-only when the stored identity equals the current one. Not in it: batch sizes, packing, the attention kernel
-and the device, which move only the last bits of a float (the gate's tolerances), and the versions of mteb
-and evalkit, which the run record keeps.
+A result is identified by the weights (`model_fingerprint`: content hash of a local folder, hub commit, or the
+random-init config), the revision, every protocol setting as it acts on this task (pooling, max length, dtype,
+normalization, padding side, prompt template, the instruction actually used and which inputs get it, evalkit's
+token-id scheme), the task, split, subsets evaluated and headline metric, and the data (a content fingerprint
+of a local folder, or the hub datasets mteb pins). The runner stores the identity in the run record and skips
+a re-run only when the stored identity equals the current one. Not in it: batch sizes, packing, the attention
+kernel and the device, which move only the last bits of a float (the gate's tolerances), and the versions of
+mteb and evalkit, which the run record keeps.
 
 Folder: the model config's and task file's own settings on the published test set (hub data, or a local
 folder whose fingerprint is a published test set's, `published_test_sets`) write to `<revision>/`, mteb's
@@ -43,10 +43,6 @@ class Data:
 
     identity: dict[str, Any]
     name: str | None = None
-
-    @property
-    def local(self) -> bool:
-        return self.identity.get("source") == "local"
 
 
 def local_data(folder_name: str, fingerprint: str) -> Data:

@@ -22,7 +22,7 @@ import pytest
 from evalkit import EvalkitError
 from evalkit.config import EncodeConfig, RunConfig, load_model_config
 from evalkit.data import fingerprint, read_beir_folder
-from evalkit.identity import Data, experiment, published_test_sets
+from evalkit.identity import Data, experiment, local_data, published_test_sets
 from evalkit.results import record_path
 from evalkit.runner import run
 from evalkit.tasks import get_task_spec
@@ -62,6 +62,11 @@ def config(results: Path, data: Path, model: str = "tiny_mistral", task: str = "
     return RunConfig(task=spec, model=load_model_config(model, **model_overrides), data_dir=str(data),
                      results_dir=str(results), overwrite=overwrite,
                      encode=EncodeConfig(cache=False, show_progress=False))
+
+
+def published_scifact() -> Data:
+    """A local folder holding SciFact's published test set (its shipped fingerprint)."""
+    return local_data("scifact", next(iter(published_test_sets()[("SciFact", "test", "default")])))
 
 
 def record_of(path: Path) -> dict:
@@ -272,8 +277,7 @@ def test_another_headline_metric_or_other_subsets_are_other_experiments(tmp_path
     """A headline metric other than the task file's gets a folder of its own (the report never shows recall@100
     as SciFact's published nDCG@10); the subsets evaluated are part of the identity, so a run over other
     subsets is never skipped as done."""
-    shipped = Data({"source": "local", "fingerprint": next(iter(published_test_sets()[("SciFact", "test", "default")]))},
-                   "scifact")
+    shipped = published_scifact()
     default = experiment(config(tmp_path, tmp_path), shipped)
     metric = experiment(config(tmp_path, tmp_path, task_fields={"metric": "recall_at_100"}), shipped)
     assert default.folder == "seed0" and metric.folder.startswith("seed0__metric-recall_at_100__")

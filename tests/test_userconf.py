@@ -66,17 +66,16 @@ def test_a_user_file_shadowing_evalkits_is_measured_against_evalkits(user_conf, 
     """A user's e5_mistral_7b.yaml or SciFact.yaml that changes the protocol never passes for the published
     one: the result gets a folder of its own, labelled with what differs, as an override would."""
     from evalkit.conf_path import CONF_DIR
-    from evalkit.identity import Data, experiment, published_test_sets
+    from evalkit.identity import experiment
 
-    from test_trust_identity import config
+    from test_trust_identity import config, published_scifact
 
     e5 = (CONF_DIR / "model" / "e5_mistral_7b.yaml").read_text()
     write(user_conf / "model" / "e5_mistral_7b.yaml", e5.replace("max_length: 512", "max_length: 64"))
     scifact = (CONF_DIR / "tasks" / "SciFact.yaml").read_text()
     instruction = get_task_spec("scifact").instruction
     write(user_conf / "tasks" / "SciFact.yaml", scifact.replace(instruction, "Find anything"))
-    shipped = Data({"source": "local", "fingerprint": next(iter(published_test_sets()[("SciFact", "test", "default")]))},
-                   "scifact")
+    shipped = published_scifact()
     cfg = config(tmp_path, tmp_path)  # tiny_mistral includes the user's e5 file now
     assert cfg.model.max_length == 64 and cfg.task.instruction == "Find anything"
     exp = experiment(cfg, shipped)
@@ -100,6 +99,9 @@ def test_a_user_gate_suite_keeps_its_baseline_beside_it(user_conf, capsys):
 def test_baseline_dir(tmp_path, user_conf):
     assert check_main(["suite=mine", "--baseline-dir", str(tmp_path / "b"), "--update-baseline"]) == 0
     assert (tmp_path / "b" / "mine.json").is_file() and not (user_conf / "check" / "baselines").exists()
+    with pytest.raises(SystemExit) as info:  # a file and a folder for the baseline: neither silently wins
+        check_main(["suite=mine", "--baseline-dir", str(tmp_path / "b"), "--baseline", str(tmp_path / "x.json")])
+    assert info.value.code == 2
 
 
 def test_a_packaged_baseline_is_not_rewritten_outside_a_source_tree(monkeypatch):

@@ -33,9 +33,10 @@ def parser() -> argparse.ArgumentParser:
                         "model.<key>=<value> to change every model of the suite")
     p.add_argument("--update-baseline", action="store_true", help="run everything and rewrite the baseline file")
     p.add_argument("--junit", type=Path, metavar="FILE", help="also write a JUnit XML report here")
-    p.add_argument("--baseline", type=Path, metavar="FILE",
-                   help="baseline file (default: baselines/<suite>.json beside the suite file)")
-    p.add_argument("--baseline-dir", type=Path, metavar="DIR", help="read and write the baseline as DIR/<suite>.json")
+    where = p.add_mutually_exclusive_group()  # one place for the baseline, never one silently over the other
+    where.add_argument("--baseline", type=Path, metavar="FILE",
+                       help="baseline file (default: baselines/<suite>.json beside the suite file)")
+    where.add_argument("--baseline-dir", type=Path, metavar="DIR", help="read and write the baseline as DIR/<suite>.json")
     p.add_argument("--config-dir", action="append", default=[], metavar="DIR",
                    help="a config folder searched before evalkit's own (repeatable; like EVALKIT_CONFIG_PATH)")
     p.add_argument("--results-dir", type=Path, metavar="DIR", help="where the score runs write (default results/check/<suite>)")

@@ -41,7 +41,7 @@ def baseline_path(suite: Suite, baseline_dir: Path | None = None) -> Path:
     return Path(baseline_dir or Path(suite.file).parent / "baselines") / f"{suite.name}.json"
 
 
-def check_writable(path: Path) -> None:
+def refuse_packaged_baseline(path: Path) -> None:
     """A baseline inside the installed package is package data: rewritten only in evalkit's own source tree."""
     from evalkit.conf_path import CONF_DIR
     from evalkit.files import source_checkout
@@ -80,7 +80,7 @@ def check(suite: Suite, path: Path | None = None, *, results_dir: Path | None = 
     start = time.perf_counter()
     path = path or baseline_path(suite)
     if update:
-        check_writable(path)
+        refuse_packaged_baseline(path)
     base = baseline_file.load(path)
     specs = scores.specs_with(task_overrides)
     outcome = Outcome(suite.name, path, [])

@@ -55,7 +55,7 @@ ID_SCHEME = "bos+text+eos/v1"  # bump when token ids are built differently (see 
 CHUNK = 500  # keys per SQLite query
 INDEX = "index.sqlite"
 
-__all__ = ["EmbeddingCache", "ShardBuffer", "evict", "model_identity", "text_key", "check_writable", "main"]
+__all__ = ["EmbeddingCache", "ShardBuffer", "evict", "model_identity", "text_key", "check_cache_writable", "main"]
 
 log = logging.getLogger(__name__)
 
@@ -96,7 +96,7 @@ def cache_error(root: Path, exc: BaseException) -> EvalkitError:
                         f"or encode.cache_dir=<another folder>")
 
 
-def check_writable(root: Path) -> None:
+def check_cache_writable(root: Path) -> None:
     """Fail now, before any work, when `root` cannot be created or written."""
     try:
         probe_writable(root)

@@ -29,8 +29,8 @@ from evalkit.config import DType, EncodeConfig, ModelConfig, TaskSpec, VarlenKer
 from evalkit.distributed import exchange, from_rank0, my_share, world_size
 from evalkit.encoding.batching import PADDED_ROW_SLACK, Feeder, length_batches, packed_batches
 from evalkit.encoding.calibrate import pick_budget
-from evalkit.encoding.cache import (EmbeddingCache, ShardBuffer, check_writable, embeddings_root, model_identity,
-                                    still_to_encode, text_key)
+from evalkit.encoding.cache import (EmbeddingCache, ShardBuffer, check_cache_writable, embeddings_root,
+                                    model_identity, still_to_encode, text_key)
 from evalkit.encoding.checks import PACK_CHECK_COSINE, PACK_CHECK_TEXTS, min_cosine, refuse_holes
 from evalkit.encoding.fingerprint import model_fingerprint
 from evalkit.encoding.fused import check_fused
@@ -107,7 +107,7 @@ class Encoder:
         self.instruction_sources: dict[str, str] = {}  # tasks whose instruction this encoder resolved
         self.device = pick_device(cfg.device)
         if self.encode_cfg.cache:  # before any work: a cache that cannot be written fails now, not hours later
-            check_writable(self.cache_root())
+            check_cache_writable(self.cache_root())
         check_model_folder(cfg)
         self.tokenizer = load_tokenizer(cfg)
         self.model = load_model(cfg, self.device)
