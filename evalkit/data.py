@@ -58,8 +58,9 @@ def _lines(path: Path):
                 yield number, text
 
 
-def _jsonl(path: Path):
-    """(line number, id, object) per line of a BEIR jsonl file; the first bad line is one error."""
+def json_objects(path: Path):
+    """(line number, object) per non-blank line of a jsonl file; the first line that is not a JSON object (or
+    not UTF-8) is one error naming file:line."""
     for number, text in _lines(path):
         try:
             row = json.loads(text)
@@ -67,6 +68,12 @@ def _jsonl(path: Path):
             raise EvalkitError(f"{path}:{number}: malformed JSON ({exc.msg}, column {exc.colno})") from None
         if not isinstance(row, dict):
             raise EvalkitError(f"{path}:{number}: expected a JSON object, got {type(row).__name__}")
+        yield number, row
+
+
+def _jsonl(path: Path):
+    """(line number, id, object) per line of a BEIR jsonl file; the first bad line is one error."""
+    for number, row in json_objects(path):
         key = row.get("_id")
         if isinstance(key, bool) or not isinstance(key, (str, int)):
             raise EvalkitError(f"{path}:{number}: no '_id' string" + ("" if key is None else f" (got {key!r})"))

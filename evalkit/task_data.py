@@ -16,27 +16,14 @@ import json
 from pathlib import Path
 
 from evalkit import EvalkitError
+from evalkit.data import json_objects
 
 SPLIT_FILES = (".jsonl", ".parquet")
 
 
 def _check_jsonl(path: Path) -> None:
-    """Every line one JSON object; the first that is not is one error naming file:line."""
-    empty = True
-    with path.open("rb") as fh:
-        for number, raw in enumerate(fh, start=1):
-            try:
-                text = raw.decode("utf-8")
-                row = json.loads(text) if text.strip() else {}
-            except UnicodeDecodeError as exc:
-                raise EvalkitError(f"{path}:{number}: text is not valid UTF-8 ({exc.reason} at byte {exc.start})"
-                                   ) from None
-            except json.JSONDecodeError as exc:
-                raise EvalkitError(f"{path}:{number}: malformed JSON ({exc.msg}, column {exc.colno})") from None
-            if not isinstance(row, dict):
-                raise EvalkitError(f"{path}:{number}: expected a JSON object, got {type(row).__name__}")
-            empty = empty and not text.strip()
-    if empty:
+    """Every line one JSON object (the first that is not: one error naming file:line), and at least one."""
+    if not sum(1 for _ in json_objects(path)):
         raise EvalkitError(f"{path}: the file has no rows")
 
 
