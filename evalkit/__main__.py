@@ -36,7 +36,7 @@ commands:
   cache info|clear              the embedding cache
   report RESULTS_DIR ... [--compare MODEL] [--out report/]   tables and plots against published numbers
   check suite=<name> [--update-baseline]                     the embedding-quality regression gate
-  (report --help and check --help say more)
+  (evalkit <command> --help says more)
 
 main keys (key=value; unknown keys fail; --cfg job prints the whole config; every command answers --help):
   task=<name>                   a task of `evalkit list` (case-insensitive; mteb names and BEIR aliases work),
