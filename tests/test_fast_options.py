@@ -127,13 +127,13 @@ def test_long_documents_run_packed_within_the_budget_and_equal_padded(encoder, m
     seqs = [[1] + rng.integers(3, 32000, int(n)).tolist() + [2] for n in (4094, 3000, 2500, 40, 12, 25, 7, 4094)]
     padded = with_encode(long, packing="padded", max_tokens_per_batch=6000).embed_ids(seqs)
     seen = []
-    forward = long._forward
+    forward = long.planner.forward
 
-    def spy(plan, inputs):
+    def spy(path, inputs):
         seen.append((len(inputs.cu) - 1, int(inputs.cu[-1]), inputs.max_len))
-        return forward(plan, inputs)
+        return forward(path, inputs)
 
-    monkeypatch.setattr(long, "_forward", spy)
+    monkeypatch.setattr(long.planner, "forward", spy)
     out = long.embed_ids(seqs)
     for texts, tokens, longest in seen[1:]:  # the first call is the packed-vs-padded check
         assert texts == 1 or (tokens <= 6000 and texts * longest <= 6000)

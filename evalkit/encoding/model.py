@@ -110,6 +110,12 @@ def check_positions(arch, cfg: ModelConfig) -> None:
                            f"has (max_position_embeddings {limit}{less}); set model.max_length <= {limit - offset}")
 
 
+def random_init_device(device_type: str) -> str:
+    """Where `random_init` weights are drawn, which decides their numbers: on the GPU the model runs on (a
+    7B-shaped model in seconds), else on the CPU. The weights fingerprint and the cache key name it too."""
+    return "cuda" if device_type == "cuda" else "cpu"
+
+
 def load_model(cfg: ModelConfig, device: torch.device):
     from transformers import AutoConfig, AutoModel
 
@@ -118,7 +124,7 @@ def load_model(cfg: ModelConfig, device: torch.device):
         arch = AutoConfig.for_model(cfg.random_init.model_type, **cfg.random_init.config)
         check_positions(arch, cfg)
         attn = attention_for(cfg, arch, device, dtype)
-        if device.type == "cuda":  # a 7B-shaped model is drawn on the GPU in seconds (other numbers than on a CPU)
+        if random_init_device(device.type) == "cuda":
             with torch.random.fork_rng(devices=[device]), torch.device(device):
                 torch.manual_seed(cfg.random_init.seed)
                 return AutoModel.from_config(arch, dtype=dtype, attn_implementation=attn).eval()

@@ -13,7 +13,7 @@ attention needs to know the boundaries, and that goes through one of PyTorch's k
 
 `PackedDecoder` fuses the projections (q|k|v and gate|up as one matrix each; the HF modules keep views of
 the same memory, so nothing is copied twice) and runs the final norm only on the pooled rows. Two options,
-both off by default and both under the Encoder's packed-vs-padded check: `compiled` runs the decoder through
+both off by default and both under the batch planner's packed-vs-padded check: `compiled` runs the decoder through
 `torch.compile(dynamic=True)` (one compilation serves every batch shape), and `fused="liger"` swaps RMSNorm,
 the rotary embedding and SwiGLU for liger-kernel's Triton kernels (CUDA).
 """
@@ -65,7 +65,7 @@ def pack(seqs: list[list[int]], pin: bool = False) -> Packed:
 def packable(model, max_length: int, trust_remote_code: bool = False) -> str | None:
     """None when `model` can run packed; else the reason it cannot. Packing re-implements a causal
     llama-family decoder, so anything that may differ from one is refused here; what this cannot see is
-    caught by the Encoder, which compares packed with padded embeddings before the first packed batch."""
+    caught by the batch planner, which compares packed with padded embeddings before the first packed batch."""
     cfg = model.config
     if trust_remote_code:
         return "trust_remote_code is on: the model runs its own code, which packing would bypass"
@@ -107,7 +107,7 @@ def flash_available() -> bool:
 
 def flash_takes_gqa(device: torch.device, dtype: torch.dtype) -> bool:
     """Whether this build's FlashAttention-2 op takes fewer key/value heads than query heads (grouped-query
-    attention). Asked once, on a few bytes of input, when the Encoder plans; if not, k and v are expanded."""
+    attention). Asked once, on a few bytes of input, when the planner picks a path; if not, k and v are expanded."""
     q = torch.zeros((2, 2, 64), device=device, dtype=dtype)
     kv = torch.zeros((2, 1, 64), device=device, dtype=dtype)
     cu = torch.tensor([0, 2], device=device, dtype=torch.int32)
@@ -234,10 +234,10 @@ class FusedLayer:
 class PackedDecoder:
     """A llama-family decoder (Mistral, Llama, Qwen2) run over packed streams with one attention kernel.
 
-    Built once per loaded model, by the Encoder that owns it: the q/k/v and gate/up weights are concatenated
+    Built once per loaded model, by the `LoadedModel` that owns it: the q/k/v and gate/up weights are concatenated
     into one matrix each and the model's own Linear modules are pointed at views of those matrices, so the
     model computes what it did before and no weight is held twice. Moving or casting the model afterwards
-    would separate the two: `Encoder.cast` drops its PackedDecoder and builds a new one from the cast weights."""
+    would separate the two: `LoadedModel.cast` drops its PackedDecoder and builds a new one from the cast weights."""
 
     def __init__(self, model) -> None:
         self.model = model
