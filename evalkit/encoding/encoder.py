@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     from mteb.types import Array, BatchedInput, PromptType
     from torch.utils.data import DataLoader
 
-__all__ = ["Encoder", "EncodeStats", "LoadedModel", "load_encoder"]
+__all__ = ["Encoder", "load_encoder", "loader_rows", "loader_texts"]
 
 
 class Encoder:
@@ -129,8 +129,9 @@ class Encoder:
         start, sample = time.perf_counter(), None
         if texts and side not in self.stats.samples:
             sample = self.stats.samples[side] = {"text": texts[0], "token_ids": self.tokenize(texts[:1])[0]}
-        out = self.loaded.pipeline.finish(self.store.embed(texts, side, ids), normalize)
+        raw = self.store.embed(texts, side, ids)
         self.stats.wall_seconds += time.perf_counter() - start
+        out = self.loaded.pipeline.finish(raw, normalize)
         if sample is not None:
             sample["norm"] = float(np.linalg.norm(out[0]))  # 1.0 where normalized: the record shows which applied
         return out
