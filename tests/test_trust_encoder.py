@@ -200,7 +200,7 @@ def test_max_length_beyond_the_model_positions_is_one_line():
 
 
 def test_position_offsets_count():
-    from evalkit.encoding.model import check_positions
+    from evalkit.encoding.architecture import check_positions
 
     arch = SimpleNamespace(model_type="xlm-roberta", max_position_embeddings=514, pad_token_id=1)
     check_positions(arch, load_model_config("minilm", max_length=512))
