@@ -17,7 +17,8 @@ from evalkit.config import EncodeConfig, load_model_config
 from evalkit.encoding import fused
 from evalkit.encoding.batching import activation_bytes_per_token, gpu_budget, packed_batches
 from evalkit.encoding.encoder import Encoder
-from evalkit.encoding.packing import PackedDecoder, pack
+from evalkit.encoding.packing import PackedDecoder
+from evalkit.encoding.varlen import pack
 
 from test_fast_packing import TEXTS, min_cosine, with_encode
 

@@ -17,8 +17,9 @@ from evalkit.config import EncodeConfig, load_model_config  # noqa: E402
 from evalkit.encoding.batching import Feeder, length_batches, packed_batches, token_budget  # noqa: E402
 from evalkit.encoding.encoder import Encoder  # noqa: E402
 from evalkit.encoding.model import forward_padded, pad_batch, token_ids  # noqa: E402
-from evalkit.encoding.packing import PackedDecoder, pack, packable, pick_kernel  # noqa: E402
+from evalkit.encoding.packing import PackedDecoder, packable  # noqa: E402
 from evalkit.encoding.planner import ForwardPath  # noqa: E402
+from evalkit.encoding.varlen import pack, pick_kernel  # noqa: E402
 
 TEXTS = ["a", "short text", "cats and dogs " * 40, "rivers " * 9, "", "the longest text of all here " * 30]
 

@@ -20,7 +20,7 @@ import evalkit.encoding.loaded as loaded_module  # noqa: E402
 import evalkit.encoding.planner as planner_module  # noqa: E402
 from evalkit import EvalkitError  # noqa: E402
 from evalkit.config import EncodeConfig, RunConfig, load_model_config  # noqa: E402
-from evalkit.encoding import packing  # noqa: E402
+from evalkit.encoding import varlen  # noqa: E402
 from evalkit.encoding.cache import text_key  # noqa: E402
 from evalkit.encoding.encoder import Encoder  # noqa: E402
 from evalkit.encoding.loaded import LoadedModel  # noqa: E402
@@ -120,7 +120,7 @@ def leaky(q, k, v, batch, scale):
 
 
 def test_packed_unlike_padded_falls_back_to_padded_with_a_warning(encoder, monkeypatch, caplog):
-    monkeypatch.setitem(packing.KERNELS, "sdpa", leaky)
+    monkeypatch.setitem(varlen.KERNELS, "sdpa", leaky)
     clone = with_encode(encoder)
     with caplog.at_level(logging.WARNING, logger="evalkit"):
         out = clone.embed(TEXTS)
@@ -141,7 +141,7 @@ def causal_across_texts(q, k, v, batch, scale):
 
 def test_a_first_call_of_one_text_still_catches_attention_across_texts(encoder, monkeypatch):
     """One text alone cannot show attention leaking into the next text: it is checked packed twice."""
-    monkeypatch.setitem(packing.KERNELS, "sdpa", causal_across_texts)
+    monkeypatch.setitem(varlen.KERNELS, "sdpa", causal_across_texts)
     clone = with_encode(encoder)
     clone.embed(TEXTS[:1])
     out = clone.embed(TEXTS)

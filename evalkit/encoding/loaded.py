@@ -17,8 +17,9 @@ from evalkit.config import DType, ModelConfig
 from evalkit.encoding.fingerprint import model_fingerprint
 from evalkit.encoding.model import (check_model_folder, device_name, forward_padded, load_model, load_tokenizer,
                                     pick_device, token_ids)
-from evalkit.encoding.packing import Packed, PackedDecoder
+from evalkit.encoding.packing import PackedDecoder
 from evalkit.encoding.pipeline import Pipeline
+from evalkit.encoding.varlen import Packed
 
 
 class LoadedModel:

@@ -23,8 +23,9 @@ from evalkit.encoding.checks import PACK_CHECK_COSINE, PACK_CHECK_TEXTS, min_cos
 from evalkit.encoding.fused import check_fused
 from evalkit.encoding.loaded import LoadedModel
 from evalkit.encoding.model import mask_needed, pad_batch
-from evalkit.encoding.packing import flash_takes_gqa, pack, padding_reason, pick_kernel
+from evalkit.encoding.packing import padding_reason
 from evalkit.encoding.stats import EncodeStats
+from evalkit.encoding.varlen import flash_takes_gqa, pack, pick_kernel
 
 log = logging.getLogger(__name__)
 
