@@ -1,4 +1,5 @@
-"""Where the instruction goes: the protocol's one rule, as a pure function (no model needed).
+"""Where the instruction goes: the protocol's one rule, as a pure function (no model needed), and which
+instruction each task gets (`TaskPrompts`).
 
 A retrieval query always gets the instruction, a retrieval document only when the task is symmetric;
 for the task types the model config lists in `prompt.instruct_documents_for`, every input gets it.
@@ -7,6 +8,9 @@ for the task types the model config lists in `prompt.instruct_documents_for`, ev
 
 from __future__ import annotations
 
+from typing import Mapping
+
+from evalkit import EvalkitError
 from evalkit.config import PromptConfig, TaskSpec
 
 
@@ -22,3 +26,38 @@ def render(texts: list[str], prompt: PromptConfig | None, spec: TaskSpec, task_t
     if not instructed(prompt, spec, task_type, side):
         return texts
     return [prompt.template.format(instruction=spec.instruction, text=text) for text in texts]
+
+
+class TaskPrompts:
+    """The spec (instruction, symmetric) of each mteb task an encoder meets: from `specs` (mteb task name ->
+    spec), else resolved once by `evalkit.instructions`, as a run would; `sources` says where each came from."""
+
+    def __init__(self, specs: Mapping[str, TaskSpec], strict: bool = False) -> None:
+        self.given = dict(specs)  # as passed in (a fresh encoder starts from these)
+        self.specs = dict(specs)
+        self.strict = strict
+        self.sources: dict[str, str] = {}  # tasks whose instruction was resolved here, and from where
+
+    def spec(self, mteb_task: str, task_metadata=None) -> TaskSpec:
+        spec = self.specs.get(mteb_task)
+        if spec is None or spec.instruction is None:
+            from evalkit.instructions import resolve_instruction
+            from evalkit.tasks import spec_for_metadata
+
+            if spec is None:
+                task_metadata = task_metadata or mteb_metadata(mteb_task)
+                spec = spec_for_metadata(task_metadata)
+            spec, self.sources[mteb_task] = resolve_instruction(spec, self.strict, task_metadata)
+            self.specs[mteb_task] = spec
+        return spec
+
+
+def mteb_metadata(mteb_task: str):
+    """mteb's metadata of a task by name (one line when mteb knows no such task)."""
+    import mteb
+
+    try:
+        return mteb.get_task(mteb_task).metadata
+    except KeyError:
+        raise EvalkitError(f"no instruction for mteb task {mteb_task!r}: mteb knows no such task; pass "
+                           f"instructions= or add conf/tasks/{mteb_task}.yaml") from None
