@@ -28,6 +28,8 @@ from evalkit.encoding.batching import length_batches
 from evalkit.encoding.encoder import Encoder
 from evalkit.encoding.model import token_ids
 
+pytestmark = pytest.mark.unit
+
 MOCKS = [MockRetrievalTask, MockClassificationTask, MockClusteringTask, MockPairClassificationTask,
          MockRerankingTask, MockSTSTask, MockSummarizationTask]
 TEXTS = ["short one", "a much longer text about rivers and lakes " * 80, "cats " * 7, "", "x"]

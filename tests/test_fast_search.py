@@ -18,6 +18,8 @@ from evalkit.encoding.encoder import Encoder  # noqa: E402
 from evalkit.search import ExactSearch, RunningTopK  # noqa: E402
 from evalkit.tasks import get_mteb_task, get_task_spec  # noqa: E402
 
+pytestmark = pytest.mark.unit
+
 WORDS = "cats rivers volcanoes chess bread comets violins glaciers tides maps salt owls".split()
 
 

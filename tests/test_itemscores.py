@@ -18,6 +18,8 @@ from evalkit.tasks import get_task_spec
 
 from test_task_data import STS_ROWS, write_jsonl
 
+pytestmark = pytest.mark.unit
+
 WORDS = "cat river volcano chess bread comet violin glacier lamp orbit".split()
 
 

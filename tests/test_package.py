@@ -13,6 +13,8 @@ from evalkit.config import load_model_config
 
 from conftest import REPO
 
+pytestmark = pytest.mark.unit
+
 
 def test_release_numbers():
     assert versions.release("2.13.0+cpu") == (2, 13, 0)

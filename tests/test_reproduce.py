@@ -1,15 +1,21 @@
 """Real data, real weights: all-MiniLM-L6-v2 on the local SciFact and NFCorpus folders reproduces
-the published mteb scores (../shared/reference/baselines.tsv) to +-0.05 points. Minutes on CPU."""
+the published mteb scores (../shared/reference/baselines.tsv) to +-0.05 points. Minutes on CPU.
+
+CI scores these two tasks once: `.ci/run` runs the gate (`python -m evalkit.check suite=ci`) first and passes
+`--gate-results results/check/ci`; this test then asserts the published numbers on the gate's result files, after
+checking that each holds this very experiment (evalkit's experiment identity: weights, protocol, data)."""
 
 from __future__ import annotations
 
 import csv
+from dataclasses import replace
+from pathlib import Path
 
 import pytest
 
 from evalkit.config import EncodeConfig, RunConfig, load_model_config
 from evalkit.results import task_score
-from evalkit.runner import result_path, run
+from evalkit.runner import finished, plan_run, run
 from evalkit.tasks import get_task_spec
 
 from conftest import shared_path
@@ -29,18 +35,31 @@ def published(task: str) -> dict[str, float]:
     return {r["metric"]: float(r["score"]) for r in rows}
 
 
-@pytest.mark.slow
+def scored(cfg: RunConfig, gate_results: str | None) -> Path:
+    """The result file of `cfg`: the gate's when its results folder is given (it must hold this experiment),
+    else a fresh run's."""
+    if gate_results is None:
+        return run(cfg).path
+    planned = plan_run(replace(cfg, results_dir=gate_results))
+    if not planned.path.exists():
+        pytest.fail(f"--gate-results {gate_results}: the gate wrote no {planned.path} (run "
+                    f"`python -m evalkit.check suite=ci --keep-going` first)", pytrace=False)
+    assert finished(planned, overwrite=False)  # raises when the file holds another experiment
+    return planned.path
+
+
+@pytest.mark.realdata
 @pytest.mark.parametrize("alias,task", [("scifact", "SciFact"), ("nfcorpus", "NFCorpus")])
-def test_minilm_reproduces_published_scores(alias, task, tmp_path):
+def test_minilm_reproduces_published_scores(alias, task, tmp_path, request):
     expected = published(task)
     assert set(expected) == set(METRICS)
     cfg = RunConfig(task=get_task_spec(alias), model=load_model_config("minilm"),
                     data_dir=str(shared_path("data", "beir", alias)), results_dir=str(tmp_path),
                     encode=EncodeConfig(show_progress=False))
-    run(cfg)
+    path = scored(cfg, request.config.getoption("--gate-results"))
     from mteb.results import TaskResult
 
-    result = TaskResult.from_disk(result_path(cfg))
+    result = TaskResult.from_disk(path)
     for metric in METRICS:
         ours = 100 * task_score(result, "test", "default", metric)
         assert ours == pytest.approx(expected[metric], abs=TOLERANCE.get((task, metric), 0.05)), metric

@@ -26,6 +26,8 @@ from evalkit.encoding.model import load_tokenizer, resolve_path  # noqa: E402
 from evalkit.runner import result_path, run  # noqa: E402
 from evalkit.tasks import get_task_spec  # noqa: E402
 
+pytestmark = pytest.mark.unit
+
 TEXTS = ["a", "short text", "cats and dogs " * 40, "rivers " * 9, "", "the longest text of all here " * 30]
 
 
@@ -87,17 +89,17 @@ def test_a_nan_in_a_cache_shard_is_refused(encoder, tmp_path):
     assert "text #1 'short text'" in message and "python -m evalkit cache clear" in message
 
 
-def test_a_row_nobody_computed_is_refused(encoder, monkeypatch):
-    real = Encoder._run_model
+def test_a_row_nobody_computed_is_refused(tmp_path):
+    """The check embed runs before any embedding leaves the encoder (the NaN tests above go through embed to it):
+    a row never filled is refused by position, even when its buffer holds finite numbers."""
+    from evalkit.encoding.checks import refuse_holes
 
-    def loses_a_row(self, items, tokenize, todo, out, cache, keys):
-        written = real(self, items, tokenize, todo, out, cache, keys)
-        out[written[-1]] = np.nan  # as if that row had never been computed (the buffer starts as NaN)
-        return written[:-1]
-
-    monkeypatch.setattr(Encoder, "_run_model", loses_a_row)
-    with pytest.raises(EvalkitError, match=r"1 of 6 document embeddings were never computed \(first: text #\d "):
-        with_encode(encoder).embed(TEXTS, side="document")
+    out, filled = np.zeros((len(TEXTS), 4), dtype=np.float32), np.ones(len(TEXTS), dtype=bool)
+    refuse_holes(out, filled, np.array([], dtype=int), TEXTS, None, "document", "m", tmp_path)  # all filled: fine
+    filled[4] = False
+    with pytest.raises(EvalkitError, match=rf"1 of {len(TEXTS)} document embeddings were never computed "
+                                           rf"\(first: text #4 "):
+        refuse_holes(out, filled, np.array([], dtype=int), TEXTS, None, "document", "m", tmp_path)
 
 
 # -- packing only where it is exact ---------------------------------------------------------------------
