@@ -47,7 +47,7 @@ def test_a_named_attention_the_architecture_lacks_is_one_line(mpnet_folder, smal
     assert not (tmp_path / "results").exists()
 
 
-@pytest.mark.unit
+@pytest.mark.integration
 def test_a_sentence_transformers_folder_gives_sentence_transformers_embeddings(mpnet_folder):
     from sentence_transformers import SentenceTransformer
 
@@ -87,7 +87,7 @@ def tiny(monkeypatch, tmp_path):
     return Encoder(load_model_config("tiny_mistral"), instructions={}, encode=EncodeConfig(cache=False))
 
 
-@pytest.mark.unit
+@pytest.mark.integration
 def test_a_cpu_measures_its_token_budget_once_and_remembers_it(tiny, monkeypatch):
     texts = TEXTS * 8  # 48 texts: a call large enough to calibrate on
     first = with_encode(tiny)
@@ -113,7 +113,7 @@ def test_a_cpu_measures_its_token_budget_once_and_remembers_it(tiny, monkeypatch
     assert other.stats.budget_reason.startswith("the CPU default") and other.stats.max_tokens_per_batch == 16_384
 
 
-@pytest.mark.unit
+@pytest.mark.integration
 def test_an_unreadable_budget_file_is_measured_again(tiny, caplog):
     calibrate.budgets_file().parent.mkdir(parents=True, exist_ok=True)
     calibrate.budgets_file().write_text("{not json")

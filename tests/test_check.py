@@ -119,7 +119,7 @@ def test_a_score_missing_from_the_baseline_fails_and_unrun_scores_are_skipped():
     assert [r.verdict for r in scores.compare(suite, {}, None)] == ["skipped", "skipped"]
 
 
-@pytest.mark.unit
+@pytest.mark.integration
 def test_scores_end_to_end_record_then_pass_identically(tmp_path):
     suite, path = score_suite(write_beir(tmp_path / "beir")), tmp_path / "b.json"
     first = check(suite, path, results_dir=tmp_path / "r", update=True)
@@ -148,7 +148,7 @@ def test_the_gate_runs_with_strict_instructions(tmp_path, monkeypatch):
     assert seen == [True]
 
 
-@pytest.mark.unit
+@pytest.mark.integration
 def test_golden_failures_stop_before_the_scores_unless_keep_going(tmp_path, monkeypatch):
     suite, path = score_suite(write_beir(tmp_path / "beir"), golden=True), tmp_path / "b.json"
     check(suite, path, results_dir=tmp_path / "r", update=True, golden_only=True)
@@ -196,7 +196,7 @@ def test_cli_input_errors_exit_2(argv, message, capsys):
     assert message in capsys.readouterr().err
 
 
-@pytest.mark.unit
+@pytest.mark.integration
 def test_cli_records_passes_fails_and_writes_junit(tmp_path, capsys):
     suite = tmp_path / "tiny.yaml"
     suite.write_text("golden: {models: [tiny_mistral]}\n")

@@ -12,7 +12,7 @@ from evalkit.check.gate import check  # noqa: E402
 from evalkit.check.golden import decode_vector, describe_ids, encode_vector  # noqa: E402
 from evalkit.check.suite import GoldenChecks, Suite  # noqa: E402
 
-pytestmark = pytest.mark.unit
+pytestmark = pytest.mark.integration
 
 
 def golden_suite(model: str) -> Suite:

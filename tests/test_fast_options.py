@@ -122,7 +122,7 @@ def test_4096_token_documents_fit_an_80_gb_card_with_the_7b_shape():
         assert sum(lengths[i] for i in batch) <= budget
 
 
-@pytest.mark.unit
+@pytest.mark.integration
 def test_long_documents_run_packed_within_the_budget_and_equal_padded(encoder, monkeypatch):
     """max_length 4096 on the tiny model: texts of up to 4,096 tokens beside short ones; every packed batch
     keeps its tokens and its sdpa block within the budget, and the embeddings equal padded ones."""
@@ -146,7 +146,7 @@ def test_long_documents_run_packed_within_the_budget_and_equal_padded(encoder, m
     assert min_cosine(out, padded) >= 0.9999
 
 
-@pytest.mark.unit
+@pytest.mark.integration
 def test_a_cast_encoder_packs_with_the_cast_weights():
     """gpu_smoke casts a loaded encoder to float16 after packing in float32: the packed decoder's fused
     matrices must follow the cast, not keep the float32 weights (a dtype error, or stale weights)."""
@@ -161,7 +161,7 @@ def test_a_cast_encoder_packs_with_the_cast_weights():
     assert not np.array_equal(packed, before)  # computed in bfloat16, not served from float32 weights
 
 
-@pytest.mark.unit
+@pytest.mark.integration
 def test_a_cast_encoder_never_reads_the_vectors_of_the_other_dtype(tmp_path):
     """The embedding cache keys on the dtype the model runs in: after a cast, nothing computed before it is served."""
     own = Encoder(load_model_config("tiny_mistral"), instructions={},

@@ -70,7 +70,7 @@ def test_a_suite_run_takes_tasks_sharing_a_corpus_one_after_the_other():
     assert order.index("MTOPIntentClassification") == order.index("MTOPDomainClassification") + 1
 
 
-@pytest.mark.unit
+@pytest.mark.integration
 def test_the_second_task_on_a_shared_corpus_does_no_forward_pass_for_it(tmp_path, monkeypatch):
     monkeypatch.setenv("EVALKIT_CACHE", str(tmp_path / "cache"))
     root = two_tasks_one_corpus(tmp_path / "beir")

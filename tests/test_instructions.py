@@ -90,7 +90,7 @@ def test_the_encoder_resolves_unmapped_tasks_the_same_way(tiny_encoder):
         strict.render(["a"], meta.name, meta.type, "query", meta)
 
 
-@pytest.mark.unit
+@pytest.mark.integration
 def test_every_task_of_mteb_eng_v2_gets_a_spec_and_an_instruction(tiny_encoder):
     """What `mteb.evaluate(load_encoder(...), mteb.get_benchmark("MTEB(eng, v2)"))` asks of the encoder."""
     encoder = copy.copy(tiny_encoder)
@@ -109,7 +109,7 @@ def test_every_task_of_mteb_eng_v2_gets_a_spec_and_an_instruction(tiny_encoder):
         f"mteb default prompt for {t}" for t in ("Clustering", "Retrieval", "STS", "Summarization")}
 
 
-@pytest.mark.unit
+@pytest.mark.integration
 def test_mock_run_passes_on_every_text_mock_task_with_the_e5_protocol(tiny_encoder):
     encoder = copy.copy(tiny_encoder)
     encoder.instructions, encoder.instruction_sources = {}, {}

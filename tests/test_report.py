@@ -236,7 +236,7 @@ def test_a_score_of_another_subset_gets_no_delta(tmp_path, capsys):
 
 # --- plots ----------------------------------------------------------------------------------------------
 
-@pytest.mark.unit
+@pytest.mark.integration
 def test_plots_are_written_and_not_empty(tmp_path):
     assert run_report(tmp_path, RESULTS, "--compare", E5) == 0
     written = sorted((tmp_path / "out" / "plots").iterdir())
@@ -353,7 +353,7 @@ def test_multilingual_task_reads_the_english_subset(tmp_path, spec_from):
     assert (score.score, score.metric, score.type) == (pytest.approx(90.0), "cosine_spearman", "STS")
 
 
-@pytest.mark.unit
+@pytest.mark.integration
 def test_two_folders_of_one_model_get_distinct_columns(tmp_path):
     for revision in ("a", "b"):  # the same run copied twice: same model, same revision in the run records
         shutil.copytree(E5_RUN / "fixture0e5", tmp_path / "results" / "intfloat__e5-mistral-7b-instruct" / revision)

@@ -35,6 +35,12 @@ def published(task: str) -> dict[str, float]:
     return {r["metric"]: float(r["score"]) for r in rows}
 
 
+def reproduction(alias: str, results_dir: Path) -> RunConfig:
+    return RunConfig(task=get_task_spec(alias), model=load_model_config("minilm"),
+                     data_dir=str(shared_path("data", "beir", alias)), results_dir=str(results_dir),
+                     encode=EncodeConfig(show_progress=False))
+
+
 def scored(cfg: RunConfig, gate_results: str | None) -> Path:
     """The result file of `cfg`: the gate's when its results folder is given (it must hold this experiment),
     else a fresh run's."""
@@ -53,13 +59,41 @@ def scored(cfg: RunConfig, gate_results: str | None) -> Path:
 def test_minilm_reproduces_published_scores(alias, task, tmp_path, request):
     expected = published(task)
     assert set(expected) == set(METRICS)
-    cfg = RunConfig(task=get_task_spec(alias), model=load_model_config("minilm"),
-                    data_dir=str(shared_path("data", "beir", alias)), results_dir=str(tmp_path),
-                    encode=EncodeConfig(show_progress=False))
-    path = scored(cfg, request.config.getoption("--gate-results"))
+    path = scored(reproduction(alias, tmp_path), request.config.getoption("--gate-results"))
     from mteb.results import TaskResult
 
     result = TaskResult.from_disk(path)
     for metric in METRICS:
         ours = 100 * task_score(result, "test", "default", metric)
         assert ours == pytest.approx(expected[metric], abs=TOLERANCE.get((task, metric), 0.05)), metric
+
+
+@pytest.mark.realdata
+def test_the_ci_gate_scores_the_very_experiments_reproduced_here(tmp_path, monkeypatch):
+    """What --gate-results relies on: the ci suite's SciFact and NFCorpus runs have the identity (weights,
+    protocol, data) of the runs above, so their result files are the ones these tests would write."""
+    import evalkit.runner
+    from evalkit import EvalkitError
+    from evalkit.check import scores
+    from evalkit.check.suite import load_suite
+
+    from conftest import REPO
+
+    seen = {}
+
+    def capture(cfg):
+        seen[cfg.task.mteb_task] = cfg
+        raise EvalkitError("captured")
+
+    monkeypatch.setattr(evalkit.runner, "run", capture)
+    monkeypatch.chdir(REPO)  # the suite's data folders are relative to the repository root
+    suite = load_suite("ci")
+    for entry in suite.scores.tasks:
+        one = replace(suite, scores=replace(suite.scores, tasks=[entry]))
+        with pytest.raises(EvalkitError, match="captured"):
+            scores.measure(one, tmp_path / "gate", scores.specs_with())
+    assert sorted(seen) == ["NFCorpus", "SciFact"]
+    for alias, task in (("scifact", "SciFact"), ("nfcorpus", "NFCorpus")):
+        gate, ours = plan_run(seen[task]), plan_run(reproduction(alias, tmp_path / "gate"))
+        assert gate.experiment.identity == ours.experiment.identity, task
+        assert gate.path == ours.path

@@ -54,7 +54,7 @@ def test_run_record_holds_what_a_reader_needs(small_beir, tmp_path):
     assert sum(per_query.values()) / 4 == pytest.approx(summary.score, abs=1e-5)
 
 
-@pytest.mark.unit
+@pytest.mark.integration
 def test_a_finished_task_is_skipped_unless_overwrite(small_beir, tmp_path):
     cfg = tiny_run(tmp_path, small_beir)
     assert run(cfg).skipped is False

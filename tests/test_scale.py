@@ -49,7 +49,7 @@ def test_joblib_launcher_runs_a_sweep_in_parallel_processes(small_beir, tmp_path
         "NFCorpus.json", "SciFact.json", "model_meta.json", "model_meta.json"]
 
 
-@pytest.mark.unit
+@pytest.mark.integration
 def test_plan_counts_the_tokens_a_real_run_encodes(small_beir, tmp_path):
     """The plan's token count equals what a run of the same task sends through the model (cache off)."""
     (tmp_path / "root").mkdir()

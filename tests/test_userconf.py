@@ -65,7 +65,7 @@ def test_a_user_model_overrides_a_packaged_one_for_hydra_too(user_conf):
     assert compose_run("task=scifact", "model=minilm").model == shadowed
 
 
-@pytest.mark.unit
+@pytest.mark.integration
 def test_a_user_file_shadowing_evalkits_is_measured_against_evalkits(user_conf, tmp_path):
     """A user's e5_mistral_7b.yaml or SciFact.yaml that changes the protocol never passes for the published
     one: the result gets a folder of its own, labelled with what differs, as an override would."""
@@ -93,7 +93,7 @@ def test_a_user_task_and_sweep_suite(user_conf):
     assert suite_task_names("mine") == ["MyFacts", "SciFact"]
 
 
-@pytest.mark.unit
+@pytest.mark.integration
 def test_a_user_gate_suite_keeps_its_baseline_beside_it(user_conf, capsys):
     assert "mine" in suite_names()
     assert check_main(["suite=mine", "--update-baseline"]) == 0
@@ -102,7 +102,7 @@ def test_a_user_gate_suite_keeps_its_baseline_beside_it(user_conf, capsys):
     assert "PASS" in capsys.readouterr().out
 
 
-@pytest.mark.unit
+@pytest.mark.integration
 def test_baseline_dir(tmp_path, user_conf):
     assert check_main(["suite=mine", "--baseline-dir", str(tmp_path / "b"), "--update-baseline"]) == 0
     assert (tmp_path / "b" / "mine.json").is_file() and not (user_conf / "check" / "baselines").exists()
