@@ -12,6 +12,8 @@ from evalkit.check.gate import check  # noqa: E402
 from evalkit.check.golden import decode_vector, describe_ids, encode_vector  # noqa: E402
 from evalkit.check.suite import GoldenChecks, Suite  # noqa: E402
 
+pytestmark = pytest.mark.integration
+
 
 def golden_suite(model: str) -> Suite:
     return Suite(name=f"golden_{model}", golden=GoldenChecks(models=[model], probes="standard", min_cosine=0.9999))

@@ -18,6 +18,8 @@ from evalkit.encoding.cache import EmbeddingCache, evict, main, model_identity, 
 from evalkit.config import EncodeConfig, TaskSpec, load_model_config  # noqa: E402
 from evalkit.encoding.encoder import Encoder  # noqa: E402
 
+pytestmark = pytest.mark.unit
+
 DOCS = [f"document {i} about {'rivers ' * (i % 5)}and {'cats ' * (i % 3)}" for i in range(40)]
 
 

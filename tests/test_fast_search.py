@@ -18,6 +18,7 @@ from evalkit.encoding.encoder import Encoder  # noqa: E402
 from evalkit.search import ExactSearch, RunningTopK  # noqa: E402
 from evalkit.tasks import get_mteb_task, get_task_spec  # noqa: E402
 
+
 WORDS = "cats rivers volcanoes chess bread comets violins glaciers tides maps salt owls".split()
 
 
@@ -49,6 +50,7 @@ def loaded_task(folder):
     return task
 
 
+@pytest.mark.unit
 def test_running_top_k_equals_the_full_score_matrix():
     gen = torch.Generator().manual_seed(0)
     queries, docs = torch.randn(37, 16, generator=gen), torch.randn(503, 16, generator=gen)
@@ -66,6 +68,7 @@ def test_running_top_k_equals_the_full_score_matrix():
     assert len(small.result()[1][0]) == 5  # fewer documents than k: all of them, like mteb
 
 
+@pytest.mark.integration
 def test_search_results_and_scores_equal_mtebs(encoder, tmp_path):
     folder = write_corpus(tmp_path / "beir")
     theirs = mteb.evaluate(encoder, loaded_task(folder), cache=None, overwrite_strategy="always",
@@ -79,6 +82,7 @@ def test_search_results_and_scores_equal_mtebs(encoder, tmp_path):
             assert our_scores[metric] == pytest.approx(value, abs=1e-6), metric
 
 
+@pytest.mark.integration
 def test_search_dict_equals_mtebs_wrapper(encoder, tmp_path):
     from mteb.models.search_wrappers import SearchEncoderWrapper
 

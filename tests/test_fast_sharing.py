@@ -4,6 +4,8 @@ plan takes its rate from the run records."""
 
 from __future__ import annotations
 
+import pytest
+
 import json
 import shutil
 
@@ -29,6 +31,7 @@ def two_tasks_one_corpus(root):
     return root
 
 
+@pytest.mark.unit
 def test_plan_counts_a_shared_local_corpus_once_and_exactly(tmp_path):
     root = two_tasks_one_corpus(tmp_path / "beir")
     plans = {p.task: p for p in make_plan("ClimateFEVER,FEVER", "tiny_mistral", str(root))}
@@ -40,6 +43,7 @@ def test_plan_counts_a_shared_local_corpus_once_and_exactly(tmp_path):
     assert second.new.notes == ["documents: 12 texts already encoded by an earlier task (exact: local folders)"]
 
 
+@pytest.mark.unit
 def test_plan_estimates_fever_and_climatefever_share_their_corpus_from_mteb_statistics():
     model = load_model_config("e5_mistral_7b")
     fever, climate = (plan_from_stats(get_task_spec(t), model) for t in ("FEVER", "ClimateFEVER"))
@@ -58,6 +62,7 @@ def test_plan_estimates_fever_and_climatefever_share_their_corpus_from_mteb_stat
     assert count_new({"a": domain.sets, "b": intent.sets})["b"].tokens == 0
 
 
+@pytest.mark.unit
 def test_a_suite_run_takes_tasks_sharing_a_corpus_one_after_the_other():
     order = suite_run_order(suite_task_names("mteb_eng"))
     assert sorted(order) == sorted(suite_task_names("mteb_eng"))
@@ -65,6 +70,7 @@ def test_a_suite_run_takes_tasks_sharing_a_corpus_one_after_the_other():
     assert order.index("MTOPIntentClassification") == order.index("MTOPDomainClassification") + 1
 
 
+@pytest.mark.integration
 def test_the_second_task_on_a_shared_corpus_does_no_forward_pass_for_it(tmp_path, monkeypatch):
     monkeypatch.setenv("EVALKIT_CACHE", str(tmp_path / "cache"))
     root = two_tasks_one_corpus(tmp_path / "beir")
@@ -81,6 +87,7 @@ def test_the_second_task_on_a_shared_corpus_does_no_forward_pass_for_it(tmp_path
     assert second["query"]["forward_passes"] >= 1 and second["query"]["cache_hits"] == 0
 
 
+@pytest.mark.integration
 def test_plan_takes_its_rate_from_matching_run_records(small_beir, tmp_path):
     model = load_model_config("tiny_mistral")
     rate, note = measured_rate(str(tmp_path / "results"), model, None)

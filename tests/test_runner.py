@@ -22,6 +22,7 @@ def tiny_run(tmp_path, data_dir, task="scifact", **kw) -> RunConfig:
                      results_dir=str(tmp_path / "results"), encode=EncodeConfig(batch_size=4, cache=False), **kw)
 
 
+@pytest.mark.integration
 def test_cli_run_writes_a_result_mteb_can_load(small_beir, tmp_path):
     proc = evalkit("task=scifact", "model=tiny_mistral", f"data_dir={small_beir}", f"results_dir={tmp_path}/results")
     assert proc.returncode == 0, proc.stderr
@@ -35,6 +36,7 @@ def test_cli_run_writes_a_result_mteb_can_load(small_beir, tmp_path):
     assert [m.model_revision for m in loaded.model_results] == [path.parent.name]  # its own revision to mteb
 
 
+@pytest.mark.unit
 def test_run_record_holds_what_a_reader_needs(small_beir, tmp_path):
     cfg = tiny_run(tmp_path, small_beir)
     summary = run(cfg)
@@ -52,6 +54,7 @@ def test_run_record_holds_what_a_reader_needs(small_beir, tmp_path):
     assert sum(per_query.values()) / 4 == pytest.approx(summary.score, abs=1e-5)
 
 
+@pytest.mark.integration
 def test_a_finished_task_is_skipped_unless_overwrite(small_beir, tmp_path):
     cfg = tiny_run(tmp_path, small_beir)
     assert run(cfg).skipped is False
@@ -62,6 +65,7 @@ def test_a_finished_task_is_skipped_unless_overwrite(small_beir, tmp_path):
     assert run(cfg).skipped is False
 
 
+@pytest.mark.unit
 def test_a_failed_run_leaves_no_result(small_beir, tmp_path, monkeypatch):
     cfg = tiny_run(tmp_path, small_beir)
 
@@ -76,6 +80,7 @@ def test_a_failed_run_leaves_no_result(small_beir, tmp_path, monkeypatch):
     assert not [p for p in folder.rglob("*") if p.name.endswith(".tmp")]
 
 
+@pytest.mark.integration
 def test_sweep_over_tasks_with_a_data_root(small_beir, tmp_path):
     root = tmp_path / "beir"
     root.mkdir()

@@ -29,6 +29,8 @@ from evalkit.encoding.model import load_tokenizer, resolve_path  # noqa: E402
 from evalkit.runner import result_path, run  # noqa: E402
 from evalkit.tasks import get_task_spec  # noqa: E402
 
+pytestmark = pytest.mark.unit
+
 TEXTS = ["a", "short text", "cats and dogs " * 40, "rivers " * 9, "", "the longest text of all here " * 30]
 
 
