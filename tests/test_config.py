@@ -153,6 +153,7 @@ def test_no_task_is_an_error():
         compose_run("model=minilm")
 
 
+@pytest.mark.unit
 def test_task_files_hold_only_what_mteb_does_not_know():
     """A shipped task file gives the paper's instruction, aliases and symmetric; a split, subset or metric only
     where evalkit deliberately differs from mteb's metadata, with the reason on that line."""
@@ -173,6 +174,7 @@ def test_task_files_hold_only_what_mteb_does_not_know():
             assert "#" in line, f"{path.name}: {key} says not why it differs from mteb"
 
 
+@pytest.mark.unit
 def test_task_files_are_read_without_mteb_and_completed_from_it():
     from evalkit.tasks import load_task_specs, task_files
 
@@ -183,6 +185,7 @@ def test_task_files_are_read_without_mteb_and_completed_from_it():
     assert load_task_specs()["AmazonCounterfactualClassification"].hf_subset == "en"  # the file's, not mteb's en-ext
 
 
+@pytest.mark.unit
 def test_a_run_refuses_a_task_whose_split_or_metric_is_unset():
     from omegaconf import OmegaConf
 

@@ -182,6 +182,7 @@ def test_length_batches_respect_rows_and_token_budget():
 
 # -- the parts: a fresh adapter over loaded weights, pipeline steps, one owner per decision ------------------
 
+@pytest.mark.unit
 def test_a_fresh_encoder_shares_the_weights_and_nothing_it_records(tiny_encoder):
     before = copy.deepcopy(tiny_encoder.stats)
     fresh = tiny_encoder.fresh(encode=EncodeConfig(cache=False, show_progress=False, packing="padded"))
@@ -193,6 +194,7 @@ def test_a_fresh_encoder_shares_the_weights_and_nothing_it_records(tiny_encoder)
     np.testing.assert_allclose(out, tiny_encoder.fresh(encode=EncodeConfig(cache=False)).embed(TEXTS), atol=1e-5)
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize("packing", ["packed", "padded"])
 def test_a_head_added_to_the_pipeline_reaches_every_path_without_touching_the_adapter(tiny_encoder, packing):
     loaded = tiny_encoder.loaded
@@ -207,6 +209,7 @@ def test_a_head_added_to_the_pipeline_reaches_every_path_without_touching_the_ad
     np.testing.assert_allclose(headed.embed(TEXTS), tiny_encoder.fresh(encode=encode).embed(TEXTS), atol=1e-5)
 
 
+@pytest.mark.unit
 def test_whether_a_task_is_normalized_has_one_owner(tiny_encoder, monkeypatch):
     """The encoder and the experiment identity both ask `pipeline.Normalize.applies`: change it, both follow."""
     from evalkit.config import RunConfig
@@ -223,6 +226,7 @@ def test_whether_a_task_is_normalized_has_one_owner(tiny_encoder, monkeypatch):
     assert normalizes(cfg.model, "Classification") and not normalizes(cfg.model, "Retrieval")
 
 
+@pytest.mark.unit
 def test_where_random_weights_are_drawn_is_decided_once(monkeypatch):
     """The cache key and the weights fingerprint name the device `model.random_init_device` decides."""
     from evalkit.encoding import model

@@ -141,6 +141,7 @@ def test_the_worked_example_runs_a_user_model(small_beir, tmp_path, user_conf):
     assert result.parent.name.startswith(f"v1__data-{small_beir.name}-")
 
 
+@pytest.mark.unit
 def test_a_model_file_that_includes_itself_is_one_line(tmp_path, monkeypatch):
     """Model files compose through Hydra's compose API (as a run does); a defaults cycle is one line."""
     write(tmp_path / "model" / "loopa.yaml", "defaults: [loopb]\nname: a/b\nname_or_path: x\n")
