@@ -17,6 +17,7 @@ from evalkit.files import check_writable
 from evalkit.hub import check_reachable, offline_error
 from evalkit.identity import Data, Experiment, experiment, first_difference, hub_data, local_data
 from evalkit.instructions import resolve_instruction
+from evalkit.mteb_hooks import watch_query_scores
 from evalkit import results
 from evalkit.results import check_names, environment, read_record, scores_entry, write_result
 from evalkit.search import ExactSearch
@@ -145,20 +146,18 @@ def load_task(planned: Planned):
 
 
 def capture_per_query(task) -> dict[str, dict[str, float]]:
-    """Per-query retrieval scores (nDCG@10 and friends), caught from mteb's own evaluation hook."""
+    """Per-query retrieval scores (nDCG@10 and friends), caught from mteb's own evaluation (evalkit.mteb_hooks)."""
     captured: dict[str, dict[str, float]] = {}
-    original = getattr(task, "task_specific_scores", None)
-    if original is None or subtask_names(task) != [task.metadata.name]:
-        return captured  # aggregates (CQADupstack) score in their parts
+    if not hasattr(task, "task_specific_scores") or subtask_names(task) != [task.metadata.name]:
+        return captured  # not retrieval; aggregates (CQADupstack) score in their parts
 
-    def hook(scores, qrels, results, hf_split, hf_subset):
+    def keep(scores: dict[str, dict[str, float]]) -> None:
         for qid, per_metric in scores.items():
             for trec_key, name in PER_QUERY_METRICS.items():
                 if trec_key in per_metric:
                     captured.setdefault(name, {})[qid] = per_metric[trec_key]
-        return original(scores, qrels, results, hf_split, hf_subset)
 
-    task.task_specific_scores = hook
+    watch_query_scores(task, keep)
     return captured
 
 
