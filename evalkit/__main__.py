@@ -213,7 +213,7 @@ def run_command(argv: list[str]) -> int | None:
         return 0
     require_for(command)
     if command == "cache":
-        from evalkit.encoding.cache import main as cache_main
+        from evalkit.encoding.cache_cli import main as cache_main
 
         return cache_main(rest)
     if command == "plan":

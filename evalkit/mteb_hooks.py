@@ -16,9 +16,10 @@ Before a hook is used, `check` compares it with what evalkit expects (it exists;
 passes or receives are there, in that order): a mismatch is one line naming the installed mteb version and
 the hook, never a run that scores differently or silently drops a confidence interval.
 
-Checked: mteb 2.26.24 (installed: all hooks match) and the source of mteb 2.20.0 (the floor, read from its
-wheel, not installed): every hook matches except `get_abstask_prompt`, which 2.20 lacks (a task evalkit has
-no instruction for then stops with this module's one line).
+Checked: mteb 2.26.24 (installed: every hook matches) and mteb 2.20.0, the floor (its wheel unpacked apart and
+`check` run on every hook; not installed): every hook matches except `get_abstask_prompt`, which 2.20 lacks
+(there, a task with no instruction from a task file, `task.instruction` or mteb's metadata stops with this
+module's one line).
 """
 
 from __future__ import annotations
@@ -72,8 +73,8 @@ def mteb_version() -> str:
 
 
 def mismatch(path: str, what: str) -> EvalkitError:
-    return EvalkitError(f"mteb {mteb_version()}: {path} {what}; evalkit relies on it (checked with mteb {CHECKED}): "
-                        f"install a checked release (pip install 'mteb>=2.20,<2.27') or report it")
+    return EvalkitError(f"mteb {mteb_version()}: {path} {what}; evalkit relies on it (its hooks were checked with mteb "
+                        f"{CHECKED}, see evalkit/mteb_hooks.py): pip install -U 'mteb<2.27', or report it")
 
 
 def resolve(path: str) -> Any:
@@ -88,7 +89,7 @@ def resolve(path: str) -> Any:
             try:
                 obj = getattr(obj, attr)
             except AttributeError:
-                raise mismatch(path, "no longer exists") from None
+                raise mismatch(path, "does not exist") from None
         return obj
     raise mismatch(path, "cannot be imported")
 

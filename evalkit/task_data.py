@@ -17,6 +17,7 @@ from pathlib import Path
 
 from evalkit import EvalkitError
 from evalkit.data import json_objects
+from evalkit.errors import first_line
 
 SPLIT_FILES = (".jsonl", ".parquet")
 
@@ -40,8 +41,7 @@ def _read_split(path: Path):
     except EvalkitError:
         raise
     except Exception as exc:  # pyarrow and datasets raise many kinds; the user needs one line
-        raise EvalkitError(f"{path}: unreadable ({type(exc).__name__}: {str(exc).strip().splitlines()[0][:160]})"
-                           ) from None
+        raise EvalkitError(f"{path}: unreadable ({first_line(exc, 160, with_type=True)})") from None
 
 
 def read_config(folder: Path):
@@ -121,8 +121,8 @@ def load_mteb_folder(task, folder: Path, hf_subsets: list[str] | None = None) ->
     except EvalkitError:
         raise
     except Exception as exc:  # a task's dataset_transform meeting columns it does not expect
-        raise EvalkitError(f"{name}: loading {folder} as mteb does failed ({type(exc).__name__}: "
-                           f"{str(exc).strip().splitlines()[0][:200] if str(exc).strip() else 'no message'})") from None
+        raise EvalkitError(f"{name}: loading {folder} as mteb does failed "
+                           f"({first_line(exc, 200, with_type=True)})") from None
     if multilingual:
         if hf_subsets and any(s not in task.dataset for s in hf_subsets):
             missing = [s for s in hf_subsets if s not in task.dataset]

@@ -16,6 +16,7 @@ import yaml
 from evalkit import EvalkitError
 from evalkit.conf_path import CONF_DIR, config_dirs, config_files, shown
 from evalkit.config import TASK_TYPES, TaskSpec, TaskType, check_task, structured, suggest
+from evalkit.errors import first_line
 
 
 def load_task_specs() -> dict[str, TaskSpec]:
@@ -36,7 +37,7 @@ def _load_task_specs(files: tuple[tuple[str, Path], ...]) -> dict[str, TaskSpec]
         try:
             data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
         except yaml.YAMLError as exc:
-            raise EvalkitError(f"{where}: not valid YAML ({str(exc).splitlines()[0]})") from None
+            raise EvalkitError(f"{where}: not valid YAML ({first_line(exc)})") from None
         specs[path.stem] = check_task(structured(TaskSpec, {"name": path.stem, **data}, where), where)
         if specs[path.stem].instruction is None:
             raise EvalkitError(f"{where}: no instruction (a task file gives the paper's instruction)")
@@ -164,5 +165,5 @@ def sweep_suites() -> dict[str, dict]:
         try:
             suites.update(yaml.safe_load(path.read_text(encoding="utf-8")) or {})
         except yaml.YAMLError as exc:
-            raise EvalkitError(f"{shown(path)}: not valid YAML ({str(exc).splitlines()[0]})") from None
+            raise EvalkitError(f"{shown(path)}: not valid YAML ({first_line(exc)})") from None
     return suites

@@ -9,7 +9,7 @@ import pytest
 
 from evalkit.config import EncodeConfig, RunConfig, load_model_config
 from evalkit.results import task_score
-from evalkit.runner import result_path, run
+from evalkit.runner import plan_run, run
 from evalkit.tasks import get_task_spec
 
 from conftest import shared_path
@@ -40,7 +40,7 @@ def test_minilm_reproduces_published_scores(alias, task, tmp_path):
     run(cfg)
     from mteb.results import TaskResult
 
-    result = TaskResult.from_disk(result_path(cfg))
+    result = TaskResult.from_disk(plan_run(cfg).path)
     for metric in METRICS:
         ours = 100 * task_score(result, "test", "default", metric)
         assert ours == pytest.approx(expected[metric], abs=TOLERANCE.get((task, metric), 0.05)), metric

@@ -29,8 +29,8 @@ from evalkit.config import DType, EncodeConfig, ModelConfig, TaskSpec, VarlenKer
 from evalkit.distributed import exchange, from_rank0, my_share, world_size
 from evalkit.encoding.batching import PADDED_ROW_SLACK, Feeder, length_batches, packed_batches
 from evalkit.encoding.calibrate import pick_budget
-from evalkit.encoding.cache import (EmbeddingCache, ShardBuffer, check_cache_writable, embeddings_root,
-                                    model_identity, still_to_encode, text_key)
+from evalkit.encoding.cache import (EmbeddingCache, check_cache_writable, embeddings_root, model_identity,
+                                    still_to_encode, text_key)
 from evalkit.encoding.checks import PACK_CHECK_COSINE, PACK_CHECK_TEXTS, min_cosine, refuse_holes
 from evalkit.encoding.fingerprint import model_fingerprint
 from evalkit.encoding.fused import check_fused
@@ -38,6 +38,7 @@ from evalkit.encoding.model import (check_model_folder, device_name, forward_pad
                                     mask_needed, pad_batch, peak_memory_bytes, pick_device, token_ids)
 from evalkit.encoding.packing import PackedDecoder, flash_takes_gqa, pack, padding_reason, pick_kernel
 from evalkit.encoding.prompt import render
+from evalkit.encoding.shard import ShardBuffer
 
 __all__ = ["Encoder", "EncodeStats", "Plan", "load_encoder"]
 
