@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
-
-os.environ["HF_HUB_OFFLINE"] = "1"
 
 import pytest  # noqa: E402
 

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import os
 
-os.environ["HF_HUB_OFFLINE"] = "1"
-
 import pytest  # noqa: E402
 
 from evalkit.check.gate import check  # noqa: E402

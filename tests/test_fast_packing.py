@@ -3,10 +3,6 @@
 from __future__ import annotations
 
 import copy
-import os
-
-os.environ["HF_HUB_OFFLINE"] = "1"
-
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402

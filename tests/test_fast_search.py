@@ -3,20 +3,16 @@
 from __future__ import annotations
 
 import json
-import os
+import mteb
+import numpy as np
+import pytest
+import torch
 
-os.environ["HF_HUB_OFFLINE"] = "1"
-
-import mteb  # noqa: E402
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
-import torch  # noqa: E402
-
-from evalkit.config import EncodeConfig, load_model_config  # noqa: E402
-from evalkit.data import attach_to_task, read_beir_folder  # noqa: E402
-from evalkit.encoding.encoder import Encoder  # noqa: E402
-from evalkit.search import ExactSearch, RunningTopK  # noqa: E402
-from evalkit.tasks import get_mteb_task, get_task_spec  # noqa: E402
+from evalkit.config import EncodeConfig, load_model_config
+from evalkit.data import attach_to_task, read_beir_folder
+from evalkit.encoding.encoder import Encoder
+from evalkit.search import ExactSearch, RunningTopK
+from evalkit.tasks import get_mteb_task, get_task_spec
 
 
 WORDS = "cats rivers volcanoes chess bread comets violins glaciers tides maps salt owls".split()

@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import os
-
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-
 import csv  # noqa: E402
 import json  # noqa: E402
 import shutil  # noqa: E402

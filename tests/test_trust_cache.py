@@ -20,7 +20,8 @@ import torch
 import evalkit.encoding.loaded as loaded_module
 from evalkit import EvalkitError
 from evalkit.config import EncodeConfig, load_model_config
-from evalkit.encoding.cache import EmbeddingCache, main, model_identity, text_key
+from evalkit.encoding.cache import EmbeddingCache, model_identity, text_key
+from evalkit.encoding.cache_cli import main
 from evalkit.encoding.encoder import Encoder
 from evalkit.encoding.fingerprint import model_fingerprint
 from evalkit.encoding.model import resolve_path

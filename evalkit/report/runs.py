@@ -19,6 +19,7 @@ from evalkit.identity import describe, is_published
 from evalkit.itemscores import item_ci
 from evalkit.report.metrics import short_model_name, to_points
 from evalkit.results import identify_model, read_run_records, result_files, scores_entry
+from evalkit.errors import first_line
 
 SPEC_KEYS = ("type", "split", "hf_subset", "metric")
 SUBSET_PREFERENCE = ("default", "en", "en-en")
@@ -93,11 +94,6 @@ def bootstrap_ci(values, *, seed: int = 0, resamples: int = 1000, level: float =
     return float(low), float(high)
 
 
-def _first_line(exc: Exception) -> str:
-    text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0][:160]}" if text else type(exc).__name__
-
-
 def _mteb_spec(result) -> dict:
     """Type, split, subset and main metric from mteb's own task metadata (task not in the registry)."""
     import mteb
@@ -130,7 +126,7 @@ def read_task_score(path: Path, registry: Mapping[str, Any], record: dict | None
     try:
         result = TaskResult.from_disk(path)
     except Exception as exc:
-        raise ReportInputError(f"not an mteb TaskResult ({_first_line(exc)})") from None
+        raise ReportInputError(f"not an mteb TaskResult ({first_line(exc, 160, with_type=True)})") from None
     spec = task_spec(result, registry, record)
     entry = scores_entry(result.scores, spec["split"], spec["hf_subset"])
     if entry is None or spec["metric"] not in entry:
@@ -170,7 +166,7 @@ def score_ci(score: TaskScore, record: dict | None, seed: int, resamples: int) -
             low, high = item_ci(per_item, seed=seed, resamples=resamples)
         score.ci = (to_points(low), to_points(high))
     except (TypeError, ValueError, KeyError, IndexError) as exc:
-        return f"unusable per-{'query' if per_query else 'item'} scores ({_first_line(exc)})"
+        return f"unusable per-{'query' if per_query else 'item'} scores ({first_line(exc, 160, with_type=True)})"
     return None
 
 
