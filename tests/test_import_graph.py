@@ -8,6 +8,8 @@ import ast
 import importlib
 from pathlib import Path
 
+import pytest
+
 import evalkit
 
 ROOT = Path(evalkit.__file__).parent
@@ -85,19 +87,23 @@ def cycles(edges: dict[str, set[str]]) -> list[list[str]]:
     return found
 
 
+@pytest.mark.unit
 def test_every_module_imports():
     for name in modules():
         importlib.import_module(name)
 
 
+@pytest.mark.unit
 def test_no_import_cycle():
     assert cycles(graph()) == []
 
 
+@pytest.mark.unit
 def test_the_cycle_finder_finds_one():
     assert cycles({"a": {"b"}, "b": {"a"}, "c": set()}) == [["a", "b", "a"]]
 
 
+@pytest.mark.unit
 def test_imports_follow_the_layers():
     backwards = [f"{name} ({layer(name)}) imports {dep} ({layer(dep)})" for name, deps in sorted(graph().items())
                  for dep in sorted(deps) if layer(dep) > layer(name)]

@@ -56,11 +56,13 @@ def assert_loud(exc_info, path: str) -> None:
     assert f"mteb {mteb_version()}" in message and path in message
 
 
+@pytest.mark.unit
 def test_every_hook_has_a_use_and_matches_the_installed_mteb():
     assert set(USES) == set(HOOKS)
     mteb_hooks.check_all()
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize("path", sorted(HOOKS))
 def test_a_hook_that_is_gone_is_one_line_naming_mteb_and_the_hook(path, monkeypatch):
     owner, name = owner_and_name(path)
@@ -71,6 +73,7 @@ def test_a_hook_that_is_gone_is_one_line_naming_mteb_and_the_hook(path, monkeypa
     assert_loud(info, path)
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize("path", sorted(p for p, h in HOOKS.items() if h.positional or h.keywords))
 def test_a_hook_whose_parameters_changed_is_one_line_naming_mteb_and_the_hook(path, monkeypatch):
     owner, name = owner_and_name(path)
@@ -84,6 +87,7 @@ def test_a_hook_whose_parameters_changed_is_one_line_naming_mteb_and_the_hook(pa
     assert_loud(info, path)
 
 
+@pytest.mark.unit
 def test_a_load_data_that_no_longer_asks_load_dataset_is_loud(monkeypatch):
     """mteb loading another way would score the hub's data, not the folder's: refused, not run."""
     from mteb.abstasks import AbsTask
@@ -97,6 +101,7 @@ def test_a_load_data_that_no_longer_asks_load_dataset_is_loud(monkeypatch):
     assert_loud(info, "mteb.abstasks.abstask.load_dataset")
 
 
+@pytest.mark.unit
 def test_a_task_own_override_is_the_one_watched():
     """A task that overrides the scoring method keeps its own: the watcher wraps the task's, not the base's."""
     sts = task("STSBenchmark")
@@ -112,6 +117,7 @@ def test_a_task_own_override_is_the_one_watched():
     assert seen == [("sts", "default", {"x": 1}, [1.0])]
 
 
+@pytest.mark.unit
 def test_only_this_module_touches_mteb_private_names():
     """No other evalkit module imports or reaches into mteb's private internals."""
     import re

@@ -18,6 +18,7 @@ from evalkit.files import atomic_write
 REPO = Path(__file__).resolve().parent.parent
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize("umask, mode", [(0o022, 0o644), (0o027, 0o640), (0o077, 0o600)])
 def test_atomic_write_takes_the_umask_of_the_moment(tmp_path, umask, mode):
     """The umask set after evalkit was imported (a job script's `umask 027` in Python) is the one applied."""
@@ -29,6 +30,7 @@ def test_atomic_write_takes_the_umask_of_the_moment(tmp_path, umask, mode):
     assert (tmp_path / "x.json").stat().st_mode & 0o777 == mode
 
 
+@pytest.mark.integration
 def test_importing_the_encoding_package_checks_no_versions():
     """The floors are checked when a command starts (versions.require_for), not as a side effect of an import."""
     code = ("import evalkit.versions as v; v.FLOORS['torch'] = ('999', 'a release that does not exist'); "
@@ -40,6 +42,7 @@ def test_importing_the_encoding_package_checks_no_versions():
     assert "torch" in proc.stdout and "evalkit needs torch>=999" in proc.stdout
 
 
+@pytest.mark.unit
 def test_no_test_module_sets_the_offline_switch_at_import():
     """conftest.py sets HF_HUB_OFFLINE once for every test; a module that sets it again hides whether it does."""
     setting = re.compile(r"^os\.environ(\.setdefault\(|\[)[\"']HF_HUB_OFFLINE", re.M)
@@ -48,6 +51,7 @@ def test_no_test_module_sets_the_offline_switch_at_import():
     assert setting.search((REPO / "tests" / "conftest.py").read_text())
 
 
+@pytest.mark.unit
 def test_model_defaults_are_read_again_when_the_folders_or_a_file_change(tmp_path, monkeypatch):
     from evalkit.conf_path import CONFIG_PATH_ENV
     from evalkit.identity import _model_defaults, model_files
@@ -65,6 +69,7 @@ def test_model_defaults_are_read_again_when_the_folders_or_a_file_change(tmp_pat
     assert _model_defaults(model_files())["someone/mine"].max_length == 128
 
 
+@pytest.mark.unit
 def test_beir_is_neither_a_dependency_nor_recorded():
     """Nothing imports beir (local BEIR folders are read by evalkit.data): not declared, not in run records."""
     from evalkit.results import PACKAGES
@@ -83,5 +88,6 @@ def test_beir_is_neither_a_dependency_nor_recorded():
     (RuntimeError(""), None, False, "RuntimeError"),
     (RuntimeError(), 10, True, "RuntimeError"),
 ])
+@pytest.mark.unit
 def test_first_line(exc, limit, with_type, line):
     assert first_line(exc, limit, with_type) == line
