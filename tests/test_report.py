@@ -142,27 +142,6 @@ def test_latex_is_booktabs_with_best_value_bold(tmp_path):
 
 # --- confidence intervals ----------------------------------------------------------------------------
 
-def test_bootstrap_ci_is_deterministic_for_a_seed_and_covers_the_mean():
-    values = np.random.default_rng(7).beta(2, 3, size=200)
-    first = runs.bootstrap_ci(values, seed=3)
-    assert runs.bootstrap_ci(values, seed=3) == first
-    assert runs.bootstrap_ci(values, seed=4) != first
-    assert first[0] < values.mean() < first[1]
-    for seed in range(20):
-        sample = np.random.default_rng(seed).random(5 + seed * 7)
-        low, high = runs.bootstrap_ci(sample, seed=seed)
-        assert low <= sample.mean() <= high
-
-
-def test_bootstrap_ci_has_the_textbook_width():
-    values = np.random.default_rng(0).normal(0.5, 0.1, size=10_000)
-    low, high = runs.bootstrap_ci(values, seed=0, resamples=2000)
-    assert high - low == pytest.approx(2 * 1.96 * values.std() / np.sqrt(values.size), rel=0.15)
-    assert runs.bootstrap_ci([0.4] * 9) == pytest.approx((0.4, 0.4))
-    with pytest.raises(ValueError):
-        runs.bootstrap_ci([])
-
-
 def test_ci_from_the_run_record_and_whether_delta_lies_outside(tmp_path):
     assert run_report(tmp_path, RESULTS / MINILM.replace("/", "__"), "--no-plots") == 0  # default: own baselines
     rows = read_csv(tmp_path / "out" / "per_task.csv")
