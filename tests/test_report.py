@@ -207,7 +207,7 @@ def test_a_score_of_another_subset_gets_no_delta(tmp_path, capsys):
 def test_plots_are_written_and_not_empty(tmp_path):
     assert run_report(tmp_path, RESULTS, "--compare", E5) == 0
     written = sorted((tmp_path / "out" / "plots").iterdir())
-    assert len(written) == 2 * 3 * 2  # two runs x bars/scatter/delta x png/svg
+    assert len(written) == 2 * 3 * 2 + 2  # two runs x bars/scatter/delta x png/svg, and their forest plot
     for path in written:
         data = path.read_bytes()
         if path.suffix == ".png":
@@ -317,7 +317,7 @@ def test_two_folders_of_one_model_get_distinct_columns(tmp_path):
     assert run_report(tmp_path, tmp_path / "results") == 0
     header = (tmp_path / "out" / "per_task.csv").read_text(encoding="utf-8").splitlines()[0]
     assert "e5-mistral-7b-instruct@fixture#1 (ours)" in header and "e5-mistral-7b-instruct@fixture#2 (ours)" in header
-    assert len(list((tmp_path / "out" / "plots").glob("*.png"))) == 6
+    assert len(list((tmp_path / "out" / "plots").glob("*.png"))) == 7  # 2 runs x bars/scatter/delta, 1 forest
 
 
 # --- published numbers, scale and names ----------------------------------------------------------------
