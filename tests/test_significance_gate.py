@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import json
 import xml.etree.ElementTree as ET
-from pathlib import Path
 
 import numpy as np
-import pytest
 
 from evalkit.check import baseline, junit, scores
 from evalkit.check.__main__ import main
@@ -108,3 +106,9 @@ def test_update_baseline_writes_the_per_item_scores_and_the_next_run_tests_them(
 def test_bad_alpha_exits_2(capsys):
     assert main(["suite=ci", "--alpha", "1.5"]) == 2
     assert "--alpha must be in [0, 1)" in capsys.readouterr().err
+
+
+def test_an_update_says_when_per_item_scores_are_first_recorded():
+    old = {"golden": {}, "scores": {"SciFact": {"metrics": {"ndcg_at_10": 0.5}}}}
+    new = {"golden": {}, "scores": {"SciFact": {"metrics": {"ndcg_at_10": 0.5}, "items": {"ndcg_at_10": {}}}}}
+    assert baseline.changes(old, new) == ["scores SciFact: per-item scores of ndcg_at_10 (were: none)"]
