@@ -147,3 +147,25 @@ def test_bad_significance_options_fail_with_one_line(tmp_path, capsys):
     with pytest.raises(SystemExit) as exc:
         report_main([str(tmp_path / "results"), "--alpha", "5"])
     assert exc.value.code == 2 and "between 0 and 1" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("task_name", ["MockClassificationTask", "MockClusteringTask", "LegacyMockClusteringFastTask"])
+def test_mteb_still_writes_the_per_experiment_scores_its_score_averages(tmp_path, task_name):
+    """The per-experiment units come from mteb's TaskResult as written to disk; if mteb stops writing them, or
+    they stop averaging to the main score, this fails naming the mteb version."""
+    import mteb
+    from mteb.mocks.mock_tasks import classification, clustering
+    from mteb.results import TaskResult
+
+    from evalkit.units import from_result
+
+    cls = getattr(classification, task_name, None) or getattr(clustering, task_name)
+    model = mteb.get_model_meta("mteb/baseline-random-encoder").load_model()
+    result = mteb.evaluate(model, cls(), cache=None, overwrite_strategy="always", show_progress_bar=False)
+    result.task_results[0].to_disk(tmp_path / "r.json")
+    entry = TaskResult.from_disk(tmp_path / "r.json").scores["test"][0]
+    meta = cls().metadata
+    units, why = from_result(entry, meta.main_score, meta.type, {"dataset_revision": "x"})
+    assert why is None, f"mteb {mteb.__version__}: {why}"
+    assert units.kind == "experiment" and len(units.ids) >= 1
+    assert units.scores.score == pytest.approx(entry[meta.main_score], rel=1e-9)
