@@ -4,11 +4,11 @@ Units by task type: retrieval, one per query (the run record's per-query scores,
 pair classification, one per pair, and summarization, one per document (the run record's per-item entry,
 see evalkit.itemscores; positional, so two runs pair only when their data identity and gold labels agree);
 classification and clustering, one per experiment mteb averages (`scores_per_experiment`: a classifier per
-resampled training set; `v_measures`: k-means on a resampled document subset). An experiment is paired by
-its index: mteb seeds each one the same way for every model, so experiment i sees the same training
-subsample (classification) or documents (clustering) in both runs. Its spread is that of the probe, not of
-the test set: the CI says how much the score moves with the classifier's training sample, not with the test
-items (docs/statistics.md).
+resampled training set, each scored on the whole test set; `v_measures`: the dataset's clustering sets for
+the older clustering tasks, k-means on seeded resamples of the documents for the newer ones). An experiment
+is paired by its index: mteb seeds each one the same way for every model, so experiment i sees the same
+training sample, clustering set or documents in both runs. For classification and resampled clustering the
+spread is that of mteb's probe, not of the test set (docs/statistics.md).
 """
 
 from __future__ import annotations

@@ -137,7 +137,7 @@ def test_classification_is_compared_over_mteb_experiments(tmp_path):
     row = report(tmp_path)["Banking77Classification"]
     assert float(row["delta"]) == pytest.approx(-5.0) and row["n_items"] == "10"
     assert row["method"].endswith("p: exact sign-flip permutation") and float(row["p_value"]) == pytest.approx(2 / 1024, rel=1e-5)
-    assert row["note"] == "units are mteb's experiments (probe or k-means resamples), not test items"
+    assert row["note"] == "units are mteb's experiments (classifier training samples, clustering sets or k-means resamples)"
 
 
 def test_bad_significance_options_fail_with_one_line(tmp_path, capsys):

@@ -80,7 +80,7 @@ def compare_task(a: Run, b: Run, task: str, *, seed: int, resamples: int) -> Tas
     row.p_value, row.n_items, row.replicates = result.p_value, result.n, result.replicates
     row.method = f"{PLURAL.get(unit, unit + 's')}: {result.method}"
     if unit == "experiment":
-        row.note = "units are mteb's experiments (probe or k-means resamples), not test items"
+        row.note = "units are mteb's experiments (classifier training samples, clustering sets or k-means resamples)"
     return row
 
 
