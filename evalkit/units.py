@@ -25,6 +25,9 @@ from evalkit.stats import Scores
 
 KINDS = {"Retrieval": "query", "STS": "pair", "PairClassification": "pair", "Summarization": "document",
          "Classification": "experiment", "Clustering": "experiment"}
+# mteb 2.26 rounds retrieval metrics to 5 decimals (retrieval_metrics.py) and every score in a result file to 6
+# (TaskResult.to_disk): per-item scores recompute a file's score to within this
+FILE_ROUNDING = 1e-5
 NO_UNITS = {"MultilabelClassification": "mteb keeps no per-experiment scores of its main metric here"}
 
 
@@ -108,9 +111,20 @@ def from_result(entry: Mapping[str, Any], metric: str, task_type: str, data: Any
         return None, f"mteb keeps no per-item or per-experiment {metric} for {task_type}"
     if not values or any(not isinstance(v, (int, float)) for v in values):
         return None, f"the result file has no {where} of {metric}"
-    if not math.isclose(float(np.mean(values)), float(entry.get(metric, math.nan)), rel_tol=1e-9, abs_tol=1e-12):
+    if not math.isclose(float(np.mean(values)), float(entry.get(metric, math.nan)), rel_tol=0, abs_tol=FILE_ROUNDING):
         return None, f"the mean of {where} is not the score of {metric}"
     return Units("experiment", tuple(str(i) for i in range(len(values))), Scores.mean_of(values), data), None
+
+
+def checked(units: Units | None, score: float) -> tuple[Units | None, str | None]:
+    """The units when they recompute `score` (a fraction, as mteb writes it: rounded), else
+    (None, why): a Δ or CI from per-item scores that are not the score's own would be a different number."""
+    if units is None:
+        return None, None
+    again = units.scores.score
+    if not math.isclose(again, float(score), rel_tol=0, abs_tol=FILE_ROUNDING):
+        return None, f"per-{units.kind} scores give {again!r}, the result file {float(score)!r}"
+    return units, None
 
 
 def from_json(data: Mapping[str, Any]) -> Units:

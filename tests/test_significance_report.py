@@ -102,6 +102,17 @@ def test_runs_on_other_data_are_never_paired(tmp_path):
     assert report(tmp_path)["SciFact"]["note"] == "not paired: different data (the run records' data identities differ)"
 
 
+def test_per_item_scores_that_do_not_give_the_score_are_not_used(tmp_path):
+    default = queries(np.random.default_rng(3).random(50))
+    results = tmp_path / "results"
+    write_run(results, "rev", "SciFact", "ndcg_at_10", float(np.mean(list(default.values()))) + 0.01,
+              per_query=default)  # a record that is not this result's
+    write_run(results, "rev__max_length-32__abcd1234", "SciFact", "ndcg_at_10", float(np.mean(list(default.values()))),
+              per_query=default, differs={"max_length": "32"})
+    row = report(tmp_path)["SciFact"]
+    assert row["note"].startswith("no paired test (A: per-query scores give 0.5") and row["p_value"] == ""
+
+
 def sts_entry(gold, noise: float, seed: int) -> dict:
     scores = np.asarray(gold) + noise * np.random.default_rng(seed).normal(size=len(gold))
     return {"metric": "cosine_spearman", "statistic": "spearman", "gold": list(map(float, gold)),

@@ -64,7 +64,7 @@ def measure(suite: Suite, results_dir: Path, specs: Mapping[str, TaskSpec],
         seconds = time.perf_counter() - start
         metrics = read_metrics(summary.path, spec, task_metrics(suite, entry))
         record = read_record(summary.path)
-        found = {m: units.from_record(record, m, spec.type)[0] for m in metrics}
+        found = {m: units.checked(units.from_record(record, m, spec.type)[0], value)[0] for m, value in metrics.items()}
         log.info("%s: %s (%.0f s)", entry.task, ", ".join(f"{k}={v:.5f}" for k, v in metrics.items()), seconds)
         out[entry.task] = {
             "model": model.name,

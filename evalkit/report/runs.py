@@ -130,6 +130,8 @@ def read_task_score(path: Path, registry: Mapping[str, Any], record: dict | None
     try:
         if spec["type"] in CI_TYPES:
             task_score.units, task_score.no_units = item_units.from_record(record, spec["metric"], spec["type"])
+            if task_score.units is not None:
+                task_score.units, task_score.no_units = item_units.checked(task_score.units, entry[spec["metric"]])
         else:
             data = ((record or {}).get("identity") or {}).get("data") or {"dataset_revision": result.dataset_revision}
             task_score.units, task_score.no_units = item_units.from_result(entry, spec["metric"], spec["type"], data)
