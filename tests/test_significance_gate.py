@@ -112,3 +112,10 @@ def test_an_update_says_when_per_item_scores_are_first_recorded():
     old = {"golden": {}, "scores": {"SciFact": {"metrics": {"ndcg_at_10": 0.5}}}}
     new = {"golden": {}, "scores": {"SciFact": {"metrics": {"ndcg_at_10": 0.5}, "items": {"ndcg_at_10": {}}}}}
     assert baseline.changes(old, new) == ["scores SciFact: per-item scores of ndcg_at_10 (were: none)"]
+
+
+def test_a_damaged_baseline_item_list_makes_the_rule_unavailable_not_a_crash():
+    broken = entry(BASE)
+    broken["SciFact"]["items"]["ndcg_at_10"]["values"] = broken["SciFact"]["items"]["ndcg_at_10"]["values"][:-1]
+    [row] = scores.compare(suite(), broken, entry(BASE))
+    assert row.ok and row.unavailable == "unusable per-item scores in the baseline (ValueError: 300 ids but 299 values)"

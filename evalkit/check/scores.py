@@ -127,11 +127,11 @@ def paired_change(task: str, metric: str, base: Mapping[str, Any], now: Mapping[
                      "Recall@100 of retrieval and the main metric of STS, pair classification, summarization)"
     try:
         before, after = units.pair(units.from_json(stored), units.from_json(current))
+        return stats.paired(before, after, seed=[0, zlib.crc32(f"{task}/{metric}".encode())]), ""
     except units.Mismatch as exc:
         return None, f"not the same items as the baseline's: {exc}"
     except (KeyError, TypeError, ValueError) as exc:
-        return None, f"unreadable per-item scores in the baseline ({type(exc).__name__}: {exc})"
-    return stats.paired(before, after, seed=[0, zlib.crc32(f"{task}/{metric}".encode())]), ""
+        return None, f"unusable per-item scores in the baseline ({type(exc).__name__}: {exc})"
 
 
 def significance_rule(tested: list[tuple[Row, stats.Paired]], alpha: float, adjustment: str) -> None:

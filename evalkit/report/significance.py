@@ -74,7 +74,11 @@ def compare_task(a: Run, b: Run, task: str, *, seed: int, resamples: int) -> Tas
     except Mismatch as exc:
         row.note = f"not paired: {exc}"
         return row
-    result = stats.paired(scores_a, scores_b, seed=task_seed(seed, task), resamples=resamples)
+    try:
+        result = stats.paired(scores_a, scores_b, seed=task_seed(seed, task), resamples=resamples)
+    except ValueError as exc:  # no items
+        row.note = f"no paired test ({exc})"
+        return row
     unit = sa.units.kind
     row.delta, row.ci = to_points(result.delta), (to_points(result.ci[0]), to_points(result.ci[1]))
     row.p_value, row.n_items, row.replicates = result.p_value, result.n, result.replicates
@@ -170,10 +174,10 @@ def rank_table(runs: list[Run], *, seed: int = 0, resamples: int = 1000) -> tupl
             continue
         try:
             aligned = [pair(first.units, r.scores[task].units)[1] for r in runs]
-        except Mismatch:
+            replicates.append(stats.joint_replicates(aligned, seed=task_seed(seed, task), resamples=resamples))
+        except ValueError:  # Mismatch included: other items, or none
             continue
         tasks.append(task)
-        replicates.append(stats.joint_replicates(aligned, seed=task_seed(seed, task), resamples=resamples))
         observed.append([s.score for s in aligned])
     if not tasks:
         return [], []
