@@ -20,6 +20,8 @@ from typing import Any
 
 import numpy as np
 
+from evalkit.stats import statistic_ci
+
 log = logging.getLogger(__name__)
 
 STS_COLUMNS = {"cosine": "cosine_scores", "manhattan": "manhattan_distances", "euclidean": "euclidean_distances"}
@@ -126,11 +128,5 @@ def verified(entry: dict | None, main_score: float, where: str) -> dict | None:
 
 def item_ci(entry: dict[str, Any], *, seed: int = 0, resamples: int = 1000, level: float = 0.95) -> tuple[float, float]:
     """Percentile bootstrap CI of the entry's metric, resampling items (pairs, documents) with replacement."""
-    n = len(entry["scores"][0])
-    if n == 0:
-        raise ValueError("no per-item scores to resample")
-    rng = np.random.default_rng(seed)
-    values = np.array([statistic(entry, rng.integers(0, n, n)) for _ in range(resamples)])
-    tail = 50.0 * (1.0 - level)
-    low, high = np.nanpercentile(values, [tail, 100.0 - tail])
-    return float(low), float(high)
+    return statistic_ci(lambda index: statistic(entry, index), len(entry["scores"][0]), seed=seed,
+                        resamples=resamples, level=level)

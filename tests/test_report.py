@@ -145,29 +145,6 @@ def test_latex_is_booktabs_with_best_value_bold(tmp_path):
 # --- confidence intervals ----------------------------------------------------------------------------
 
 @pytest.mark.unit
-def test_bootstrap_ci_is_deterministic_for_a_seed_and_covers_the_mean():
-    values = np.random.default_rng(7).beta(2, 3, size=200)
-    first = runs.bootstrap_ci(values, seed=3)
-    assert runs.bootstrap_ci(values, seed=3) == first
-    assert runs.bootstrap_ci(values, seed=4) != first
-    assert first[0] < values.mean() < first[1]
-    for seed in range(20):
-        sample = np.random.default_rng(seed).random(5 + seed * 7)
-        low, high = runs.bootstrap_ci(sample, seed=seed)
-        assert low <= sample.mean() <= high
-
-
-@pytest.mark.unit
-def test_bootstrap_ci_has_the_textbook_width():
-    values = np.random.default_rng(0).normal(0.5, 0.1, size=10_000)
-    low, high = runs.bootstrap_ci(values, seed=0, resamples=2000)
-    assert high - low == pytest.approx(2 * 1.96 * values.std() / np.sqrt(values.size), rel=0.15)
-    assert runs.bootstrap_ci([0.4] * 9) == pytest.approx((0.4, 0.4))
-    with pytest.raises(ValueError):
-        runs.bootstrap_ci([])
-
-
-@pytest.mark.unit
 def test_ci_from_the_run_record_and_whether_delta_lies_outside(tmp_path):
     assert run_report(tmp_path, RESULTS / MINILM.replace("/", "__"), "--no-plots") == 0  # default: own baselines
     rows = read_csv(tmp_path / "out" / "per_task.csv")
@@ -236,7 +213,7 @@ def test_a_score_of_another_subset_gets_no_delta(tmp_path, capsys):
 def test_plots_are_written_and_not_empty(tmp_path):
     assert run_report(tmp_path, RESULTS, "--compare", E5) == 0
     written = sorted((tmp_path / "out" / "plots").iterdir())
-    assert len(written) == 2 * 3 * 2  # two runs x bars/scatter/delta x png/svg
+    assert len(written) == 2 * 3 * 2 + 2  # two runs x bars/scatter/delta x png/svg, and their forest plot
     for path in written:
         data = path.read_bytes()
         if path.suffix == ".png":
@@ -356,7 +333,7 @@ def test_two_folders_of_one_model_get_distinct_columns(tmp_path):
     assert run_report(tmp_path, tmp_path / "results") == 0
     header = (tmp_path / "out" / "per_task.csv").read_text(encoding="utf-8").splitlines()[0]
     assert "e5-mistral-7b-instruct@fixture#1 (ours)" in header and "e5-mistral-7b-instruct@fixture#2 (ours)" in header
-    assert len(list((tmp_path / "out" / "plots").glob("*.png"))) == 6
+    assert len(list((tmp_path / "out" / "plots").glob("*.png"))) == 7  # 2 runs x bars/scatter/delta, 1 forest
 
 
 # --- published numbers, scale and names ----------------------------------------------------------------
