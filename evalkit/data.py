@@ -53,7 +53,7 @@ def _lines(path: Path):
                 text = raw.decode("utf-8")
             except UnicodeDecodeError as exc:
                 raise EvalkitError(f"{path}:{number}: text is not valid UTF-8 ({exc.reason} at byte {exc.start})"
-                                   ) from None
+                                   ) from exc
             if text.strip():
                 yield number, text
 
@@ -65,7 +65,7 @@ def json_objects(path: Path):
         try:
             row = json.loads(text)
         except json.JSONDecodeError as exc:
-            raise EvalkitError(f"{path}:{number}: malformed JSON ({exc.msg}, column {exc.colno})") from None
+            raise EvalkitError(f"{path}:{number}: malformed JSON ({exc.msg}, column {exc.colno})") from exc
         if not isinstance(row, dict):
             raise EvalkitError(f"{path}:{number}: expected a JSON object, got {type(row).__name__}")
         yield number, row

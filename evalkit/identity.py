@@ -143,7 +143,7 @@ def weights(model: ModelConfig, device_type: str) -> str:
         commit = HfApi().model_info(source, revision=model.revision).sha
     except Exception as exc:  # network and hub errors come in many kinds; the user needs one line
         raise EvalkitError(f"cannot find {source}@{model.revision or 'main'} on the hub: "
-                           f"{first_line(exc)}") from None
+                           f"{first_line(exc)}") from exc
     return model_fingerprint(replace(model, revision=commit), device_type)
 
 

@@ -206,8 +206,8 @@ def main(argv: list[str]) -> None:
     if "tokens_per_s" in args:
         try:
             tokens_per_s, rate_note = float(args["tokens_per_s"]), "as given"
-        except ValueError:
-            raise EvalkitError(f"tokens_per_s must be a number, got {args['tokens_per_s']!r}") from None
+        except ValueError as exc:
+            raise EvalkitError(f"tokens_per_s must be a number, got {args['tokens_per_s']!r}") from exc
         if not tokens_per_s > 0:
             raise EvalkitError(f"tokens_per_s must be > 0, got {args['tokens_per_s']!r}")
     else:

@@ -135,8 +135,8 @@ def load_task(planned: Planned):
         task.load_data()
     except Exception as exc:  # datasets raises many kinds; the user needs one line
         if hub_offline():
-            raise offline_error(what, fix) from None
-        raise EvalkitError(f"cannot load the data of {spec.mteb_task}: {first_line(exc)}") from None
+            raise offline_error(what, fix) from exc
+        raise EvalkitError(f"cannot load the data of {spec.mteb_task}: {first_line(exc)}") from exc
     return task
 
 

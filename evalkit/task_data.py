@@ -41,7 +41,7 @@ def _read_split(path: Path):
     except EvalkitError:
         raise
     except Exception as exc:  # pyarrow and datasets raise many kinds; the user needs one line
-        raise EvalkitError(f"{path}: unreadable ({first_line(exc, 160, with_type=True)})") from None
+        raise EvalkitError(f"{path}: unreadable ({first_line(exc, 160, with_type=True)})") from exc
 
 
 def read_config(folder: Path):
@@ -122,7 +122,7 @@ def load_mteb_folder(task, folder: Path, hf_subsets: list[str] | None = None) ->
         raise
     except Exception as exc:  # a task's dataset_transform meeting columns it does not expect
         raise EvalkitError(f"{name}: loading {folder} as mteb does failed "
-                           f"({first_line(exc, 200, with_type=True)})") from None
+                           f"({first_line(exc, 200, with_type=True)})") from exc
     if multilingual:
         if hf_subsets and any(s not in task.dataset for s in hf_subsets):
             missing = [s for s in hf_subsets if s not in task.dataset]

@@ -100,7 +100,7 @@ def check_cache_writable(root: Path) -> None:
     try:
         probe_writable(root)
     except OSError as exc:
-        raise cache_error(Path(root), exc) from None
+        raise cache_error(Path(root), exc) from exc
 
 
 def _damaged(exc: sqlite3.DatabaseError) -> bool:
@@ -123,7 +123,7 @@ class EmbeddingCache:
             if not (self.dir / "model.json").exists():
                 atomic_write(self.dir / "model.json", json.dumps(identity, indent=1, sort_keys=True))
         except OSError as exc:
-            raise cache_error(self.root, exc) from None
+            raise cache_error(self.root, exc) from exc
         self.db: sqlite3.Connection | None = None
         self._recovering = False
         self.adopt_orphans()  # opens the index (see _sql)
@@ -146,7 +146,7 @@ class EmbeddingCache:
             return work(self.db)
         except sqlite3.DatabaseError as exc:
             if self._recovering or not _damaged(exc):
-                raise cache_error(self.root, exc) from None
+                raise cache_error(self.root, exc) from exc
             self._drop_index(exc)
         self._recovering = True
         try:
@@ -154,7 +154,7 @@ class EmbeddingCache:
             self.adopt_orphans()
             return work(self.db)
         except sqlite3.DatabaseError as exc:
-            raise cache_error(self.root, exc) from None
+            raise cache_error(self.root, exc) from exc
         finally:
             self._recovering = False
 
@@ -168,7 +168,7 @@ class EmbeddingCache:
             for suffix in ("", "-journal", "-wal", "-shm"):
                 Path(f"{path}{suffix}").unlink(missing_ok=True)
         except OSError as err:
-            raise cache_error(self.root, err) from None
+            raise cache_error(self.root, err) from err
 
     # -- reading ---------------------------------------------------------------------------------
     def lookup(self, keys: list[bytes]) -> dict[bytes, tuple[str, int]]:
@@ -237,7 +237,7 @@ class EmbeddingCache:
         try:
             path.unlink(missing_ok=True)
         except OSError as exc:
-            raise cache_error(self.root, exc) from None
+            raise cache_error(self.root, exc) from exc
         self._forget(name)
 
     # -- writing ---------------------------------------------------------------------------------
@@ -248,7 +248,7 @@ class EmbeddingCache:
         try:
             atomic_write(path, lambda tmp: write_shard(tmp, keys, vectors))
         except OSError as exc:
-            raise cache_error(self.root, exc) from None
+            raise cache_error(self.root, exc) from exc
         self._index(name, keys)
         if self.max_bytes is not None:
             evict(self.root, self.max_bytes, keep=path)
@@ -276,7 +276,7 @@ class EmbeddingCache:
         try:
             on_disk = {p.stem for p in self.shards.glob("*.safetensors")}
         except OSError as exc:
-            raise cache_error(self.root, exc) from None
+            raise cache_error(self.root, exc) from exc
         known = set(self._sql(lambda db: [name for (name,) in db.execute("SELECT name FROM shards")]))
         for name in known - on_disk:
             self._forget(name)

@@ -83,11 +83,11 @@ def hub_fingerprint(repo: str, revision: str | None) -> str:
 
     try:
         snapshot = snapshot_download(repo, revision=revision, local_files_only=True)
-    except (LocalEntryNotFoundError, OSError, ValueError):
+    except (LocalEntryNotFoundError, OSError, ValueError) as exc:
         if revision and len(revision) == 40 and all(c in "0123456789abcdef" for c in revision):
             return f"hub:{repo}@{revision}"  # pinned by commit: the hub serves exactly these files
         raise EvalkitError(f"{repo}@{revision or 'main'} is not in the local Hugging Face cache, so which weights "
-                           f"it names cannot be pinned; pin model.revision to a commit, or download it first") from None
+                           f"it names cannot be pinned; pin model.revision to a commit, or download it first") from exc
     return f"hub:{repo}@{Path(snapshot).name}"
 
 
