@@ -187,7 +187,7 @@ def _checked(root: Path, corpus: dict, raw_queries: dict, qrels: dict, qrels_fil
     return BeirData(corpus=corpus, queries=queries, qrels=kept)
 
 
-def fingerprint(data: BeirData) -> str:
+def beir_data_fingerprint(data: BeirData) -> str:
     """sha256 (16 hex digits) of the data as evaluated: the corpus in file order (order can break ties), the
     evaluated queries and the judgements sorted. Another serialisation of the same data (key order, escaping,
     metadata, extra queries) gives the same fingerprint; any change to a text, id or judgement another."""

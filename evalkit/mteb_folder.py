@@ -16,7 +16,7 @@ import json
 from pathlib import Path
 
 from evalkit import EvalkitError
-from evalkit.data import json_objects
+from evalkit.beir_folder import json_objects
 from evalkit.errors import first_line
 
 SPLIT_FILES = (".jsonl", ".parquet")
@@ -134,7 +134,7 @@ def load_mteb_folder(task, folder: Path, hf_subsets: list[str] | None = None) ->
     return list(task.hf_subsets) if multilingual else ["default"]
 
 
-def loaded_fingerprint(task) -> str:
+def task_data_fingerprint(task) -> str:
     """sha256 (16 hex digits) of a loaded task's data as mteb evaluates it: every subset, split and row, in
     order (row order can matter: classification samples its training sets by position), after
     dataset_transform. Another layout of the same data (parquet, save_to_disk, key order) gives the same."""

@@ -140,7 +140,7 @@ BROAD_EXCEPTS = {
     "files.py": (1, "removes the temporary file, then re-raises the same exception"),
     "encoding/batching.py": (1, "the producer thread hands the exception to the consumer, which raises it"),
     "encoding/shard.py": (2, "safetensors, json and key errors alike mean a damaged shard: DamagedShard from exc"),
-    "task_data.py": (2, "pyarrow/datasets and a task's dataset_transform raise many kinds: EvalkitError from exc"),
+    "mteb_folder.py": (2, "pyarrow/datasets and a task's dataset_transform raise many kinds: EvalkitError from exc"),
     "runner.py": (1, "datasets raises many kinds: EvalkitError from exc"),
     "identity.py": (1, "network and hub errors come in many kinds: EvalkitError from exc"),
     "report/runs.py": (1, "mteb's TaskResult parsing raises many kinds: ReportInputError from exc"),

@@ -5,7 +5,7 @@
     <root>/<model key>/index.sqlite               key -> (shard, row); rebuilt from the shards at will
 
 The model key hashes everything that changes an embedding: the weights and tokenizer fingerprint
-(`fingerprint.model_fingerprint`: file contents, not sizes or times), model name and path, revision,
+(`weights_fingerprint.weights_fingerprint`: file contents, not sizes or times), model name and path, revision,
 random init, pooling, max length, dtype and evalkit's token-id scheme. A text's key is the sha256 of
 the rendered text, instruction included. Vectors are the raw pooled ones (normalization is applied
 after reading), in the forward pass's dtype where pooling picks one token (lossless), else float32.
@@ -69,7 +69,7 @@ def model_identity(cfg, device_type: str = "cpu", weights: str | None = None) ->
     the weights and tokenizer (`weights`, computed here when not given).
 
     Random weights are drawn differently on a GPU and a CPU, so for them the device counts."""
-    from evalkit.encoding.fingerprint import model_fingerprint
+    from evalkit.encoding.weights_fingerprint import weights_fingerprint
     from evalkit.encoding.model import random_init_device
 
     random_init = None
@@ -77,7 +77,7 @@ def model_identity(cfg, device_type: str = "cpu", weights: str | None = None) ->
         random_init = {**asdict(cfg.random_init), "drawn_on": random_init_device(device_type)}
     return {
         "name": cfg.name, "name_or_path": cfg.name_or_path, "revision": cfg.revision, "tokenizer": cfg.tokenizer,
-        "weights": weights if weights is not None else model_fingerprint(cfg, device_type),
+        "weights": weights if weights is not None else weights_fingerprint(cfg, device_type),
         "random_init": random_init, "pooling": cfg.pooling, "max_length": cfg.max_length, "dtype": cfg.dtype,
         "trust_remote_code": cfg.trust_remote_code, "id_scheme": ID_SCHEME,
     }
