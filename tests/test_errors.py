@@ -187,3 +187,21 @@ def test_eos_check_holds_under_python_O():
     out = subprocess.run([sys.executable, "-O", "-c", EOS_CHECK], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.startswith("refused: m: a tokenized text is not [BOS] + text + [EOS] within max_length=1"), out.stdout
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize("debug", [False, True])
+def test_cache_command(monkeypatch, capsys, tmp_path, debug):
+    from evalkit.encoding import cache_cli
+
+    (tmp_path / "model-key" / "shards").mkdir(parents=True)
+
+    def refuse(path):
+        raise PermissionError(13, "Permission denied", str(path))
+
+    monkeypatch.setattr(cache_cli.shutil, "rmtree", refuse)
+    monkeypatch.setenv(DEBUG_ENV, "1" if debug else "0")
+    assert run_evalkit(["cache", "clear", "--dir", str(tmp_path)]) == 2
+    err = stderr_lines(capsys)
+    assert err[-1] == f"evalkit: error: cannot remove {tmp_path / 'model-key'} (Permission denied); nothing after it was removed"
+    assert (len(err) == 1) != debug and ("PermissionError: [Errno 13]" in "\n".join(err)) == debug
