@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 from evalkit import EvalkitError
+from evalkit.errors import print_error
 
 EPILOG = """examples:
   python -m evalkit.check suite=ci --junit results/check/ci.junit.xml
@@ -120,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
                         golden_only=args.golden_only, keep_going=args.keep_going, model_overrides=model_overrides,
                         alpha=args.alpha, adjustment=args.adjust)
     except EvalkitError as exc:
-        print(f"evalkit.check: error: {exc}", file=sys.stderr)
+        print_error("evalkit.check", exc)
         return 2
     text = report(outcome, note)
     print(text)

@@ -12,6 +12,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from evalkit import EvalkitError
+from evalkit.errors import print_error
 from evalkit.report.compare import load_references, warn_missing_published
 from evalkit.report.published import available_models, mteb_english_tasks
 from evalkit.report.runs import find_runs, name_runs, warn
@@ -48,7 +50,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def main(argv: list[str] | None = None) -> int:
+def render(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     runs = [run for folder in args.results
             for run in find_runs(folder, specs_by_mteb_name(), args.seed, args.resamples)]
@@ -81,6 +83,15 @@ def main(argv: list[str] | None = None) -> int:
         written += plots.write_forest(pairs, args.alpha, args.out / "plots")
     print(f"evalkit.report: wrote {len(written)} files to {args.out}/")
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`render`, with an error as one line on stderr (its traceback and causes too under EVALKIT_DEBUG=1), exit 2."""
+    try:
+        return render(argv)
+    except EvalkitError as exc:
+        print_error("evalkit.report", exc)
+        return 2
 
 
 if __name__ == "__main__":

@@ -17,7 +17,7 @@ from evalkit import units as item_units
 from evalkit.identity import describe, is_published
 from evalkit.report.metrics import short_model_name, to_points
 from evalkit.results import identify_model, read_run_records, result_files, scores_entry
-from evalkit.errors import first_line
+from evalkit.errors import first_line, show_traceback
 from evalkit.stats import bootstrap_ci, statistic_ci
 
 SPEC_KEYS = ("type", "split", "hf_subset", "metric")
@@ -88,8 +88,8 @@ def _mteb_spec(result) -> dict:
 
     try:
         meta = mteb.get_task(result.task_name).metadata
-    except Exception:
-        raise ReportInputError(f"task {result.task_name!r} is neither in tasks/ nor known to mteb") from None
+    except (KeyError, ValueError) as exc:
+        raise ReportInputError(f"task {result.task_name!r} is neither in tasks/ nor known to mteb") from exc
     split = next((s for s in meta.eval_splits if s in result.scores), next(iter(result.scores), None))
     subsets = [entry.get("hf_subset") for entry in result.scores.get(split, [])]
     subset = next((s for s in SUBSET_PREFERENCE if s in subsets), subsets[0] if subsets else "default")
@@ -114,7 +114,7 @@ def read_task_score(path: Path, registry: Mapping[str, Any], record: dict | None
     try:
         result = TaskResult.from_disk(path)
     except Exception as exc:
-        raise ReportInputError(f"not an mteb TaskResult ({first_line(exc, 160, with_type=True)})") from None
+        raise ReportInputError(f"not an mteb TaskResult ({first_line(exc, 160, with_type=True)})") from exc
     spec = task_spec(result, registry, record)
     entry = scores_entry(result.scores, spec["split"], spec["hf_subset"])
     if entry is None or spec["metric"] not in entry:
@@ -122,7 +122,7 @@ def read_task_score(path: Path, registry: Mapping[str, Any], record: dict | None
     try:
         score = to_points(entry[spec["metric"]])
     except (TypeError, ValueError) as exc:
-        raise ReportInputError(str(exc)) from None
+        raise ReportInputError(str(exc)) from exc
     task_score = TaskScore(result.task_name, spec["type"], spec["metric"], score, data=data_status(record),
                            hf_subset=spec["hf_subset"])
     try:
@@ -134,7 +134,7 @@ def read_task_score(path: Path, registry: Mapping[str, Any], record: dict | None
             data = ((record or {}).get("identity") or {}).get("data") or {"dataset_revision": result.dataset_revision}
             task_score.units, task_score.no_units = item_units.from_result(entry, spec["metric"], spec["type"], data)
     except (TypeError, ValueError, KeyError, IndexError, AttributeError) as exc:
-        task_score.no_units = f"unusable per-item scores ({_first_line(exc)})"
+        task_score.no_units = f"unusable per-item scores ({first_line(exc, 160, with_type=True)})"
     return task_score
 
 
@@ -179,6 +179,7 @@ def load_run(folder: Path, registry: Mapping[str, Any], seed: int = 0, resamples
         try:
             score = read_task_score(path, registry, records.get(path.stem))
         except ReportInputError as exc:
+            show_traceback(exc)
             warn(f"{path}: {exc}; skipped")
             continue
         run.scores[score.task] = score
