@@ -22,24 +22,32 @@ MARKS = "¹²³⁴⁵⁶⁷⁸⁹"
 NOT_COMPARABLE = "not comparable"
 
 
+def _main_metric(task: str) -> str | None:
+    """The task's main metric in the paper's Table 1 (mteb v2 key), where the task is one of its 56."""
+    return mteb_english_tasks().get(task, (None, None))[1]
+
+
 def per_task_frame(runs: list[Run], references: list[Published]) -> pd.DataFrame:
-    """One row per task run: our scores (+ CI), the published scores, Δ against each run's reference."""
+    """One row per task and metric: the scores of the runs whose headline metric it is (+ CI), the published
+    scores of that metric, Δ against each run's reference. A run is in the rows of the metrics it has."""
     first = {}
     for run in runs:
         for score in run.scores.values():
-            first.setdefault(score.task, score)
+            first.setdefault((score.task, score.metric), score)
     rows = []
-    for task in sorted(first, key=lambda t: task_order(t, first[t].type)):
-        row = {"Task": task, "Type": first[task].type, "Metric": metric_label(first[task].metric)}
+    for task, metric in sorted(first, key=lambda k: (task_order(k[0], first[k].type), k[1] != _main_metric(k[0]),
+                                                      k[1])):
+        row = {"Task": task, "Type": first[task, metric].type, "Metric": metric_label(metric)}
         for run in runs:
             score = run.scores.get(task)
+            score = score if score is not None and score.metric == metric else None
             row[run.label] = score.score if score else None
             row[f"{run.name} CI low"], row[f"{run.name} CI high"] = score.ci if score and score.ci else (None, None)
         for reference in references:
-            row[reference.label] = reference.score(task, first[task].metric)
+            row[reference.label] = reference.score(task, metric)
         for run in runs:
             reference = reference_for(run, references)
-            mine = [c for c in comparisons(run, reference) if c.task == task] if reference else []
+            mine = [c for c in comparisons(run, reference) if (c.task, c.metric) == (task, metric)] if reference else []
             row[delta_heading(run, reference)] = mine[0].delta if mine else None
             row[f"Δ {run.name} outside CI"] = mine[0].outside_ci if mine else None
             row[f"Δ {run.name} note"] = mine[0].note if mine else None
@@ -75,7 +83,7 @@ def table1_rows(runs: list[Run], references: list[Published]) -> list[tuple[str,
     english = mteb_english_tasks()
     rows = []
     for run in runs:
-        main = {t: s.score for t, s in run.scores.items() if t in english}
+        main = {t: s.score for t, s in run.scores.items() if s.metric == _main_metric(t)}
         beir = {t: s.score for t, s in run.scores.items()
                 if t in english and english[t][0] == "Retrieval" and s.metric == BEIR_METRIC}
         rows.append((run.label, _means(main, beir), 2))
@@ -91,12 +99,12 @@ def table1_rows(runs: list[Run], references: list[Published]) -> list[tuple[str,
             full_tasks = set(main)
         same: dict[frozenset, tuple[list[str], dict]] = {}  # like-for-like task set -> (runs, Table-1 cells)
         for run in runs:
-            like = {c.task: c for c in comparisons(run, ref) if c.task in english and c.like_for_like}
+            like = {c.task: c for c in comparisons(run, ref) if c.metric == _main_metric(c.task) and c.like_for_like}
             if not like or set(like) == full_tasks:
                 continue
             cells = _means({t: c.published for t, c in like.items()}, _beir(like, "published"))
             same.setdefault(frozenset(like), ([], cells))[0].append(run.name)
-            if set(like) != {t for t in run.scores if t in english}:  # ours over exactly those tasks too
+            if set(like) != {t for t, s in run.scores.items() if s.metric == _main_metric(t)}:  # ours over those too
                 rows.append((f"{run.label}, same tasks as {ref.name} published",
                              _means({t: c.ours for t, c in like.items()}, _beir(like, "ours")), 2))
         for names, cells in same.values():
@@ -239,6 +247,9 @@ def write_tables(runs: list[Run], references: list[Published], out: Path, *, see
              "mteb exposes no per-item scores for classification and clustering: no CI there. "
              "'outside CI': the published score lies outside it.",
              *[f"{mark} {note}" for note, mark in footnotes(raw, runs).items()], *source_notes(runs, references)]
+    if any(s.metric != _main_metric(s.task) for run in runs for s in run.scores.values() if _main_metric(s.task)):
+        notes.insert(1, "A row is one metric: a run scored with another headline metric (task.metric=) is in the "
+                        "row of that metric, next to the published number of that metric.")
     written = _write(out / "per_task", "Per-task scores", display, bold, raw, notes)  # the CSV keeps each Δ's note
 
     rows = table1_rows(runs, references)
@@ -261,6 +272,11 @@ def write_tables(runs: list[Run], references: list[Published], out: Path, *, see
     notes += source_notes(runs, references)
     if extra:
         notes.append(f"Not MTEB-English tasks, left out of this table: {', '.join(extra)}.")
+    other = sorted({f"{s.task} ({metric_label(s.metric)}, {run.label})" for run in runs for s in run.scores.values()
+                    if s.task in english and s.metric != english[s.task][1]})
+    if other:
+        notes.append(f"Scored with another headline metric than the task's main one, left out of this table: "
+                     f"{', '.join(other)}.")
     return written + _write(out / "table1", "Table 1 layout (MTEB English, 56 tasks)", display, bold,
                             table1_frame(rows), notes)
 
