@@ -61,3 +61,25 @@ def test_a_run_with_another_headline_metric_is_in_the_row_of_its_metric(tmp_path
     assert table1[ours_ndcg]["Retr."] == "64.5000" and table1[ours_map]["Retr. n"] == "0"
     assert "SciFact (MAP@10, all-MiniLM-L6-v2@map10 (ours))" in (tmp_path / "out" / "table1.md").read_text()
     assert "A row is one metric" in (tmp_path / "out" / "per_task.md").read_text()
+
+
+def test_averages_over_different_task_sets_are_never_bolded_against_each_other(tmp_path):
+    """minilm on SciFact and NFCorpus: ours (2/56) ties the published same-task average; the published average
+    over all 9 of its tasks is higher but over other tasks, so it is not bold and does not unbold ours."""
+    folder = tmp_path / "results" / MINILM.replace("/", "__") / "rev"
+    write_result(folder, "SciFact", "ndcg_at_10", 0.6451)
+    write_result(folder, "NFCorpus", "ndcg_at_10", 0.3159)
+    assert report(tmp_path) == 0
+    latex = (tmp_path / "out" / "table1.tex").read_text(encoding="utf-8")
+    all_nine = next(line for line in latex.splitlines() if "all 9 of its tasks" in line)
+    assert "48.72 (9/56)" in all_nine and r"\textbf" not in all_nine
+    assert r"\textbf{48.05 (2/56)}" in latex
+
+
+def test_the_usage_line_names_the_command_as_typed(capsys):
+    with pytest.raises(SystemExit):
+        report_main(["--help"])
+    assert capsys.readouterr().out.startswith("usage: evalkit report ")
+    with pytest.raises(SystemExit):
+        report_main(["--help"], prog="python -m evalkit.report")
+    assert capsys.readouterr().out.startswith("usage: python -m evalkit.report ")

@@ -18,9 +18,9 @@ from evalkit.report.runs import find_runs, name_runs, warn
 from evalkit.tasks import specs_by_mteb_name
 
 
-def parse_args(argv: list[str] | None) -> argparse.Namespace:
+def parse_args(argv: list[str] | None, prog: str = "evalkit report") -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        prog="python -m evalkit.report",
+        prog=prog,
         description="Paper-style tables (Markdown, LaTeX, CSV) and plots from results folders, "
         "compared with published numbers.",
     )
@@ -36,8 +36,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
+def main(argv: list[str] | None = None, prog: str = "evalkit report") -> int:
+    args = parse_args(argv, prog)
     runs = [run for folder in args.results
             for run in find_runs(folder, specs_by_mteb_name(), args.seed, args.resamples)]
     if not runs:
@@ -57,4 +57,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(prog="python -m evalkit.report"))

@@ -78,25 +78,27 @@ def _means(main: dict[str, float], beir: dict[str, float]) -> dict[str, tuple[fl
     return cells
 
 
-def table1_rows(runs: list[Run], references: list[Published]) -> list[tuple[str, dict, int]]:
-    """(row name, Table-1 cells, decimals): ours, then each published row under them."""
+def table1_rows(runs: list[Run], references: list[Published]) -> list[tuple[str, dict, int, frozenset]]:
+    """(row name, Table-1 cells, decimals, the tasks averaged): ours, then each published row under them."""
     english = mteb_english_tasks()
     rows = []
     for run in runs:
         main = {t: s.score for t, s in run.scores.items() if s.metric == _main_metric(t)}
         beir = {t: s.score for t, s in run.scores.items()
                 if t in english and english[t][0] == "Retrieval" and s.metric == BEIR_METRIC}
-        rows.append((run.label, _means(main, beir), 2))
+        rows.append((run.label, _means(main, beir), 2, frozenset(main)))
     for ref in references:
         if ref.averages:
-            full_row = (f"{ref.name} (published, paper: all 56 tasks)", ref.averages, ref.averages_decimals)
             full_tasks = set(english)
+            full_row = (f"{ref.name} (published, paper: all 56 tasks)", ref.averages, ref.averages_decimals,
+                        frozenset(full_tasks))
         else:
             main = {t: ref.score(t, m) for t, (_, m) in english.items() if ref.score(t, m) is not None}
             beir = {t: ref.score(t, BEIR_METRIC) for t, (ty, _) in english.items()
                     if ty == "Retrieval" and ref.score(t, BEIR_METRIC) is not None}
-            full_row = (f"{ref.name} (published, all {len(main)} of its tasks)", _means(main, beir), 2)
             full_tasks = set(main)
+            full_row = (f"{ref.name} (published, all {len(main)} of its tasks)", _means(main, beir), 2,
+                        frozenset(full_tasks))
         same: dict[frozenset, tuple[list[str], dict]] = {}  # like-for-like task set -> (runs, Table-1 cells)
         for run in runs:
             like = {c.task: c for c in comparisons(run, ref) if c.metric == _main_metric(c.task) and c.like_for_like}
@@ -106,10 +108,10 @@ def table1_rows(runs: list[Run], references: list[Published]) -> list[tuple[str,
             same.setdefault(frozenset(like), ([], cells))[0].append(run.name)
             if set(like) != {t for t, s in run.scores.items() if s.metric == _main_metric(t)}:  # ours over those too
                 rows.append((f"{run.label}, same tasks as {ref.name} published",
-                             _means({t: c.ours for t, c in like.items()}, _beir(like, "ours")), 2))
-        for names, cells in same.values():
+                             _means({t: c.ours for t, c in like.items()}, _beir(like, "ours")), 2, frozenset(like)))
+        for tasks, (names, cells) in same.items():
             which = "same tasks" if len(runs) == 1 else f"same tasks as {' and '.join(names)}"
-            rows.append((f"{ref.name} (published, {which})", cells, 2))
+            rows.append((f"{ref.name} (published, {which})", cells, 2, tasks))
         rows.append(full_row)  # after the like-for-like rows: its tasks are not those run
     return rows
 
@@ -122,7 +124,7 @@ def _beir(like: dict, side: str) -> dict[str, float]:
 
 def table1_frame(rows: list[tuple[str, dict, int]]) -> pd.DataFrame:
     records = []
-    for name, cells, _ in rows:
+    for name, cells, _, _ in rows:
         record = {"Model": name}
         for column in TABLE1_COLUMNS:
             record[column], record[f"{column} n"] = cells[column]
@@ -173,19 +175,21 @@ def per_task_display(raw: pd.DataFrame, runs: list[Run], references: list[Publis
     return pd.DataFrame(cells, columns=list(cells[0]) if cells else None), bold
 
 
-def table1_display(rows: list[tuple[str, dict, int]]):
-    """Formatted "mean (k/K)" cells, and per row the cells that are best in their column."""
+def table1_display(rows: list[tuple[str, dict, int, frozenset]]):
+    """Formatted "mean (k/K)" cells, and per row the cells that are best in their column among the rows that
+    average the same tasks (averages over different task sets are never ranked against each other)."""
     english = mteb_english_tasks()
     totals = {label: sum(t == cat for t, _ in english.values()) for cat, label in CATEGORY_LABELS.items()}
     totals.update(Avg=len(english), BEIR=totals["Retr."])
     cells = []
-    for name, row, decimals in rows:
+    for name, row, decimals, _ in rows:
         out = {"Model": name}
         for column in TABLE1_COLUMNS:
             value, n = row[column]
             out[column] = BLANK if value is None else f"{value:.{decimals}f} ({n}/{totals[column]})"
         cells.append(out)
-    best = {c: _bold_max({i: row[c][0] for i, (_, row, _) in enumerate(rows)}) for c in TABLE1_COLUMNS}
+    best = {c: set().union(*(_bold_max({i: row[c][0] for i, (_, row, _, same) in enumerate(rows) if same == tasks})
+                             for tasks in {r[3] for r in rows})) for c in TABLE1_COLUMNS}
     bold = [{c for c in TABLE1_COLUMNS if i in best[c]} for i in range(len(rows))]
     return pd.DataFrame(cells), bold
 
@@ -256,7 +260,7 @@ def write_tables(runs: list[Run], references: list[Published], out: Path, *, see
     display, bold = table1_display(rows)
     english = mteb_english_tasks()
     extra = sorted({t for run in runs for t in run.scores if t not in english})
-    names = [name for name, _, _ in rows]
+    names = [name for name, _, _, _ in rows]
     notes = ["Mean of the main metric (points) over the tasks present; (k/K): k of the K MTEB-English tasks "
              "of that column were present. Avg: all tasks present; BEIR: mean nDCG@10 of the 15 retrieval tasks."]
     if any("(published, paper" in name for name in names):
