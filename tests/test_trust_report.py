@@ -18,7 +18,8 @@ MINILM = "sentence-transformers/all-MiniLM-L6-v2"
 def write_result(folder: Path, task: str, metric: str, score: float, *, record_score: float | None = None,
                  per_query: dict | None = None, per_item: dict | None = None, subset: str = "default",
                  model: str = MINILM) -> None:
-    """A TaskResult and its run record, as the runner writes them (record_score: what the record says)."""
+    """A TaskResult and its run record, as the runner writes them (record_score: what the record says;
+    per_query: query id -> score of the metric)."""
     import mteb
     from mteb.results import TaskResult
 
@@ -28,7 +29,7 @@ def write_result(folder: Path, task: str, metric: str, score: float, *, record_s
                                  evaluation_time=1.0).to_disk(folder / f"{task}.json")
     record = {"mteb_task": task, "type": mteb_task.metadata.type, "split": "test", "hf_subset": subset,
               "hf_subsets": [subset], "metric": metric, "score": score if record_score is None else record_score,
-              "model": {"name": model, "revision": folder.name}, "per_query": per_query or {}, "per_item": per_item}
+              "model": {"name": model, "revision": folder.name}, "per_query": {metric: per_query} if per_query else {}, "per_item": per_item}
     (folder / "evalkit" / f"{task}.run.json").write_text(json.dumps(record))
 
 
@@ -83,3 +84,65 @@ def test_the_usage_line_names_the_command_as_typed(capsys):
     with pytest.raises(SystemExit):
         report_main(["--help"], prog="python -m evalkit.report")
     assert capsys.readouterr().out.startswith("usage: python -m evalkit.report ")
+
+
+def write_sts(folder: Path, score: float, entry: dict) -> None:
+    write_result(folder, "STSBenchmark", "cosine_spearman", score, per_item=entry)
+
+
+def sts_entry() -> dict:
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    gold = rng.normal(size=200)
+    return {"metric": "cosine_spearman", "statistic": "spearman", "gold": gold.tolist(),
+            "scores": [(gold + 0.6 * rng.normal(size=200)).tolist()]}
+
+
+@pytest.mark.parametrize("case", ["record", "per-query", "per-item"])
+def test_a_score_that_contradicts_its_run_record_is_flagged_in_every_table(tmp_path, capsys, case):
+    """A hand-edited score (0.7012 for 0.6451): against the record's score, against the mean of its per-query
+    scores (the record edited too), or against the metric its per-item scores recompute. The number is never
+    shown unflagged: a mark and a note beside it, no CI, no counted Δ, out of Table 1, exit 3."""
+    from evalkit.itemscores import statistic
+
+    folder = tmp_path / "results" / MINILM.replace("/", "__") / "rev"
+    per_query = {f"q{i}": v for i, v in enumerate([0.6451, 0.5451, 0.7451])}  # mean 0.6451
+    if case == "per-item":
+        entry = sts_entry()
+        write_sts(folder, round(statistic(entry), 4) + 0.05, entry)
+        task, shown, why = "STSBenchmark", "Spearman (cosine)", "its per-item scores give"
+    else:
+        write_result(folder, "SciFact", "ndcg_at_10", 0.7012, per_query=per_query,
+                     record_score=0.6451 if case == "record" else None)
+        task, why = "SciFact", "its run record 64.5100" if case == "record" else "the mean of its 3 per-query scores"
+    write_result(folder, "NFCorpus", "ndcg_at_10", 0.3159, per_query={"q1": 0.3, "q2": 0.3318})  # consistent
+    assert report(tmp_path) == 3
+    err = capsys.readouterr().err
+    assert f"{task}: the result file says" in err and why in err and "contradict their run records" in err
+    table = {r["Task"]: r for r in rows(tmp_path / "out" / "per_task.csv")}
+    flagged, fine = table[task], table["NFCorpus"]
+    assert why in flagged["all-MiniLM-L6-v2 check"] and fine["all-MiniLM-L6-v2 check"] == ""
+    assert flagged["all-MiniLM-L6-v2 CI low"] == "" and fine["all-MiniLM-L6-v2 CI low"] != ""
+    assert flagged["Δ all-MiniLM-L6-v2 outside CI"] == ""  # never counted as a regression (or as a hit)
+    markdown = (tmp_path / "out" / "per_task.md").read_text(encoding="utf-8")
+    line = next(x for x in markdown.splitlines() if x.startswith(f"| {task} "))
+    assert "¹ (contradicts its run record)" in line and "not comparable¹" in line
+    assert f"- ¹ {task}: the result file says" in markdown
+    assert "(contradicts its run record)" in (tmp_path / "out" / "per_task.tex").read_text(encoding="utf-8")
+    table1 = {r["Model"]: r for r in rows(tmp_path / "out" / "table1.csv")}
+    assert table1["all-MiniLM-L6-v2 (ours)"]["Avg n"] == "1"  # NFCorpus only
+    assert f"{task} (all-MiniLM-L6-v2 (ours))" in (tmp_path / "out" / "table1.md").read_text(encoding="utf-8")
+
+
+def test_scores_that_agree_with_their_run_records_are_not_flagged(tmp_path, capsys):
+    from evalkit.itemscores import statistic
+
+    folder = tmp_path / "results" / MINILM.replace("/", "__") / "rev"
+    write_result(folder, "SciFact", "ndcg_at_10", 0.64508, per_query={"q1": 0.645081, "q2": 0.645083},
+                 record_score=0.64508 + 1e-17)  # mteb rounds the per-query mean to 5 decimals
+    entry = sts_entry()
+    write_sts(folder, statistic(entry), entry)
+    assert report(tmp_path) == 0
+    assert "contradict" not in capsys.readouterr().err
+    assert "all-MiniLM-L6-v2 check" not in rows(tmp_path / "out" / "per_task.csv")[0]

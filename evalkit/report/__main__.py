@@ -2,8 +2,8 @@
 
     python -m evalkit.report results/ --compare intfloat/e5-mistral-7b-instruct --out report/
 
-Each problem with the input is one line on stderr; the exit code is non-zero only when nothing at all
-could be rendered.
+Each problem with the input is one line on stderr. Exit status: 0 written; 1 nothing at all could be
+rendered; 3 written, but a result file contradicts its run record (that score is flagged in every table).
 """
 
 from __future__ import annotations
@@ -53,6 +53,11 @@ def main(argv: list[str] | None = None, prog: str = "evalkit report") -> int:
     if not args.no_plots:
         written += plots.write_plots(runs, references, args.out / "plots")
     print(f"evalkit.report: wrote {len(written)} files to {args.out}/")
+    flagged = [f"{s.task} ({run.label})" for run in runs for s in run.scores.values() if s.mismatch]
+    if flagged:
+        warn(f"{len(flagged)} result file(s) contradict their run records, flagged in every table: "
+             f"{', '.join(flagged)}")
+        return 3
     return 0
 
 

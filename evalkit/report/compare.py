@@ -64,7 +64,7 @@ def comparisons(run: Run, reference: Published | None) -> list[Comparison]:
     for s in scores:
         same = reference is not None and s.comparable and reference.matches(s.task, s.hf_subset)
         published = reference.score(s.task, s.metric) if same else None
-        note = reference.note(s.task) if published is not None else None
+        note = (s.flag or reference.note(s.task)) if published is not None else None
         out.append(Comparison(s.task, s.type, s.metric, s.score, published, s.ci, note))
     return out
 

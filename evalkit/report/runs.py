@@ -11,12 +11,13 @@ from __future__ import annotations
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
+from statistics import fmean
 from typing import Any, Mapping
 
 import numpy as np
 
 from evalkit.identity import describe, is_published
-from evalkit.itemscores import item_ci
+from evalkit.itemscores import item_ci, statistic
 from evalkit.report.metrics import short_model_name, to_points
 from evalkit.results import identify_model, read_run_records, result_files, scores_entry
 from evalkit.errors import first_line
@@ -24,6 +25,8 @@ from evalkit.errors import first_line
 SPEC_KEYS = ("type", "split", "hf_subset", "metric")
 SUBSET_PREFERENCE = ("default", "en", "en-en")
 CI_TYPES = ("Retrieval", "STS", "PairClassification", "Summarization")  # where a run record can give a CI
+FILE_ROUNDING = 5e-5 + 1e-9  # points: mteb writes a result file's scores to 6 decimals of a fraction
+QUERY_MEAN_ROUNDING = 5e-4 + 1e-9  # points: mteb rounds the mean of per-query retrieval scores to 5 decimals
 
 
 class ReportInputError(Exception):
@@ -39,11 +42,19 @@ class TaskScore:
     ci: tuple[float, float] | None = None  # 95% bootstrap CI over queries, pairs or documents, points
     data: str | None = None  # "published" | "local" (not the published test set) | "unverified" | None (unknown)
     hf_subset: str = "default"  # the subset the score is of
+    mismatch: str | None = None  # why the score contradicts its run record (flagged in every table), or None
 
     @property
     def comparable(self) -> bool:
         """Whether a published number of this task may be set against it (not when the data is known to differ)."""
         return self.data != "local"
+
+    @property
+    def flag(self) -> str | None:
+        """The note every table prints beside a score that contradicts its run record, or None."""
+        return None if self.mismatch is None else (
+            f"{self.task}: {self.mismatch}: the result file was edited or is not this run's; not trusted "
+            f"(no CI; its Δ is not counted; left out of the averages)")
 
 
 @dataclass
@@ -170,6 +181,29 @@ def score_ci(score: TaskScore, record: dict | None, seed: int, resamples: int) -
     return None
 
 
+def record_mismatch(score: TaskScore, record: dict | None) -> str | None:
+    """Why the result file's score contradicts its run record: the score the record holds, the mean of its
+    per-query scores or the metric recomputed from its per-item scores, each within mteb's rounding; None when
+    they agree or the record has none of them for this metric and subset."""
+    if not record or record.get("metric") != score.metric or record.get("hf_subset", score.hf_subset) != score.hf_subset:
+        return None
+    shown = f"the result file says {score.score:.4f}"
+    stored = record.get("score")
+    if isinstance(stored, (int, float)) and abs(to_points(stored) - score.score) > FILE_ROUNDING:
+        return f"{shown}, its run record {to_points(stored):.4f}"
+    per_query = (record.get("per_query") or {}).get(score.metric)
+    if per_query and len(record.get("hf_subsets") or [score.hf_subset]) == 1:
+        mean = to_points(fmean(per_query.values()))
+        if abs(mean - score.score) > QUERY_MEAN_ROUNDING:
+            return f"{shown}, the mean of its {len(per_query)} per-query scores {mean:.4f}"
+    per_item = record.get("per_item") or {}
+    if per_item.get("metric") == score.metric:
+        again = to_points(statistic(per_item))
+        if abs(again - score.score) > FILE_ROUNDING:
+            return f"{shown}, its per-item scores give {again:.4f}"
+    return None
+
+
 def load_run(folder: Path, registry: Mapping[str, Any], seed: int = 0, resamples: int = 1000) -> Run:
     records, problems = read_run_records(folder)
     for problem in problems:
@@ -186,7 +220,13 @@ def load_run(folder: Path, registry: Mapping[str, Any], seed: int = 0, resamples
             warn(f"{path}: {exc}; skipped")
             continue
         run.scores[score.task] = score
-        if score.type in CI_TYPES:
+        try:
+            score.mismatch = record_mismatch(score, records.get(score.task))
+        except (TypeError, ValueError, KeyError, IndexError) as exc:
+            score.mismatch = f"its run record's scores are unusable ({first_line(exc, 160, with_type=True)})"
+        if score.mismatch:
+            warn(f"{path}: {score.flag}")
+        elif score.type in CI_TYPES:
             reason = score_ci(score, records.get(score.task), seed, resamples)
             if reason:
                 no_ci.append(f"{score.task} ({reason})")

@@ -20,6 +20,7 @@ BLANK = "–"
 TABLE1_COLUMNS = (*CATEGORY_LABELS.values(), "Avg", "BEIR")
 MARKS = "¹²³⁴⁵⁶⁷⁸⁹"
 NOT_COMPARABLE = "not comparable"
+FLAG = "(contradicts its run record)"  # beside a score whose result file disagrees with its run record
 
 
 def _main_metric(task: str) -> str | None:
@@ -43,6 +44,8 @@ def per_task_frame(runs: list[Run], references: list[Published]) -> pd.DataFrame
             score = score if score is not None and score.metric == metric else None
             row[run.label] = score.score if score else None
             row[f"{run.name} CI low"], row[f"{run.name} CI high"] = score.ci if score and score.ci else (None, None)
+            if any(s.flag for s in run.scores.values()):  # the column exists only when a score is flagged
+                row[f"{run.name} check"] = score.flag if score else None
         for reference in references:
             row[reference.label] = reference.score(task, metric)
         for run in runs:
@@ -60,9 +63,9 @@ def footnotes(raw: pd.DataFrame, runs: list[Run]) -> dict[str, str]:
     marks: dict[str, str] = {}
     for _, row in raw.iterrows():
         for run in runs:
-            note = row[f"Δ {run.name} note"]
-            if isinstance(note, str) and note not in marks:
-                marks[note] = MARKS[len(marks) % len(MARKS)]
+            for note in (row.get(f"{run.name} check"), row[f"Δ {run.name} note"]):
+                if isinstance(note, str) and note not in marks:
+                    marks[note] = MARKS[len(marks) % len(MARKS)]
     return marks
 
 
@@ -83,9 +86,8 @@ def table1_rows(runs: list[Run], references: list[Published]) -> list[tuple[str,
     english = mteb_english_tasks()
     rows = []
     for run in runs:
-        main = {t: s.score for t, s in run.scores.items() if s.metric == _main_metric(t)}
-        beir = {t: s.score for t, s in run.scores.items()
-                if t in english and english[t][0] == "Retrieval" and s.metric == BEIR_METRIC}
+        main = {t: s.score for t, s in run.scores.items() if s.metric == _main_metric(t) and not s.mismatch}
+        beir = {t: v for t, v in main.items() if english[t][0] == "Retrieval" and run.scores[t].metric == BEIR_METRIC}
         rows.append((run.label, _means(main, beir), 2, frozenset(main)))
     for ref in references:
         if ref.averages:
@@ -106,7 +108,7 @@ def table1_rows(runs: list[Run], references: list[Published]) -> list[tuple[str,
                 continue
             cells = _means({t: c.published for t, c in like.items()}, _beir(like, "published"))
             same.setdefault(frozenset(like), ([], cells))[0].append(run.name)
-            if set(like) != {t for t, s in run.scores.items() if s.metric == _main_metric(t)}:  # ours over those too
+            if set(like) != {t for t, s in run.scores.items() if s.metric == _main_metric(t) and not s.mismatch}:
                 rows.append((f"{run.label}, same tasks as {ref.name} published",
                              _means({t: c.ours for t, c in like.items()}, _beir(like, "ours")), 2, frozenset(like)))
         for tasks, (names, cells) in same.items():
@@ -159,7 +161,8 @@ def per_task_display(raw: pd.DataFrame, runs: list[Run], references: list[Publis
         out = {"Task": row["Task"], "Type": row["Type"], "Metric": row["Metric"]}
         for run in runs:
             low, high = row[f"{run.name} CI low"], row[f"{run.name} CI high"]
-            out[run.label] = _fmt(row[run.label])
+            flag = row.get(f"{run.name} check")
+            out[run.label] = _fmt(row[run.label]) + (f"{marks[flag]} {FLAG}" if isinstance(flag, str) else "")
             out[f"{run.name} 95% CI"] = BLANK if pd.isna(low) else f"[{low:.2f}, {high:.2f}]"
         for ref in references:
             out[ref.label] = _fmt(row[ref.label])
@@ -278,6 +281,10 @@ def write_tables(runs: list[Run], references: list[Published], out: Path, *, see
         notes.append(f"Not MTEB-English tasks, left out of this table: {', '.join(extra)}.")
     other = sorted({f"{s.task} ({metric_label(s.metric)}, {run.label})" for run in runs for s in run.scores.values()
                     if s.task in english and s.metric != english[s.task][1]})
+    flagged = sorted(f"{s.task} ({run.label})" for run in runs for s in run.scores.values() if s.mismatch)
+    if flagged:
+        notes.append(f"Left out of the averages, their result files contradicting their run records (see the "
+                     f"per-task table): {', '.join(flagged)}.")
     if other:
         notes.append(f"Scored with another headline metric than the task's main one, left out of this table: "
                      f"{', '.join(other)}.")
