@@ -146,3 +146,22 @@ def test_scores_that_agree_with_their_run_records_are_not_flagged(tmp_path, caps
     assert report(tmp_path) == 0
     assert "contradict" not in capsys.readouterr().err
     assert "all-MiniLM-L6-v2 check" not in rows(tmp_path / "out" / "per_task.csv")[0]
+
+
+def test_a_model_given_only_by_overrides_is_named_after_its_weights(tmp_path):
+    """No model config names `me/my-ckpt`: its folder and its report label say which weights it was given."""
+    from evalkit.config import RunConfig, load_model_config
+    from evalkit.identity import Data, experiment
+    from evalkit.report.runs import Run, TaskScore, name_runs
+    from evalkit.tasks import get_task_spec
+
+    from dataclasses import replace
+
+    model = replace(load_model_config("tiny_mistral"), name="me/my-ckpt", name_or_path="/ckpts/step-1000/")
+    cfg = RunConfig(task=get_task_spec("scifact"), model=model, results_dir=str(tmp_path))
+    exp = experiment(cfg, Data({"source": "hub", "datasets": []}))
+    assert exp.differs == {"weights": "step-1000"} and exp.folder.startswith("seed0__weights-step-1000__")
+    run = Run("me/my-ckpt", exp.folder, tmp_path, {"SciFact": TaskScore("SciFact", "Retrieval", "ndcg_at_10", 50.0)},
+              differs=exp.differs)
+    name_runs([run])
+    assert run.label == "my-ckpt [weights=step-1000] (ours)"
