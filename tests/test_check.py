@@ -222,7 +222,7 @@ def test_golden_only_on_a_suite_without_golden_checks_is_an_error_not_a_pass(tmp
 
 
 @pytest.mark.unit
-def test_a_gate_where_no_check_held_fails():
+def test_a_gate_where_no_check_held_fails(tmp_path):
     from evalkit.check.__main__ import report
     from evalkit.check.gate import Outcome
 
@@ -230,3 +230,8 @@ def test_a_gate_where_no_check_held_fails():
     assert [r.verdict for r in outcome.rows] == ["skipped", "skipped"] and not outcome.ok
     text = report(outcome, "baseline b.json: none yet")
     assert "PASS" not in text and "FAIL: no check held (2 skipped" in text
+    from evalkit.check import junit
+
+    junit.write(tmp_path / "j.xml", "t", outcome.rows, 0.0)
+    suite_el = ET.parse(tmp_path / "j.xml").getroot().find("testsuite")
+    assert (suite_el.get("failures"), suite_el.get("skipped"), suite_el.get("tests")) == ("1", "2", "3")
