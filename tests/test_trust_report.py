@@ -165,3 +165,14 @@ def test_a_model_given_only_by_overrides_is_named_after_its_weights(tmp_path):
               differs=exp.differs)
     name_runs([run])
     assert run.label == "my-ckpt [weights=step-1000] (ours)"
+
+
+def test_plots_name_a_headline_metric_that_is_not_the_tasks_main_one():
+    from evalkit.report import plots
+    from evalkit.report.compare import Comparison
+
+    rows = [Comparison("SciFact", "Retrieval", "map_at_10", 33.1, 59.59, None),
+            Comparison("NFCorpus", "Retrieval", "ndcg_at_10", 31.6, 31.59, None)]
+    for draw in (plots.bars, plots.delta):
+        ticks = [t.get_text() for t in draw(rows, "ours", "published").axes[0].get_yticklabels()]
+        assert "SciFact (MAP@10)" in ticks and "NFCorpus" in ticks, draw
