@@ -124,7 +124,7 @@ def _beir(like: dict, side: str) -> dict[str, float]:
     return {t: getattr(c, side) for t, c in like.items() if english[t][0] == "Retrieval" and c.metric == BEIR_METRIC}
 
 
-def table1_frame(rows: list[tuple[str, dict, int]]) -> pd.DataFrame:
+def table1_frame(rows: list[tuple[str, dict, int, frozenset]]) -> pd.DataFrame:
     records = []
     for name, cells, _, _ in rows:
         record = {"Model": name}
@@ -154,7 +154,8 @@ def _bold_max(values: dict[str, float | None]) -> set[str]:
 def per_task_display(raw: pd.DataFrame, runs: list[Run], references: list[Published]):
     """Formatted cells, and per row the best score (the LaTeX bold), for the per-task table. A Δ against a
     published score that is not comparable carries a footnote mark, and is not counted as outside the CI."""
-    score_columns = [run.label for run in runs] + [ref.label for ref in references]
+    labels = [run.label for run in runs]
+    score_columns = labels + [ref.label for ref in references]
     marks = footnotes(raw, runs)
     cells, bold = [], []
     for _, row in raw.iterrows():
@@ -174,7 +175,8 @@ def per_task_display(raw: pd.DataFrame, runs: list[Run], references: list[Publis
             out[f"Δ {run.name} outside CI"] = NOT_COMPARABLE + mark if mark else (
                 BLANK if outside is None or pd.isna(outside) else ("yes" if outside else "no"))
         cells.append(out)
-        bold.append(_bold_max({c: row[c] for c in score_columns}))
+        trusted = [run.label for run in runs if not isinstance(row.get(f"{run.name} check"), str)]  # never bold a flag
+        bold.append(_bold_max({c: row[c] for c in score_columns if c in trusted or c not in labels}))
     return pd.DataFrame(cells, columns=list(cells[0]) if cells else None), bold
 
 
