@@ -185,7 +185,7 @@ def model_differences(model: ModelConfig, weights_fingerprint: str) -> dict[str,
     """Readable settings of `model` that differ from its config file's; all of them when no file names it."""
     default = _model_defaults(model_files()).get(model.name)
     if default is None:
-        return {"model_config": "unknown"}
+        return {"weights": _given(model.name_or_path)}  # a model given by overrides: named after its weights
     out = {}
     if (model.name_or_path, model.tokenizer, model.random_init) != (
             default.name_or_path, default.tokenizer, default.random_init):
@@ -247,6 +247,12 @@ def _plain(value: Any) -> Any:
 
 def _short(text: str, n: int = 6) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:n]
+
+
+def _given(name_or_path: str) -> str:
+    """The name of the weights a model was given: a folder's or a hub model's last part (`/ckpt/step-1000/` ->
+    `step-1000`)."""
+    return re.split(r"[/\\]", name_or_path.rstrip("/\\"))[-1] or name_or_path
 
 
 def _part(key: str, value: str) -> str:

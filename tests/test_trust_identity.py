@@ -279,8 +279,8 @@ def test_the_published_test_set_on_the_default_protocol_writes_to_the_revision_f
     assert experiment(cfg, Data({"source": "hub", "datasets": ["mteb/scifact@d5646"]})).folder == "seed0"
     other = experiment(cfg, Data({"source": "local", "fingerprint": "sha256:0123456789abcdef"}, "mine"))
     assert other.folder.startswith("seed0__data-mine-01234567__") and not other.published_data
-    cfg.model.name = "someone/else"  # no model config names it: its defaults are unknown, never the default folder
-    assert experiment(cfg, Data({"source": "hub", "datasets": []})).folder.startswith("seed0__model_config-unknown__")
+    cfg.model.name = "someone/else"  # no model config names it: named after its weights, never the default folder
+    assert experiment(cfg, Data({"source": "hub", "datasets": []})).folder.startswith("seed0__weights-random-mistral__")
 
 
 @pytest.mark.unit

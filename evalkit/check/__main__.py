@@ -1,6 +1,7 @@
 """`python -m evalkit.check suite=<name>`: the embedding-quality gate for CI.
 
-Exit status: 0 every check held (or the baseline was rewritten), 1 a check failed, 2 bad input.
+Exit status: 0 every check held and at least one ran (or the baseline was rewritten), 1 a check failed or
+nothing was checked, 2 bad input (such as --golden-only on a suite without golden checks).
 torch, transformers and mteb load only once a suite runs, so --help and --list are fast.
 """
 
@@ -74,9 +75,10 @@ def report(outcome, baseline_note: str) -> str:
         lines.append(f"baseline rewritten: {outcome.baseline_path} ({took})")
         lines += [f"  {c}" for c in outcome.changes] or ["  nothing changed"]
     elif outcome.ok:
-        lines.append(f"PASS: {sum(r.ok is True for r in outcome.rows)} checks held"
-                     f"{', ' + str(sum(r.ok is None for r in outcome.rows)) + ' skipped' if any(r.ok is None for r in outcome.rows) else ''}"
-                     f" ({took})")
+        skipped = sum(r.ok is None for r in outcome.rows)
+        lines.append(f"PASS: {outcome.held} checks held{f', {skipped} skipped' if skipped else ''} ({took})")
+    elif not outcome.failed:
+        lines.append(f"FAIL: no check held ({len(outcome.rows)} skipped, {took}): the gate checked nothing")
     else:
         lines.append(f"FAIL: {len(outcome.failed)} of {len(outcome.rows)} checks failed ({took}). If the change is "
                      f"intended, rerun with --update-baseline and commit {outcome.baseline_path.name}.")

@@ -11,10 +11,12 @@ from __future__ import annotations
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
+from statistics import fmean
 from typing import Any, Mapping
 
 from evalkit import units as item_units
 from evalkit.identity import describe, is_published
+from evalkit.itemscores import statistic
 from evalkit.report.metrics import short_model_name, to_points
 from evalkit.results import identify_model, read_run_records, result_files, scores_entry
 from evalkit.errors import first_line, show_traceback
@@ -23,6 +25,8 @@ from evalkit.stats import bootstrap_ci, statistic_ci
 SPEC_KEYS = ("type", "split", "hf_subset", "metric")
 SUBSET_PREFERENCE = ("default", "en", "en-en")
 CI_TYPES = ("Retrieval", "STS", "PairClassification", "Summarization")  # where a run record can give a CI
+FILE_ROUNDING = 5e-5 + 1e-9  # points: mteb writes a result file's scores to 6 decimals of a fraction
+QUERY_MEAN_ROUNDING = 5e-4 + 1e-9  # points: mteb rounds the mean of per-query retrieval scores to 5 decimals
 
 
 class ReportInputError(Exception):
@@ -40,11 +44,19 @@ class TaskScore:
     hf_subset: str = "default"  # the subset the score is of
     units: item_units.Units | None = None  # the per-item (or per-experiment) scores behind it, for comparisons
     no_units: str | None = None  # why there are none
+    mismatch: str | None = None  # why the score contradicts its run record (flagged in every table), or None
 
     @property
     def comparable(self) -> bool:
         """Whether a published number of this task may be set against it (not when the data is known to differ)."""
         return self.data != "local"
+
+    @property
+    def flag(self) -> str | None:
+        """The note every table prints beside a score that contradicts its run record, or None."""
+        return None if self.mismatch is None else (
+            f"{self.task}: {self.mismatch}: the result file was edited or is not this run's; not trusted "
+            f"(no CI; its Δ is not counted; left out of the averages)")
 
 
 @dataclass
@@ -166,6 +178,29 @@ def score_ci(score: TaskScore, seed: int, resamples: int) -> str | None:
     return None
 
 
+def record_mismatch(score: TaskScore, record: dict | None) -> str | None:
+    """Why the result file's score contradicts its run record: the score the record holds, the mean of its
+    per-query scores or the metric recomputed from its per-item scores, each within mteb's rounding; None when
+    they agree or the record has none of them for this metric and subset."""
+    if not record or record.get("metric") != score.metric or record.get("hf_subset", score.hf_subset) != score.hf_subset:
+        return None
+    shown = f"the result file says {score.score:.4f}"
+    stored = record.get("score")
+    if isinstance(stored, (int, float)) and abs(to_points(stored) - score.score) > FILE_ROUNDING:
+        return f"{shown}, its run record {to_points(stored):.4f}"
+    per_query = (record.get("per_query") or {}).get(score.metric)
+    if per_query and len(record.get("hf_subsets") or [score.hf_subset]) == 1:
+        mean = to_points(fmean(per_query.values()))
+        if abs(mean - score.score) > QUERY_MEAN_ROUNDING:
+            return f"{shown}, the mean of its {len(per_query)} per-query scores {mean:.4f}"
+    per_item = record.get("per_item") or {}
+    if per_item.get("metric") == score.metric:
+        again = to_points(statistic(per_item))
+        if abs(again - score.score) > FILE_ROUNDING:
+            return f"{shown}, its per-item scores give {again:.4f}"
+    return None
+
+
 def load_run(folder: Path, registry: Mapping[str, Any], seed: int = 0, resamples: int = 1000) -> Run:
     records, problems = read_run_records(folder)
     for problem in problems:
@@ -183,7 +218,14 @@ def load_run(folder: Path, registry: Mapping[str, Any], seed: int = 0, resamples
             warn(f"{path}: {exc}; skipped")
             continue
         run.scores[score.task] = score
-        if score.type in CI_TYPES:
+        try:
+            score.mismatch = record_mismatch(score, records.get(score.task))
+        except (TypeError, ValueError, KeyError, IndexError) as exc:
+            score.mismatch = f"its run record's scores are unusable ({first_line(exc, 160, with_type=True)})"
+        if score.mismatch:
+            warn(f"{path}: {score.flag}")
+            score.units, score.no_units = None, "its result file contradicts its run record"  # never compared
+        elif score.type in CI_TYPES:
             reason = score_ci(score, seed, resamples)
             if reason:
                 no_ci.append(f"{score.task} ({reason})")
