@@ -33,7 +33,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=0, help="bootstrap seed (default: 0)")
     parser.add_argument("--resamples", type=int, default=1000, help="bootstrap resamples (default: 1000)")
     parser.add_argument("--no-plots", action="store_true", help="write the tables only")
-    return parser.parse_args(argv)
+    parser.add_argument("--benchmark", metavar="NAME", help="also a leaderboard of an mteb benchmark's tasks, e.g. "
+                        "\"MTEB(eng, v2)\" (evalkit.report.leaderboard)")
+    parser.add_argument("--published-dir", action="append", default=[], type=Path, metavar="DIR",
+                        help="with --benchmark: more published models, from an mteb results folder (repeatable)")
+    args = parser.parse_args(argv)
+    if args.published_dir and not args.benchmark:
+        parser.error("--published-dir needs --benchmark")
+    return args
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -49,7 +56,12 @@ def main(argv: list[str] | None = None) -> int:
 
     from evalkit.report import plots, tables  # pandas and matplotlib: only once there is something to draw
 
-    written = tables.write_tables(runs, references, args.out, seed=args.seed, resamples=args.resamples)
+    written = []
+    if args.benchmark:  # first: a bad benchmark name or folder stops the report before it writes anything
+        from evalkit.report.leaderboard import write_leaderboard
+
+        written += write_leaderboard(args.benchmark, runs, args.published_dir, args.out, not args.no_plots)
+    written += tables.write_tables(runs, references, args.out, seed=args.seed, resamples=args.resamples)
     if not args.no_plots:
         written += plots.write_plots(runs, references, args.out / "plots")
     print(f"evalkit.report: wrote {len(written)} files to {args.out}/")
