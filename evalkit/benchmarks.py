@@ -128,3 +128,44 @@ def print_benchmarks() -> None:
         print(f"{shown:<28} {chr(34) + name + chr(34):<32} {count:>5}  {aliases}")
     print(f"\n{len(rows)} mteb benchmarks. A short alias in brackets is evalkit's own suite of that name; use the "
           f"benchmark's name. A benchmark with non-text tasks, or a task of several splits, is refused by name.")
+
+
+def instruction_rows(name: str, model: str = "e5_mistral_7b") -> list[tuple[str, str, str, str]]:
+    """(task, instruction source, evalkit's instruction, what mteb's own entry of the model would use) per task
+    of a benchmark: evalkit's rule (task file, mteb's task prompt, mteb's type default) against the instruction
+    mteb's ModelMeta loader for that model picks (its `get_instruction`, queries), '' where mteb has no entry."""
+    from evalkit.config import load_model_config
+    from evalkit.instructions import resolve_instruction
+
+    cfg = load_model_config(model)
+    if cfg.prompt is None:
+        raise EvalkitError(f"model {model!r} takes no instruction")
+    mteb_pick = _mteb_instruction_picker(cfg.name)
+    rows = []
+    for spec in benchmark_specs(name).values():
+        resolved, source = resolve_instruction(spec)
+        rows.append((spec.mteb_task, source, resolved.instruction, mteb_pick(spec.mteb_task) if mteb_pick else ""))
+    return rows
+
+
+def _mteb_instruction_picker(model_name: str):
+    """A function task name -> the query instruction mteb's registry entry of `model_name` uses, by mteb's own
+    `get_instruction`; None when mteb has no instruct entry for the model. Refuses an entry whose loader
+    arguments would change the pick (its own prompts or priority), naming the mteb version."""
+    import mteb
+    from mteb.models.abs_encoder import AbsEncoder
+    from mteb.types import PromptType
+
+    try:
+        meta = mteb.get_model_meta(model_name)
+    except (KeyError, ValueError):
+        return None
+    kwargs = meta.loader_kwargs or {}
+    get_instruction = getattr(meta.loader, "get_instruction", None)
+    if not meta.use_instructions or get_instruction is None:
+        return None
+    if {"prompts_dict", "prompt_priority"} & set(kwargs):
+        raise EvalkitError(f"mteb {mteb.__version__}: {model_name}'s entry sets its own prompts; evalkit's reading "
+                           f"of its instructions does not cover that")
+    probe = type("Probe", (), {"prompt_priority": AbsEncoder.prompt_priority, "prompts_dict": None})()
+    return lambda task: get_instruction(probe, mteb.get_task(task).metadata, PromptType.query)

@@ -125,3 +125,23 @@ def test_list_benchmarks_shows_every_benchmark_by_the_names_suite_takes():
     assert any(line.split()[:2] == ["mteb_eng_v2", '"MTEB(eng,'] for line in out.stdout.splitlines())
     assert any(line.startswith("(beir)") for line in out.stdout.splitlines())  # evalkit's own beir suite wins
     assert f"{len(mteb.get_benchmarks())} mteb benchmarks" in out.stdout
+
+
+def test_the_instruction_table_in_the_docs_is_what_evalkit_and_mtebs_e5_entry_use():
+    """docs/benchmarks.md: per task of MTEB(eng, v2), evalkit's instruction for e5_mistral_7b and its source,
+    and whether mteb's own e5-mistral entry (its loader's get_instruction) picks the same."""
+    from evalkit.benchmarks import instruction_rows
+
+    lines = (REPO / "docs" / "benchmarks.md").read_text(encoding="utf-8").splitlines()
+    start = lines.index("| Task | Type | Instruction source | Instruction | Same as mteb 2.26's e5-mistral entry "
+                        "| Same as the published run |") + 2
+    table = [[c.strip() for c in line.strip("|").split("|")] for line in lines[start:start + 41]]
+    computed = instruction_rows("MTEB(eng, v2)")
+    assert [(r[0], r[2], r[3]) for r in table] == [(t, s, i) for t, s, i, _ in computed]
+    assert [r[4] for r in table] == ["yes" if i == m else f"no: {m!r}" for _, _, i, m in computed]
+    sources = [s for _, s, _, _ in computed]
+    assert sum(s.startswith("conf/tasks/") for s in sources) == 25
+    with pytest.raises(EvalkitError, match="strict_instructions=true refuses"):  # the fallbacks, refused when strict
+        from evalkit.instructions import resolve_instruction
+
+        resolve_instruction(benchmark_specs("MTEB(eng, v2)")["FEVERHardNegatives"], strict=True)
