@@ -55,11 +55,14 @@ def get_benchmark(name: str):
 
 def benchmark_specs(name: str) -> dict[str, TaskSpec]:
     """Task name (as `task=` and a sweep take it) -> spec, for every task of the benchmark, in mteb's order."""
-    return dict(_benchmark_specs(get_benchmark(name).name))
+    from evalkit.conf_path import config_dirs
+
+    return dict(_benchmark_specs(get_benchmark(name).name, tuple(config_dirs())))
 
 
 @lru_cache(maxsize=8)
-def _benchmark_specs(bench_name: str) -> tuple[tuple[str, TaskSpec], ...]:
+def _benchmark_specs(bench_name: str, dirs: tuple) -> tuple[tuple[str, TaskSpec], ...]:
+    """Cached per set of config folders: a user's task file changes a task's default spec."""
     from evalkit.tasks import get_task_spec
 
     bench = get_benchmark(bench_name)

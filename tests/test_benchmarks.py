@@ -145,3 +145,14 @@ def test_the_instruction_table_in_the_docs_is_what_evalkit_and_mtebs_e5_entry_us
         from evalkit.instructions import resolve_instruction
 
         resolve_instruction(benchmark_specs("MTEB(eng, v2)")["FEVERHardNegatives"], strict=True)
+
+
+def test_a_users_task_file_is_what_the_benchmark_runs(tmp_path, monkeypatch):
+    from evalkit.conf_path import CONFIG_PATH_ENV
+
+    assert benchmark_specs("MTEB(eng, v2)")["STSBenchmark"].instruction == "Retrieve semantically similar text."
+    (tmp_path / "tasks").mkdir()
+    (tmp_path / "tasks" / "STSBenchmark.yaml").write_text(
+        "mteb_task: STSBenchmark\ntype: STS\nsplit: test\nmetric: cosine_spearman\ninstruction: Mine\n")
+    monkeypatch.setenv(CONFIG_PATH_ENV, str(tmp_path))
+    assert benchmark_specs("MTEB(eng, v2)")["STSBenchmark"].instruction == "Mine"  # not a cached spec
