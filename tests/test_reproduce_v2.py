@@ -37,33 +37,42 @@ def published() -> dict[str, str]:
         return {row["task"]: row["main_score"] for row in csv.DictReader(fh, delimiter="\t") if row["model"] == MINILM}
 
 
+class Runs:
+    """The module's runs, each task run once, when a test first asks for it."""
+
+    def __init__(self, results):
+        self.results, self.scores = results, {}
+        self.specs = {spec.mteb_task: spec for spec in benchmark_specs("MTEB(eng, v2)").values()}
+
+    def score(self, task: str) -> float:
+        if task not in self.scores:
+            cfg = RunConfig(task=self.specs[task], model=load_model_config("minilm"),
+                            data_dir=str(shared_path("data", *LOCAL[task])), results_dir=str(self.results),
+                            encode=EncodeConfig(show_progress=False))
+            self.scores[task] = json.loads(run(cfg).path.read_text())["scores"]["test"][0]["main_score"]
+        return self.scores[task]
+
+
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
-    results = tmp_path_factory.mktemp("v2")
-    specs = {spec.mteb_task: spec for spec in benchmark_specs("MTEB(eng, v2)").values()}
-    scores = {}
-    for task, folder in LOCAL.items():
-        cfg = RunConfig(task=specs[task], model=load_model_config("minilm"), data_dir=str(shared_path("data", *folder)),
-                        results_dir=str(results), encode=EncodeConfig(show_progress=False))
-        path = run(cfg).path
-        scores[task] = json.loads(path.read_text())["scores"]["test"][0]["main_score"]
-    return results, scores
+    return Runs(tmp_path_factory.mktemp("v2"))
 
 
 @pytest.mark.parametrize("task", sorted(LOCAL))
 def test_minilm_reproduces_its_published_v2_number(runs, task):
-    _, scores = runs
+    score = runs.score(task)
     if task in MEASURED_NOT_PUBLISHED:
-        assert scores[task] == MEASURED_NOT_PUBLISHED[task]
+        assert score == MEASURED_NOT_PUBLISHED[task]
         return
     text = published()[task]  # as the published file stores it: 5 decimals (retrieval) or full precision
     digits = min(6, len(text.split(".")[1]))  # mteb 2 stores 6 decimals
-    assert round(scores[task], digits) == round(float(text), digits), (scores[task], text)
+    assert round(score, digits) == round(float(text), digits), (score, text)
 
 
 def test_the_run_is_ranked_like_for_like_on_the_leaderboard(runs):
-    results, _ = runs
-    found = find_runs(results, {}, resamples=10)
+    for task in LOCAL:
+        runs.score(task)
+    found = find_runs(runs.results, {}, resamples=10)
     name_runs(found)
     board = build("MTEB(eng, v2)", found)
     assert sorted(board.like) == sorted(LOCAL)  # every local task: same data, comparable published numbers
