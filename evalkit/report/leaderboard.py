@@ -288,7 +288,7 @@ def plot(board: Leaderboard, stem: Path) -> list[Path]:
              if any(t.type == k and t.name in board.like for t in board.tasks)]
     groups = [(k, [t.name for t in board.tasks if t.type == k and t.name in board.like]) for k in kinds]
     groups.append((f"mean ({len(board.like)} tasks)", board.like))
-    fig = Figure(figsize=(max(5.0, 1.2 * len(groups) * max(1, len(board.columns)) / 2), 3.6))
+    fig = Figure(figsize=(max(5.0, 0.6 * len(groups) * max(1, len(board.columns))) + 2.5, 3.6))
     FigureCanvasAgg(fig)
     ax = fig.add_subplot()
     width = 0.8 / max(1, len(board.columns))
@@ -300,7 +300,8 @@ def plot(board: Leaderboard, stem: Path) -> list[Path]:
                   [f"{k}\n({len(t)})" for k, t in groups], fontsize=8)
     ax.set_ylabel("score (points)")
     ax.set_title(f"{board.benchmark}: like-for-like means", fontsize=10)
-    ax.legend(fontsize=7, loc="lower right")
+    ax.set_ylim(0, 100)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     fig.tight_layout()
     written = []
     for ext in ("png", "svg"):
