@@ -113,7 +113,7 @@ def test_the_report_command_writes_markdown_latex_csv_and_a_plot(tmp_path):
 def test_bad_leaderboard_arguments_are_one_line_and_write_nothing(tmp_path, args, message):
     write_result(tmp_path / "results" / "me__my-model" / "rev1", "STSBenchmark", 0.85)
     out = tmp_path / "report"
-    proc = subprocess.run([sys.executable, "-m", "evalkit", "report", str(tmp_path / "results"), *args, "--out",
+    proc = subprocess.run([sys.executable, "-m", "evalkit.report", str(tmp_path / "results"), *args, "--out",
                            str(out)], capture_output=True, text=True, cwd=REPO, timeout=300,
                           env={"PYTHONPATH": str(REPO), "HF_HUB_OFFLINE": "1", "PATH": "/usr/bin:/bin"})
     assert proc.returncode != 0 and message in proc.stderr and "Traceback" not in proc.stderr

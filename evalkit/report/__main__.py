@@ -58,9 +58,14 @@ def main(argv: list[str] | None = None) -> int:
 
     written = []
     if args.benchmark:  # first: a bad benchmark name or folder stops the report before it writes anything
+        from evalkit import EvalkitError
         from evalkit.report.leaderboard import write_leaderboard
 
-        written += write_leaderboard(args.benchmark, runs, args.published_dir, args.out, not args.no_plots)
+        try:
+            written += write_leaderboard(args.benchmark, runs, args.published_dir, args.out, not args.no_plots)
+        except EvalkitError as exc:
+            warn(str(exc))
+            return 2
     written += tables.write_tables(runs, references, args.out, seed=args.seed, resamples=args.resamples)
     if not args.no_plots:
         written += plots.write_plots(runs, references, args.out / "plots")
