@@ -19,7 +19,7 @@ from evalkit.report.runs import find_runs, name_runs
 from conftest import REPO, shared_path
 
 PINNED = {t.name: t.revision for t in benchmark_tasks("MTEB(eng, v2)")[1]}
-MAIN = {"STSBenchmark": "cosine_spearman", "SummEvalSummarization.v2": "cosine_spearman", "STS17": "cosine_spearman",
+MAIN = {"STSBenchmark": "cosine_spearman", "BIOSSES": "cosine_spearman", "SummEvalSummarization.v2": "cosine_spearman", "STS17": "cosine_spearman",
         "AskUbuntuDupQuestions": "map_at_1000"}
 
 
@@ -118,3 +118,13 @@ def test_bad_leaderboard_arguments_are_one_line_and_write_nothing(tmp_path, args
                           env={"PYTHONPATH": str(REPO), "HF_HUB_OFFLINE": "1", "PATH": "/usr/bin:/bin"})
     assert proc.returncode != 0 and message in proc.stderr and "Traceback" not in proc.stderr
     assert not out.exists()
+
+
+def test_two_runs_are_ranked_on_the_tasks_both_have(tmp_path):
+    write_result(tmp_path / "me__model-a" / "rev1", "STSBenchmark", 0.90)
+    write_result(tmp_path / "me__model-a" / "rev1", "BIOSSES", 0.90)
+    write_result(tmp_path / "me__model-b" / "rev1", "STSBenchmark", 0.80)
+    board = build("MTEB(eng, v2)", runs_of(tmp_path))
+    assert board.like == ["STSBenchmark"]  # BIOSSES: only model-a has it
+    assert board.ranks() == {"model-a (ours)": 1, "e5-mistral-7b-instruct (published)": 2, "model-b (ours)": 4,
+                             "all-MiniLM-L6-v2 (published)": 3}
