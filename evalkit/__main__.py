@@ -30,7 +30,7 @@ Evaluates a text embedder on an MTEB task with the e5 paper's protocol and write
 results_dir/<org__model>/<revision>/<Task>.json, plus evalkit's run record beside it.
 
 commands:
-  list                          the tasks, models and suites
+  list [benchmarks]             the tasks, models and suites [every mteb benchmark suite= takes]
   plan suite=<name> [model=...] [data_root=...] [tokens_per_s=...]   texts, tokens left to encode, GPU-hours
                                 (the rate: tokens_per_s=, else measured from run records under results_dir=
                                 of this model on this device or device=<name>, else a stated default)
@@ -187,6 +187,7 @@ def print_list() -> None:
     print(f"\n{len(specs)} tasks. models: {', '.join(model_names())}")
     print("any other mteb task runs by its mteb name: task=<MtebTask> (its instruction from mteb, warned)")
     print(f"sweep suites (suite=): {', '.join(sweep_suites())}. gate suites (check suite=): {', '.join(suite_names())}")
+    print("any mteb benchmark by its name or short alias: suite=\"MTEB(eng, v2)\"; `evalkit list benchmarks` lists them")
     if len(config_dirs()) > 1:
         print(f"config folders: {', '.join(map(str, config_dirs()))}")
 
@@ -246,6 +247,12 @@ def run_command(argv: list[str]) -> int | None:
     from evalkit.versions import require_for
 
     command, rest = argv[0], argv[1:]
+    if command == "list" and rest == ["benchmarks"]:  # every mteb benchmark (imports mteb)
+        from evalkit.benchmarks import print_benchmarks
+        from evalkit.tasks import sweep_suites
+
+        print_benchmarks(sweep_suites())
+        return 0
     if command == "list":
         if rest and {"-h", "--help"} & set(rest):
             print(LIST_HELP)

@@ -79,3 +79,23 @@ def resolve_instruction(spec: TaskSpec, strict: bool = False, meta=None) -> tupl
     log.warning("%s: no task file gives its instruction; using the %s %r (not the paper's; "
                 "strict_instructions=true makes this an error)", spec.mteb_task, source, instruction)
     return replace(spec, instruction=instruction), source
+
+
+def instruction_rows(name: str, model: str = "e5_mistral_7b") -> list[tuple[str, str, str, str]]:
+    """(task, instruction source, evalkit's instruction, what mteb's own entry of the model would use) per task
+    of a benchmark: evalkit's rule (task file, mteb's task prompt, mteb's type default) against the instruction
+    mteb's ModelMeta loader for that model picks (its `get_instruction`, queries), '' where mteb has no entry."""
+    from evalkit.benchmarks import benchmark_specs
+    from evalkit.config import load_model_config
+    from evalkit.mteb_hooks import mteb_instruction_picker
+    from evalkit.tasks import get_task_spec
+
+    cfg = load_model_config(model)
+    if cfg.prompt is None:
+        raise EvalkitError(f"model {model!r} takes no instruction")
+    mteb_pick = mteb_instruction_picker(cfg.name)
+    rows = []
+    for spec in benchmark_specs(name, get_task_spec).values():
+        resolved, source = resolve_instruction(spec)
+        rows.append((spec.mteb_task, source, resolved.instruction, mteb_pick(spec.mteb_task) if mteb_pick else ""))
+    return rows

@@ -229,3 +229,26 @@ def bitext_columns(task) -> list[str]:
 def default_prompt(task_name: str) -> str:
     """mteb's default prompt for the task's type (empty when none)."""
     return check("mteb.abstasks.abstask.get_abstask_prompt")(task_name)
+
+def mteb_instruction_picker(model_name: str):
+    """A function task name -> the query instruction mteb's registry entry of `model_name` uses, by mteb's own
+    `get_instruction`; None when mteb has no instruct entry for the model. Refuses an entry whose loader
+    arguments would change the pick (its own prompts or priority), naming the mteb version. Private: a loader's
+    `get_instruction` and `AbsEncoder.prompt_priority` (read for the documented instruction table only)."""
+    import mteb
+    from mteb.models.abs_encoder import AbsEncoder
+    from mteb.types import PromptType
+
+    try:
+        meta = mteb.get_model_meta(model_name)
+    except (KeyError, ValueError):
+        return None
+    kwargs = meta.loader_kwargs or {}
+    get_instruction = getattr(meta.loader, "get_instruction", None)
+    if not meta.use_instructions or get_instruction is None:
+        return None
+    if {"prompts_dict", "prompt_priority"} & set(kwargs):
+        raise EvalkitError(f"mteb {mteb.__version__}: {model_name}'s entry sets its own prompts; evalkit's reading "
+                           f"of its instructions does not cover that")
+    probe = type("Probe", (), {"prompt_priority": AbsEncoder.prompt_priority, "prompts_dict": None})()
+    return lambda task: get_instruction(probe, mteb.get_task(task).metadata, PromptType.query)

@@ -106,6 +106,8 @@ def _lookup_table(specs: dict[str, TaskSpec]) -> dict[str, str | None]:
 
 def resolve_task_name(name: str, specs: dict[str, TaskSpec] | None = None) -> str:
     """CLI name for `name` (case-insensitive; mteb names and BEIR aliases work too)."""
+    if "@" in name:  # <Task>@<benchmark>: checked here, its spec from evalkit.benchmarks
+        return get_task_spec(name).name and name
     specs = task_files() if specs is None else specs
     table = _lookup_table(specs)
     if name.lower() in table and table[name.lower()] is None:
@@ -122,6 +124,10 @@ def resolve_task_name(name: str, specs: dict[str, TaskSpec] | None = None) -> st
 
 def get_task_spec(name: str) -> TaskSpec:
     """The task file's spec (complete), else one built from mteb's metadata (instruction resolved later)."""
+    if "@" in name:  # <Task>@<benchmark>: the task as an mteb benchmark selects it
+        from evalkit.benchmarks import qualified_spec
+
+        return qualified_spec(name, get_task_spec)
     resolved = resolve_task_name(name, task_files())
     if resolved in task_files():
         return load_task_specs()[resolved]
@@ -208,16 +214,27 @@ def subtask_names(task) -> list[str]:
 
 
 def suite_task_names(name: str) -> list[str]:
-    """CLI names of a suite in suites.yaml, or of a comma-separated list of task names."""
+    """CLI names of a suite in suites.yaml, of an mteb benchmark (`evalkit.benchmarks`), or of a comma-separated
+    list of task names."""
+    from evalkit.benchmarks import benchmark_task_names, find_benchmark
+
     suites = sweep_suites()
     specs = task_files()
     if name in suites:
         wanted = suites[name] or {}
+        if "benchmark" in wanted:
+            return benchmark_task_names(wanted["benchmark"], get_task_spec)
         if set(wanted) & set(FROM_MTEB):  # a filter on what mteb's metadata says: the complete specs
             specs = load_task_specs()
         return [n for n, spec in specs.items() if all(getattr(spec, k) == v for k, v in wanted.items())]
     if "," in name or name.lower() in _lookup_table(specs):
-        return [resolve_task_name(part.strip(), specs) for part in name.split(",")]
+        try:
+            return [resolve_task_name(part.strip(), specs) for part in name.split(",")]
+        except EvalkitError:
+            if find_benchmark(name) is None:  # "MTEB(eng, v2)" holds a comma
+                raise
+    if find_benchmark(name) is not None:
+        return benchmark_task_names(name, get_task_spec)
     raise EvalkitError(f"unknown suite {name!r}{suggest(name, sorted(suites))}")
 
 

@@ -18,9 +18,9 @@ ROOT = Path(evalkit.__file__).parent
 # EvalkitError and the lazy `load_encoder` facade, and is left out)
 LAYERS = (
     ("evalkit.errors", "evalkit.files", "evalkit.versions", "evalkit.conf_path", "evalkit.config", "evalkit.hub",
-     "evalkit.distributed"),
-    ("evalkit.mteb_hooks", "evalkit.tasks", "evalkit.instructions", "evalkit.beir_folder", "evalkit.mteb_folder",
-     "evalkit.textsets", "evalkit.itemscores"),
+     "evalkit.distributed", "evalkit.stats"),
+    ("evalkit.mteb_hooks", "evalkit.benchmarks", "evalkit.tasks", "evalkit.instructions", "evalkit.beir_folder", "evalkit.mteb_folder",
+     "evalkit.textsets", "evalkit.itemscores", "evalkit.units"),
     ("evalkit.encoding",),
     ("evalkit.identity",),
     ("evalkit.results",),

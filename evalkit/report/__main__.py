@@ -47,7 +47,14 @@ def parse_args(argv: list[str] | None, prog: str = "evalkit report") -> argparse
     parser.add_argument("--alpha", type=level, default=0.05, help="significance level (default: 0.05)")
     parser.add_argument("--adjust", choices=("holm", "bh"), default="holm",
                         help="multiple-comparison adjustment across tasks: holm (default) or bh (Benjamini-Hochberg)")
-    return parser.parse_args(argv)
+    parser.add_argument("--benchmark", metavar="NAME", help="also a leaderboard of an mteb benchmark's tasks, e.g. "
+                        "\"MTEB(eng, v2)\" (evalkit.report.leaderboard)")
+    parser.add_argument("--published-dir", action="append", default=[], type=Path, metavar="DIR",
+                        help="with --benchmark: more published models, from an mteb results folder (repeatable)")
+    args = parser.parse_args(argv)
+    if args.published_dir and not args.benchmark:
+        parser.error("--published-dir needs --benchmark")
+    return args
 
 
 def render(argv: list[str] | None = None, prog: str = "evalkit report") -> int:
@@ -63,6 +70,15 @@ def render(argv: list[str] | None = None, prog: str = "evalkit report") -> int:
 
     from evalkit.report import plots, significance, tables  # pandas and matplotlib: only once there is something to draw
 
+    written = []
+    if args.benchmark:  # first: a bad benchmark name or folder stops the report before it writes anything
+        from evalkit.report.leaderboard import write_leaderboard
+
+        try:
+            written += write_leaderboard(args.benchmark, runs, args.published_dir, args.out, not args.no_plots)
+        except EvalkitError as exc:
+            warn(str(exc))
+            return 2
     pairs, marks = [], None
     if len(runs) > 1:
         try:
@@ -73,10 +89,8 @@ def render(argv: list[str] | None = None, prog: str = "evalkit report") -> int:
         options = {"seed": args.seed, "resamples": args.resamples}
         pairs = significance.all_pairs(runs, reference, adjustment=args.adjust, **options)
         marks = significance.table_marks(reference, pairs, runs, args.alpha, args.adjust, set(mteb_english_tasks()))
-        written = significance.write(pairs, significance.rank_table(runs, **options), args.out, alpha=args.alpha,
-                                     adjustment=args.adjust, **options)
-    else:
-        written = []
+        written += significance.write(pairs, significance.rank_table(runs, **options), args.out, alpha=args.alpha,
+                                      adjustment=args.adjust, **options)
     written += tables.write_tables(runs, references, args.out, seed=args.seed, resamples=args.resamples, marks=marks)
     if not args.no_plots:
         written += plots.write_plots(runs, references, args.out / "plots")
