@@ -113,10 +113,26 @@ def finished(planned: Planned, overwrite: bool) -> bool:
                            f"older evalkit), so evalkit cannot tell whether it is this experiment and will not replace "
                            f"it: move or delete {out.parent} to recompute, or pass another results_dir")
     if stored != planned.experiment.identity:
-        raise EvalkitError(f"{out} holds another experiment ({first_difference(stored, planned.experiment.identity)}) "
-                           f"and is never replaced, overwrite=true included: move or delete {out.parent}, "
+        why = (data_source_change(record, planned.experiment.identity)
+               or f"holds another experiment ({first_difference(stored, planned.experiment.identity)})")
+        raise EvalkitError(f"{out} {why} and is never replaced, overwrite=true included: move or delete {out.parent}, "
                            f"or pass another results_dir")
     return not overwrite
+
+
+def data_source_change(record: dict, current: dict) -> str | None:
+    """When a stored result was computed from a local data folder and this run has none (or the other way round):
+    what each reads, and how to give a folder; None for any other difference."""
+    was, now = (record.get("identity") or {}).get("data") or {}, current.get("data") or {}
+    if {was.get("source"), now.get("source")} != {"local", "hub"}:
+        return None
+    hub = ", ".join(now.get("datasets") or was.get("datasets") or ["?"])
+    if now.get("source") == "hub":
+        return (f"was computed from the local data folder {record.get('data_dir') or '(unknown)'}, and this run was "
+                f"given no data folder, so its data would come from the hub ({hub}, the revision mteb pins): pass "
+                f"data_dir={record.get('data_dir') or '<folder>'} (or data_root=<folder of folders>) to use the local data")
+    return (f"was computed from the hub's data ({hub}, the revision mteb pins), and this run reads a local data "
+            f"folder: leave out data_dir=/data_root= to use the hub's data")
 
 
 def load_task(planned: Planned):
