@@ -30,7 +30,7 @@ results_dir/<org__model>/<revision>/<Task>.json, plus evalkit's run record besid
 
 commands:
   list                          the tasks, models and suites
-  plan suite=<name> [model=...] [data_root=...] [tokens_per_s=...]   texts, tokens left to encode, GPU-hours
+  plan suite=<name> [model=...] [data_root=...] [tokens_per_s=...]   texts, tokens left to encode, device-hours
                                 (the rate: tokens_per_s=, else measured from run records under results_dir=
                                 of this model on this device or device=<name>, else a stated default)
   cache info|clear              the embedding cache

@@ -4,14 +4,20 @@ what they measured (the CPU token budget, plan's rate, the run summary's counts)
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 
 from evalkit import EvalkitError
+from evalkit.config import load_model_config
+from evalkit.data import read_beir_folder
+from evalkit.plan import measured_rate, mostly_calibration
 from evalkit.results import record_path
 from evalkit.runner import finished
+
+from conftest import write_beir
 
 pytestmark = pytest.mark.unit
 
@@ -55,3 +61,35 @@ def test_other_differences_still_name_the_first_difference(tmp_path):
     path = stored_result(tmp_path, LOCAL, "/a")
     with pytest.raises(EvalkitError, match=r"holds another experiment \(data.fingerprint: \"sha256:abc\" -> "):
         finished(planned(path, {**LOCAL, "fingerprint": "sha256:def"}), overwrite=False)
+
+
+# -- plan's rate: what it was measured on, and not from runs that mostly calibrated ---------------------------
+
+def run_record(results: Path, task: str, model, device: str, tokens: int, forward: float, **encode) -> None:
+    path = results / "org__model" / "rev" / f"{task}.json"
+    record_path(path).parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("{}")
+    record_path(path).write_text(json.dumps({"model": {"name": model.name, "dtype": model.dtype}, "encode": {
+        "device": device, "tokens": tokens, "forward_seconds": forward, **encode}}))
+
+
+def test_plan_leaves_out_a_run_that_was_mostly_calibration_and_names_the_device_kind(tmp_path):
+    model = load_model_config("tiny_mistral")
+    run_record(tmp_path, "A", model, "CPU Xeon", 10_000, 10.0, calibration_seconds=2.0)
+    run_record(tmp_path, "B", model, "CPU Xeon", 1_000, 2.0, calibration_seconds=30.0)  # mostly calibration
+    run_record(tmp_path, "C", model, "CPU Xeon", 1_000, 2.0, budget_reason="calibrated now in 40.5 s (tokens/s by")
+    rate, note, kind = measured_rate(str(tmp_path), model, "CPU")
+    assert (rate, kind) == (1_000.0, "CPU")  # A alone: 10,000 tokens in 10 s
+    assert note.startswith("measured: 1 run records") and "(2 left out: they spent longer calibrating" in note
+    run_record(tmp_path, "D", model, "NVIDIA H200", 50_000, 1.0)
+    assert measured_rate(str(tmp_path), model, "H200")[::2] == (50_000.0, "GPU")
+    assert not mostly_calibration({"forward_seconds": 5.0, "budget_reason": "calibrated earlier on this machine"})
+
+
+def test_qrels_warning_names_only_what_was_lost(tmp_path, caplog):
+    folder = write_beir(tmp_path / "b", {"d0": ("", "a"), "d1": ("", "b")}, {"q0": "x", "q1": "y"},
+                        [("q0", "d0", 1), ("q1", "d9", 1)])
+    with caplog.at_level(logging.WARNING):
+        read_beir_folder(folder, "test")
+    assert "1 of 2 judged documents are not in corpus.jsonl" in caplog.text
+    assert "qrels query ids" not in caplog.text  # "0 of 2 ... (dropped)": a warning about nothing

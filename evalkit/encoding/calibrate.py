@@ -65,6 +65,7 @@ def pick_budget(planner, path, items: list, tokenize) -> tuple[int, str]:
     best = max(rates, key=rates.get)
     remember(key, best, rates)
     seconds = time.perf_counter() - start
+    planner.stats.calibration_seconds += seconds  # the run record says it; plan leaves out runs mostly spent here
     shown = ", ".join(f"{b}: {r:,.0f}" for b, r in rates.items())
     log.info("%s: %d tokens per forward pass, calibrated in %.1f s (tokens/s %s)", model.cfg.name, best, seconds, shown)
     return best, f"calibrated now in {seconds:.1f} s (tokens/s by budget: {shown})"

@@ -20,6 +20,7 @@ class EncodeStats:
     packing_reason: str = ""  # why: the packed-vs-padded check, or what ruled packing out
     max_tokens_per_batch: int = 0
     budget_reason: str = ""  # where max_tokens_per_batch came from: set, free memory, calibrated, remembered
+    calibration_seconds: float = 0.0  # measuring the CPU token budget (calibrate.py; not in forward_seconds)
     compile_seconds: float = 0.0  # encode.compile: the first compiled call (not in forward_seconds)
     attn_implementation: str = ""  # the one the model was loaded with (padded forward passes)
     device: str = ""  # the device's name: the GPU's model, or the CPU's
