@@ -3,9 +3,9 @@
 
 Per task, in the order a suite run takes them: texts and tokens the task asks for, the tokens left to encode
 once each distinct text is encoded once across the suite (`textsets`: the embedding cache serves the rest),
-and the device-hours at a rate (CPU-hours when the rate was measured on a CPU). Counts come from a local BEIR folder when one is found under data_root (exact: the model's
-tokenizer, instruction and truncation included), else from the dataset statistics mteb publishes for each
-task (characters; tokens estimated). The rate is `tokens_per_s=`, else measured: the run records under
+and the hours on one device at a rate (CPU-hours when the rate was measured on a CPU). Counts come from a
+local BEIR folder when one is found under data_root (exact: the model's tokenizer, instruction and truncation
+included), else from the dataset statistics mteb publishes for each task (characters; tokens estimated). The rate is `tokens_per_s=`, else measured: the run records under
 `results_dir` of the same model and dtype on the same device (this machine's, or `device=`), leaving out runs
 that spent longer calibrating their CPU batch size than encoding, else a default.
 """
@@ -236,9 +236,9 @@ def main(argv: list[str]) -> None:
 
 
 def measured_rate(results_dir: str, model: ModelConfig, device: str | None) -> tuple[float, str, str]:
-    """(tokens/s, where it came from, CPU or GPU: what it was measured on): the forward-pass rate of the run records under `results_dir` of this
-    model and dtype on `device` (a part of its name; default this machine's GPU, else its CPU), all tokens over
-    all forward seconds; the default when none matches. A run that spent longer calibrating its CPU batch size
+    """(tokens/s, where it came from, what it was measured on: CPU or GPU): the forward-pass rate of the run
+    records under `results_dir` of this model and dtype on `device` (a part of its name; default this machine's
+    GPU, else its CPU), all tokens over all forward seconds; the default when none matches. A run that spent longer calibrating its CPU batch size
     than encoding (`mostly_calibration`) measured too little to go by."""
     from evalkit.results import read_record, record_path, result_files
 
@@ -268,7 +268,8 @@ def measured_rate(results_dir: str, model: ModelConfig, device: str | None) -> t
                                       f"pass tokens_per_s="), "GPU"
     shown = ", ".join(used[:6]) + (f" and {len(used) - 6} more" if len(used) > 6 else "")
     kind = "CPU" if cpus == len(used) else "GPU" if not cpus else "device"
-    return tokens / seconds, f"measured: {len(used)} run records of {what} under {results_dir}/: {shown}{left_out}", kind
+    note = f"measured: {len(used)} run records of {what} under {results_dir}/: {shown}{left_out}"
+    return tokens / seconds, note, kind
 
 
 def mostly_calibration(encode: dict) -> bool:

@@ -130,7 +130,8 @@ def data_source_change(record: dict, current: dict) -> str | None:
     if now.get("source") == "hub":
         return (f"was computed from the local data folder {record.get('data_dir') or '(unknown)'}, and this run was "
                 f"given no data folder, so its data would come from the hub ({hub}, the revision mteb pins): pass "
-                f"data_dir={record.get('data_dir') or '<folder>'} (or data_root=<folder of folders>) to use the local data")
+                f"data_dir={record.get('data_dir') or '<folder>'} (or data_root=<folder of folders>) to use the local "
+                f"data")
     return (f"was computed from the hub's data ({hub}, the revision mteb pins), and this run reads a local data "
             f"folder: leave out data_dir=/data_root= to use the hub's data")
 
