@@ -93,3 +93,110 @@ def test_qrels_warning_names_only_what_was_lost(tmp_path, caplog):
         read_beir_folder(folder, "test")
     assert "1 of 2 judged documents are not in corpus.jsonl" in caplog.text
     assert "qrels query ids" not in caplog.text  # "0 of 2 ... (dropped)": a warning about nothing
+
+
+# -- the CPU token budget: measured robustly, kept with its conditions, measured again when stale -------------
+
+from evalkit.encoding import calibrate  # noqa: E402
+
+NOW = {"torch": "2.13.0", "threads": 2, "cores": 2, "load": 1.0, "date": "2026-12-03T18:00:00Z"}
+
+
+def fake_planner():
+    """What pick_budget reads of a BatchPlanner: a CPU model, its encode settings, stats and batching."""
+    from torch import device
+
+    from evalkit.encoding.stats import EncodeStats
+
+    model = SimpleNamespace(device=device("cpu"), attn_implementation="sdpa", device_name="CPU Test",
+                            cfg=SimpleNamespace(name="m", revision="r", dtype="float32", max_length=256))
+    return SimpleNamespace(encode=SimpleNamespace(max_tokens_per_batch=None), model=model, stats=EncodeStats(),
+                           batching=lambda path: (None, None), forward=lambda path, inputs: None)
+
+
+PATH = SimpleNamespace(packed=False, describe=lambda: "padded")
+BIG = [[1] * 1000] * 2000  # 2M tokens: calibrates
+
+
+@pytest.fixture
+def measured(monkeypatch, tmp_path):
+    """pick_budget with a private cache root, the conditions `NOW` (or as a test sets them) and injected timings;
+    returns the list of measurements made."""
+    monkeypatch.setenv("EVALKIT_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(calibrate, "conditions", lambda: dict(NOW))
+    calls = []
+
+    def timings(forward, seqs, cut, build, candidates):
+        calls.append(candidates)
+        return {b: [1000.0 * (1.5 if b == 1024 else 1.0)] * 3 for b in candidates}  # 1,024: 50% faster
+
+    monkeypatch.setattr(calibrate, "measure", timings)
+    return calls
+
+
+def test_noise_within_the_minimum_gain_keeps_the_default():
+    default = [1000.0, 800.0, 1200.0]  # the load moves every rate by ±20% from round to round
+    budget, why = calibrate.choose({1024: [1080.0, 850.0, 1250.0], 16_384: default}, 16_384)
+    assert budget == 16_384 and why.startswith("the default 16,384 kept, no budget was 10% faster (best 1,024: +6%")
+
+
+def test_a_gain_beyond_the_minimum_in_most_rounds_is_taken_one_noisy_round_is_not():
+    rates = {1024: [1300.0, 1250.0, 400.0], 4096: [1000.0, 2900.0, 1000.0], 16_384: [1000.0, 1000.0, 1000.0]}
+    budget, why = calibrate.choose(rates, 16_384)  # 4096 won one round threefold (noise); 1,024 two rounds of three
+    assert budget == 1024 and why.startswith("1,024 is 25% faster than the default 16,384 (median of 3 interleaved")
+
+
+def test_a_load_that_drifts_between_rounds_is_compared_within_each_round():
+    # the machine gets busier every round; 2,048 is 20% faster than the default in every round
+    rates = {2048: [1200.0, 600.0, 300.0], 16_384: [1000.0, 500.0, 250.0]}
+    assert calibrate.choose(rates, 16_384)[0] == 2048
+
+
+def test_the_budget_is_kept_with_its_conditions_and_used_while_they_hold(measured):
+    planner = fake_planner()
+    budget, why = calibrate.pick_budget(planner, PATH, BIG, lambda items: items)
+    assert budget == 1024 and why.startswith("calibrated now in ") and "1,024 is 50% faster" in why
+    assert 16_384 in measured[0]  # the default is always among the candidates
+    [entry] = json.loads(calibrate.budgets_file().read_text()).values()
+    assert entry["conditions"] == NOW and entry["budget"] == 1024 and "50% faster" in entry["reason"]
+    assert planner.stats.calibration_seconds > 0
+    again, why = calibrate.pick_budget(fake_planner(), PATH, BIG, lambda items: items)
+    assert again == 1024 and why.startswith("calibrated earlier on this machine") and len(measured) == 1
+
+
+@pytest.mark.parametrize("then, because", [
+    ({"torch": "2.12.0"}, "torch 2.12.0 then, 2.13.0 now"),
+    ({"threads": 8, "cores": 8}, "torch threads 8 then, 2 now"),
+    ({"load": 12.0}, "measured at load 12.0, 1.0 now, on 2 cores"),
+])
+def test_a_stale_entry_is_measured_again(measured, then, because):
+    calibrate.pick_budget(fake_planner(), PATH, BIG, lambda items: items)
+    data = json.loads(calibrate.budgets_file().read_text())
+    [entry] = data.values()
+    entry["conditions"].update(then)
+    entry["budget"] = 8192
+    calibrate.budgets_file().write_text(json.dumps(data))
+    assert any(because in line for line in calibrate.describe_budgets(dict(NOW)))
+    small, why = calibrate.pick_budget(fake_planner(), PATH, BIG[:10], lambda items: items)  # too small to measure
+    assert small == 16_384 and f"the remembered budget is stale ({because})" in why and len(measured) == 1
+    budget, why = calibrate.pick_budget(fake_planner(), PATH, BIG, lambda items: items)
+    assert budget == 1024 and len(measured) == 2 and f"stale ({because})" in why
+    assert json.loads(calibrate.budgets_file().read_text())[next(iter(data))]["conditions"] == NOW
+
+
+def test_a_measurement_under_the_load_of_today_or_a_quieter_one_is_not_stale():
+    assert calibrate.stale({"conditions": {**NOW, "load": 12.0}}, {**NOW, "load": 10.0}) is None  # as busy today
+    assert calibrate.stale({"conditions": {**NOW, "load": 0.2}}, {**NOW, "load": 9.0}) is None  # quieter then
+    assert "kept the measurement's conditions" in calibrate.stale({"budget": 2048}, NOW)  # an older evalkit's
+
+
+def test_cache_info_shows_the_budget_why_and_its_conditions(measured, capsys):
+    from evalkit.encoding.cache_cli import main as cache_main
+
+    calibrate.pick_budget(fake_planner(), PATH, BIG, lambda items: items)
+    assert cache_main(["info"]) == 0
+    out = capsys.readouterr().out
+    assert ('m float32 max_length=256 padded (sdpa) on CPU Test: 1024 tokens per forward pass: 1,024 is 50% faster '
+            'than the default 16,384') in out
+    assert "measured 2026-12-03T18:00:00Z at load 1.0 on 2 cores, 2 torch threads, torch 2.13.0" in out
+    assert "current: used as is" in out
