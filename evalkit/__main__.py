@@ -188,11 +188,14 @@ def print_list() -> None:
 
 
 def summary_line(summary) -> str:
-    """The scores, and what the time was spent on: texts encoded by the model and texts read from the cache."""
+    """The scores, and what the time was spent on: texts encoded by the model, texts repeated within the run
+    (encoded once) and texts read from the cache."""
     others = "".join(f", {k} = {v:.5f}" for k, v in summary.scores.items())
-    cached = summary.cache_hits
+    cached, repeated = summary.cache_hits, summary.repeated
+    encoded = summary.texts - cached - repeated
     work = (f"all {summary.texts:,} texts from the embedding cache" if cached == summary.texts and cached else
-            f"{summary.texts - cached:,} texts encoded, {cached:,} from the embedding cache")
+            f"{encoded:,} texts encoded" + (f", {repeated:,} repeated texts encoded once" if repeated else "")
+            + f", {cached:,} from the embedding cache")
     return (f"{summary.mteb_task}: {summary.metric} = {summary.score:.5f}{others} "
             f"({work}; {summary.wall_time_s:.1f} s) -> {summary.path}")
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 import time
+import warnings
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -44,8 +46,9 @@ class RunSummary:
     score: float | None = None  # main metric, when run
     scores: dict[str, float] = field(default_factory=dict)  # other headline metrics
     wall_time_s: float = 0.0
-    texts: int = 0  # texts the task asked embeddings of, cache hits included
-    cache_hits: int = 0  # of those, read from the embedding cache
+    texts: int = 0  # texts the task asked embeddings of, cache hits and repeated texts included
+    cache_hits: int = 0  # of those, read from the embedding cache as earlier runs left it
+    repeated: int = 0  # of those, texts met earlier in this run: encoded once
 
 
 @dataclass
@@ -185,16 +188,17 @@ def run(cfg: RunConfig) -> RunSummary:
     if finished(planned, cfg.overwrite):
         return summary
     check_writable(cfg.results_dir, "results_dir")
-    task = load_task(planned)
-    encoder = Encoder(cfg.model, {name: spec for name in subtask_names(task)}, cfg.encode)
-    per_query = capture_per_query(task)
-    per_item = itemscores.capture(task, spec.metric)
-    start = time.perf_counter()
-    model_result = mteb.evaluate(
-        ExactSearch(encoder), task, cache=None, overwrite_strategy="always", raise_error=True,
-        encode_kwargs={"batch_size": LOADER_BATCH}, show_progress_bar=False,
-    )
-    wall = time.perf_counter() - start
+    with quiet_libraries():
+        task = load_task(planned)
+        encoder = Encoder(cfg.model, {name: spec for name in subtask_names(task)}, cfg.encode)
+        per_query = capture_per_query(task)
+        per_item = itemscores.capture(task, spec.metric)
+        start = time.perf_counter()
+        model_result = mteb.evaluate(
+            ExactSearch(encoder), task, cache=None, overwrite_strategy="always", raise_error=True,
+            encode_kwargs={"batch_size": LOADER_BATCH}, show_progress_bar=False,
+        )
+        wall = time.perf_counter() - start
     task_result = model_result.task_results[0]
     entry = scores_entry(task_result.scores, spec.split, spec.hf_subset)
     if entry is None:
@@ -208,8 +212,35 @@ def run(cfg: RunConfig) -> RunSummary:
     barrier()  # no rank reports done before the file exists
     shown = {k: entry[k] for k in SUMMARY_METRICS if k in entry and k != spec.metric}
     summary.skipped, summary.score, summary.scores, summary.wall_time_s = False, score, shown, wall
-    summary.texts, summary.cache_hits = encoder.stats.texts, encoder.stats.cache_hits
+    summary.texts, summary.cache_hits, summary.repeated = (encoder.stats.texts, encoder.stats.cache_hits,
+                                                           encoder.stats.repeated)
     return summary
+
+
+@contextmanager
+def quiet_libraries():
+    """For the length of a run: the libraries' own progress bars off (transformers' "Loading weights",
+    datasets' "Standardizing text corpus format"; downloads keep theirs, the encoder has its own), and mteb's
+    superseded-task notice said once (mteb both logs and warns it); everything as it was afterwards."""
+    import datasets
+    import huggingface_hub.utils as hub
+    from transformers.utils import logging as hf_logging
+
+    bars = hf_logging.is_progress_bar_enabled(), datasets.is_progress_bar_enabled(), hub.are_progress_bars_disabled()
+    hf_logging.disable_progress_bar()  # this turns the hub's download bars off too: they are put back
+    datasets.disable_progress_bars()
+    if not bars[2]:
+        hub.enable_progress_bars()
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=r"The task '.*' is superseded by")  # its log line stays
+            yield
+    finally:
+        if bars[0]:
+            hf_logging.enable_progress_bar()
+        if bars[1]:
+            datasets.enable_progress_bars()
+        (hub.disable_progress_bars if bars[2] else hub.enable_progress_bars)()
 
 
 def run_record(cfg: RunConfig, encoder: Encoder, wall: float, score: float, planned: Planned, per_query: dict,

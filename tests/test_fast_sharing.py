@@ -83,7 +83,7 @@ def test_the_second_task_on_a_shared_corpus_does_no_forward_pass_for_it(tmp_path
         records[task] = json.loads(record_path(plan_run(cfg).path).read_text())["encode"]["by_side"]
     first, second = (records[task] for task in order)
     assert first["document"]["forward_passes"] >= 1 and first["document"]["cache_hits"] == 0
-    assert second["document"] == {"texts": 12, "cache_hits": 12, "forward_passes": 0, "tokens": 0}
+    assert second["document"] == {"texts": 12, "cache_hits": 12, "repeated": 0, "forward_passes": 0, "tokens": 0}
     assert second["query"]["forward_passes"] >= 1 and second["query"]["cache_hits"] == 0
 
 

@@ -200,3 +200,61 @@ def test_cache_info_shows_the_budget_why_and_its_conditions(measured, capsys):
             'than the default 16,384') in out
     assert "measured 2026-12-03T18:00:00Z at load 1.0 on 2 cores, 2 torch threads, torch 2.13.0" in out
     assert "current: used as is" in out
+
+
+# -- the run's counts and output: repeated texts are not cache hits, the libraries' noise is off --------------
+
+def test_texts_repeated_within_a_run_are_not_counted_as_cache_hits(tiny_encoder, tmp_path):
+    from evalkit.config import EncodeConfig
+
+    def fresh():
+        return tiny_encoder.fresh(encode=EncodeConfig(cache=True, cache_dir=str(tmp_path), show_progress=False))
+
+    texts = ["a cat", "a river", "a cat", "a volcano", "a cat"]
+    first = fresh()
+    first.embed(texts, side="document")
+    assert (first.stats.cache_hits, first.stats.repeated) == (0, 2)  # "a cat" twice more in the same call
+    first.embed(["a river", "a comet"], side="query")  # "a river": encoded by the call before, in this run
+    assert (first.stats.cache_hits, first.stats.repeated) == (0, 3)
+    assert first.stats.by_side["query"]["repeated"] == 1 and first.stats.by_side["query"]["cache_hits"] == 0
+    again = fresh()  # another run: what the first one wrote is the cache's
+    again.embed(texts, side="document")
+    assert (again.stats.cache_hits, again.stats.repeated) == (5, 0)
+
+
+def summary(**counts):
+    from evalkit.runner import RunSummary
+
+    return RunSummary("scifact", "SciFact", "ndcg_at_10", Path("r/SciFact.json"), True, False, score=0.5,
+                      wall_time_s=1.0, **counts)
+
+
+def test_the_summary_says_repeated_texts_encoded_once_not_from_the_cache():
+    from evalkit.__main__ import summary_line
+
+    first = summary_line(summary(texts=1000, cache_hits=0, repeated=206))
+    assert "(794 texts encoded, 206 repeated texts encoded once, 0 from the embedding cache; 1.0 s)" in first
+    plain = summary_line(summary(texts=12, cache_hits=0, repeated=0))
+    assert "(12 texts encoded, 0 from the embedding cache;" in plain and "repeated" not in plain
+    assert "(all 12 texts from the embedding cache;" in summary_line(summary(texts=12, cache_hits=12))
+
+
+def test_a_run_turns_the_libraries_progress_bars_off_and_says_mteb_superseded_notice_once(caplog, recwarn):
+    import datasets
+    import huggingface_hub.utils as hub
+    import mteb
+    from transformers.utils import logging as hf_logging
+
+    from evalkit.runner import quiet_libraries
+
+    before = hf_logging.is_progress_bar_enabled(), datasets.is_progress_bar_enabled(), hub.are_progress_bars_disabled()
+    task = mteb.get_task("ArxivClusteringP2P")  # superseded in mteb; the e5 paper's suite runs it
+    assert task.superseded_by
+    with quiet_libraries(), caplog.at_level(logging.WARNING):
+        assert not hf_logging.is_progress_bar_enabled() and not datasets.is_progress_bar_enabled()
+        assert hub.are_progress_bars_disabled() == before[2]  # downloads keep their bars
+        task.check_if_dataset_is_superseded()
+    assert [r for r in caplog.records if "is superseded by" in r.getMessage()]  # said once, in the log
+    assert not [w for w in recwarn if "is superseded by" in str(w.message)]  # not warned a second time
+    assert (hf_logging.is_progress_bar_enabled(), datasets.is_progress_bar_enabled(),
+            hub.are_progress_bars_disabled()) == before
