@@ -196,7 +196,7 @@ def test_cache_info_shows_the_budget_why_and_its_conditions(measured, capsys):
     calibrate.pick_budget(fake_planner(), PATH, BIG, lambda items: items)
     assert cache_main(["info"]) == 0
     out = capsys.readouterr().out
-    assert ('m float32 max_length=256 padded (sdpa) on CPU Test: 1024 tokens per forward pass: 1,024 is 50% faster '
+    assert ('m float32 max_length=256 padded (sdpa) on CPU Test: 1,024 tokens per forward pass: 1,024 is 50% faster '
             'than the default 16,384') in out
     assert "measured 2026-12-03T18:00:00Z at load 1.0 on 2 cores, 2 torch threads, torch 2.13.0" in out
     assert "current: used as is" in out

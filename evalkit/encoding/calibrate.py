@@ -212,17 +212,17 @@ def describe_budgets(now: dict[str, Any] | None = None) -> list[str]:
     """`evalkit cache info`'s lines on budgets.json: per model and forward path, the budget, why, the
     measurement's conditions, and whether it would be measured again (`stale`) under the conditions `now`."""
     data, now = read_budgets(), now or conditions()
-    lines = [f"CPU token budgets ({budgets_file()}): {len(data)}" + (" (none measured yet)" if not data else "")]
+    lines = [f"CPU token budgets in {budgets_file()}: {len(data) or 'none measured yet'}"]
     for key, entry in data.items():
         try:
             name, _, dtype, max_length, path, attn, device = json.loads(key)[:7]
             what = f"{name} {dtype} max_length={max_length} {path} ({attn}) on {device}"
         except (ValueError, TypeError):
             what = key
-        if not isinstance(entry, dict):
+        if not isinstance(entry, dict) or not isinstance(entry.get("budget"), int):
             lines.append(f"  {what}: unreadable entry (measured again)")
             continue
-        lines.append(f"  {what}: {entry.get('budget')} tokens per forward pass: "
+        lines.append(f"  {what}: {entry['budget']:,} tokens per forward pass: "
                      f"{entry.get('reason') or 'measured by an older evalkit, reason not kept'}")
         cond = entry.get("conditions")
         if isinstance(cond, dict):
