@@ -115,10 +115,13 @@ def finished(planned: Planned, overwrite: bool) -> bool:
         raise EvalkitError(f"{out} has no experiment identity (its run record is missing, unreadable, or from an "
                            f"older evalkit), so evalkit cannot tell whether it is this experiment and will not replace "
                            f"it: move or delete {out.parent} to recompute, or pass another results_dir")
+    moved = data_source_change(record, planned.experiment.identity)
+    if moved:
+        raise EvalkitError(f"{out} {moved}; it is never replaced, overwrite=true included (or move or delete "
+                           f"{out.parent}, or pass another results_dir)")
     if stored != planned.experiment.identity:
-        why = (data_source_change(record, planned.experiment.identity)
-               or f"holds another experiment ({first_difference(stored, planned.experiment.identity)})")
-        raise EvalkitError(f"{out} {why} and is never replaced, overwrite=true included: move or delete {out.parent}, "
+        raise EvalkitError(f"{out} holds another experiment ({first_difference(stored, planned.experiment.identity)}) "
+                           f"and is never replaced, overwrite=true included: move or delete {out.parent}, "
                            f"or pass another results_dir")
     return not overwrite
 
@@ -176,47 +179,6 @@ def capture_per_query(task) -> dict[str, dict[str, float]]:
     return captured
 
 
-def run(cfg: RunConfig) -> RunSummary:
-    """Evaluate and write; returns a summary. A task whose result holds this experiment's identity is skipped
-    unless cfg.overwrite; everything that can fail on the user's input fails before the model loads."""
-    import mteb
-
-    init_from_env()  # under torchrun: join the ranks; they share the encoding, rank 0 writes
-    planned = plan_run(cfg)
-    spec, out = planned.spec, planned.path
-    summary = RunSummary(spec.name, spec.mteb_task, spec.metric, out, main_rank=rank() == 0, skipped=True)
-    if finished(planned, cfg.overwrite):
-        return summary
-    check_writable(cfg.results_dir, "results_dir")
-    with quiet_libraries():
-        task = load_task(planned)
-        encoder = Encoder(cfg.model, {name: spec for name in subtask_names(task)}, cfg.encode)
-        per_query = capture_per_query(task)
-        per_item = itemscores.capture(task, spec.metric)
-        start = time.perf_counter()
-        model_result = mteb.evaluate(
-            ExactSearch(encoder), task, cache=None, overwrite_strategy="always", raise_error=True,
-            encode_kwargs={"batch_size": LOADER_BATCH}, show_progress_bar=False,
-        )
-        wall = time.perf_counter() - start
-    task_result = model_result.task_results[0]
-    entry = scores_entry(task_result.scores, spec.split, spec.hf_subset)
-    if entry is None:
-        raise EvalkitError(f"mteb wrote no {spec.split}/{spec.hf_subset} scores for {spec.mteb_task}")
-    score = float(entry[spec.metric])
-    items = itemscores.verified(per_item.get(spec.hf_subset), score, spec.mteb_task)
-    record = run_record(cfg, encoder, wall, score, planned, per_query, items)
-    if rank() == 0:  # mteb reads model_meta's revision as the folder's: an experiment folder is its own revision
-        meta = encoder.mteb_model_meta.model_copy(update={"revision": planned.experiment.folder})
-        write_result(out, task_result, record, meta)
-    barrier()  # no rank reports done before the file exists
-    shown = {k: entry[k] for k in SUMMARY_METRICS if k in entry and k != spec.metric}
-    summary.skipped, summary.score, summary.scores, summary.wall_time_s = False, score, shown, wall
-    summary.texts, summary.cache_hits, summary.repeated = (encoder.stats.texts, encoder.stats.cache_hits,
-                                                           encoder.stats.repeated)
-    return summary
-
-
 @contextmanager
 def quiet_libraries():
     """For the length of a run: the libraries' own progress bars off (transformers' "Loading weights",
@@ -241,6 +203,47 @@ def quiet_libraries():
         if bars[1]:
             datasets.enable_progress_bars()
         (hub.disable_progress_bars if bars[2] else hub.enable_progress_bars)()
+
+
+@quiet_libraries()  # the whole run: no library progress bars, mteb's superseded notice once
+def run(cfg: RunConfig) -> RunSummary:
+    """Evaluate and write; returns a summary. A task whose result holds this experiment's identity is skipped
+    unless cfg.overwrite; everything that can fail on the user's input fails before the model loads."""
+    import mteb
+
+    init_from_env()  # under torchrun: join the ranks; they share the encoding, rank 0 writes
+    planned = plan_run(cfg)
+    spec, out = planned.spec, planned.path
+    summary = RunSummary(spec.name, spec.mteb_task, spec.metric, out, main_rank=rank() == 0, skipped=True)
+    if finished(planned, cfg.overwrite):
+        return summary
+    check_writable(cfg.results_dir, "results_dir")
+    task = load_task(planned)
+    encoder = Encoder(cfg.model, {name: spec for name in subtask_names(task)}, cfg.encode)
+    per_query = capture_per_query(task)
+    per_item = itemscores.capture(task, spec.metric)
+    start = time.perf_counter()
+    model_result = mteb.evaluate(
+        ExactSearch(encoder), task, cache=None, overwrite_strategy="always", raise_error=True,
+        encode_kwargs={"batch_size": LOADER_BATCH}, show_progress_bar=False,
+    )
+    wall = time.perf_counter() - start
+    task_result = model_result.task_results[0]
+    entry = scores_entry(task_result.scores, spec.split, spec.hf_subset)
+    if entry is None:
+        raise EvalkitError(f"mteb wrote no {spec.split}/{spec.hf_subset} scores for {spec.mteb_task}")
+    score = float(entry[spec.metric])
+    items = itemscores.verified(per_item.get(spec.hf_subset), score, spec.mteb_task)
+    record = run_record(cfg, encoder, wall, score, planned, per_query, items)
+    if rank() == 0:  # mteb reads model_meta's revision as the folder's: an experiment folder is its own revision
+        meta = encoder.mteb_model_meta.model_copy(update={"revision": planned.experiment.folder})
+        write_result(out, task_result, record, meta)
+    barrier()  # no rank reports done before the file exists
+    shown = {k: entry[k] for k in SUMMARY_METRICS if k in entry and k != spec.metric}
+    summary.skipped, summary.score, summary.scores, summary.wall_time_s = False, score, shown, wall
+    summary.texts, summary.cache_hits, summary.repeated = (encoder.stats.texts, encoder.stats.cache_hits,
+                                                           encoder.stats.repeated)
+    return summary
 
 
 def run_record(cfg: RunConfig, encoder: Encoder, wall: float, score: float, planned: Planned, per_query: dict,
