@@ -31,7 +31,7 @@ results_dir/<org__model>/<revision>/<Task>.json, plus evalkit's run record besid
 
 commands:
   list [benchmarks]             the tasks, models and suites [every mteb benchmark suite= takes]
-  plan suite=<name> [model=...] [data_root=...] [tokens_per_s=...]   texts, tokens left to encode, GPU-hours
+  plan suite=<name> [model=...] [data_root=...] [tokens_per_s=...]   texts, tokens left to encode, device-hours
                                 (the rate: tokens_per_s=, else measured from run records under results_dir=
                                 of this model on this device or device=<name>, else a stated default)
   cache info|clear              the embedding cache
@@ -193,11 +193,14 @@ def print_list() -> None:
 
 
 def summary_line(summary) -> str:
-    """The scores, and what the time was spent on: texts encoded by the model and texts read from the cache."""
+    """The scores, and what the time was spent on: texts encoded by the model, texts repeated within the run
+    (encoded once) and texts read from the cache."""
     others = "".join(f", {k} = {v:.5f}" for k, v in summary.scores.items())
-    cached = summary.cache_hits
+    cached, repeated = summary.cache_hits, summary.repeated
+    encoded = summary.texts - cached - repeated
     work = (f"all {summary.texts:,} texts from the embedding cache" if cached == summary.texts and cached else
-            f"{summary.texts - cached:,} texts encoded, {cached:,} from the embedding cache")
+            f"{encoded:,} texts encoded" + (f", {repeated:,} repeated texts encoded once" if repeated else "")
+            + f", {cached:,} from the embedding cache")
     return (f"{summary.mteb_task}: {summary.metric} = {summary.score:.5f}{others} "
             f"({work}; {summary.wall_time_s:.1f} s) -> {summary.path}")
 

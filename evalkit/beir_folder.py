@@ -175,10 +175,11 @@ def _checked(root: Path, corpus: dict, raw_queries: dict, qrels: dict, qrels_fil
             f"{root}: no qrels match the data ({len(missing_q)} of {len(qrels)} query ids not in queries.jsonl, "
             f"{missing_d} of {len(pairs)} judged documents not in corpus.jsonl)"
         )
-    if missing_q or missing_d:
-        log.warning("%s: %d of %d qrels query ids are not in queries.jsonl (dropped); %d of %d judged documents "
-                    "are not in corpus.jsonl (kept as relevant, never retrieved)",
-                    root, len(missing_q), len(qrels), missing_d, len(pairs))
+    lost = ([f"{len(missing_q)} of {len(qrels)} qrels query ids are not in queries.jsonl (dropped)"] * bool(missing_q)
+            + [f"{missing_d} of {len(pairs)} judged documents are not in corpus.jsonl (kept as relevant, never "
+               f"retrieved)"] * bool(missing_d))
+    if lost:  # only what did happen: no "0 of ..." part
+        log.warning("%s: %s", root, "; ".join(lost))
     kept = {q: docs for q, docs in qrels.items() if q in raw_queries}
     if not any(score > 0 for docs in kept.values() for score in docs.values()):
         raise EvalkitError(f"{qrels_file}: no positive judgement (all {sum(map(len, kept.values()))} scores of the "

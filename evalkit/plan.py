@@ -3,14 +3,16 @@
 
 Per task, in the order a suite run takes them: texts and tokens the task asks for, the tokens left to encode
 once each distinct text is encoded once across the suite (`textsets`: the embedding cache serves the rest),
-and GPU-hours. Counts come from a local BEIR folder when one is found under data_root (exact: the model's
-tokenizer, instruction and truncation included), else from the dataset statistics mteb publishes for each
-task (characters; tokens estimated). The rate is `tokens_per_s=`, else measured: the run records under
-`results_dir` of the same model and dtype on the same device (this machine's, or `device=`), else a default.
+and the hours on one device at a rate (CPU-hours when the rate was measured on a CPU). Counts come from a
+local BEIR folder when one is found under data_root (exact: the model's tokenizer, instruction and truncation
+included), else from the dataset statistics mteb publishes for each task (characters; tokens estimated). The rate is `tokens_per_s=`, else measured: the run records under
+`results_dir` of the same model and dtype on the same device (this machine's, or `device=`), leaving out runs
+that spent longer calibrating their CPU batch size than encoding, else a default.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -27,7 +29,7 @@ from evalkit.textsets import SENTINEL, Sharing, TextSet, count_new, from_texts, 
 CHARS_PER_TOKEN = 4.1
 
 
-DEFAULT_TOKENS_PER_S = 25_000  # when neither tokens_per_s= nor a matching run record says otherwise
+DEFAULT_TOKENS_PER_S = 25_000  # when neither tokens_per_s= nor a matching run record says otherwise (a GPU's)
 
 LEGEND = ("source: local = the local folder's texts, counted with the model's tokenizer;\n"
           f"        local~ = the local folder's texts, tokens estimated as characters / {CHARS_PER_TOKEN} (the model's "
@@ -181,12 +183,14 @@ PLAN_HELP = f"""usage: evalkit plan [suite=<name> | task=<a>[,<b>...]] [model=<n
                     [results_dir=<folder>] [device=<name>]
 
 Size a job before running it: per task, the texts and tokens it asks for, the tokens left to encode once
-each distinct text is encoded once across the suite, and the hours at the rate.
+each distinct text is encoded once across the suite, and the hours at the rate on one device (CPU-hours
+when the rate was measured on a CPU).
 
   suite=<name> | task=<names>   a sweep suite (`evalkit list`), or tasks (default mteb_eng)
   model=<name>                  default e5_mistral_7b
   tokens_per_s=<rate>           the rate; else measured from the run records under results_dir= of this model
-                                on this device (or device=<name>), else {DEFAULT_TOKENS_PER_S:,}
+                                on this device (or device=<name>; runs mostly spent calibrating left out),
+                                else {DEFAULT_TOKENS_PER_S:,} (a GPU's)
   data_root=<folder>            BEIR folders counted exactly with the model's tokenizer (else mteb's statistics)
 """
 
@@ -205,40 +209,42 @@ def main(argv: list[str]) -> None:
     model = args.get("model", "e5_mistral_7b")
     if "tokens_per_s" in args:
         try:
-            tokens_per_s, rate_note = float(args["tokens_per_s"]), "as given"
+            tokens_per_s, rate_note, device = float(args["tokens_per_s"]), "as given", "device"
         except ValueError as exc:
             raise EvalkitError(f"tokens_per_s must be a number, got {args['tokens_per_s']!r}") from exc
         if not tokens_per_s > 0:
             raise EvalkitError(f"tokens_per_s must be > 0, got {args['tokens_per_s']!r}")
     else:
-        tokens_per_s, rate_note = measured_rate(args.get("results_dir", "results"), load_model_config(model),
-                                                args.get("device"))
+        tokens_per_s, rate_note, device = measured_rate(args.get("results_dir", "results"), load_model_config(model),
+                                                        args.get("device"))
     plans = make_plan(suite, model, args.get("data_root"))
-    print(f"{'task':<40} {'source':<10} {'texts':>12} {'tokens':>15} {'to encode':>15} {'GPU-hours':>10}")
+    print(f"{'task':<40} {'source':<10} {'texts':>12} {'tokens':>15} {'to encode':>15} {device + '-hours':>12}")
     for p in plans:
         print(f"{p.task:<40} {p.source:<10} {p.texts:>12,} {p.tokens:>15,} {p.to_encode:>15,} "
-              f"{p.hours(tokens_per_s):>10.2f}")
+              f"{p.hours(tokens_per_s):>12.2f}")
     total, left = sum(p.tokens for p in plans), sum(p.to_encode for p in plans)
     print(f"{'total':<40} {'':<10} {sum(p.texts for p in plans):>12,} {total:>15,} {left:>15,} "
-          f"{left / tokens_per_s / 3600:>10.2f}")
+          f"{left / tokens_per_s / 3600:>12.2f}")
     notes = [f"  {p.task} {note}" for p in plans for note in p.new.notes]
     if notes:
         print(f"each distinct text is encoded once (the embedding cache, encode.cache=true): "
               f"{total - left:,} tokens ({(total - left) / max(total, 1):.1%}) fewer than the tasks ask for:")
         print("\n".join(notes))
-    print(f"at {tokens_per_s:,.0f} tokens/s per GPU ({rate_note}); divide by the number of GPUs for wall time")
+    print(f"at {tokens_per_s:,.0f} tokens/s per {device} ({rate_note}); divide by the number of {device}s for "
+          f"wall time")
     print(LEGEND)
 
 
-def measured_rate(results_dir: str, model: ModelConfig, device: str | None) -> tuple[float, str]:
-    """(tokens/s, where it came from): the forward-pass rate of the run records under `results_dir` of this
-    model and dtype on `device` (a part of its name; default this machine's GPU, else its CPU), all tokens over
-    all forward seconds; the default when none matches."""
+def measured_rate(results_dir: str, model: ModelConfig, device: str | None) -> tuple[float, str, str]:
+    """(tokens/s, where it came from, what it was measured on: CPU or GPU): the forward-pass rate of the run
+    records under `results_dir` of this model and dtype on `device` (a part of its name; default this machine's
+    GPU, else its CPU), all tokens over all forward seconds; the default when none matches. A run that spent longer calibrating its CPU batch size
+    than encoding (`mostly_calibration`) measured too little to go by."""
     from evalkit.results import read_record, record_path, result_files
 
     wanted = device or this_device()
     tokens = seconds = 0.0
-    used = []
+    used, calibrating, cpus = [], 0, 0
     for result in result_files(Path(results_dir)):
         record = read_record(result)
         if record is None:  # a finished task without a readable record: nothing to learn from it
@@ -247,14 +253,33 @@ def measured_rate(results_dir: str, model: ModelConfig, device: str | None) -> t
         name = str(enc.get("device") or (record.get("hardware") or {}).get("gpu") or "")
         if (cfg.get("name") == model.name and cfg.get("dtype") == model.dtype and wanted.lower() in name.lower()
                 and enc.get("tokens") and enc.get("forward_seconds")):
+            if mostly_calibration(enc):
+                calibrating += 1
+                continue
             tokens += enc["tokens"]
+            cpus += name.startswith("CPU ")  # model.cpu_model's name: `this_device`
             seconds += enc["forward_seconds"]
             used.append(record_path(result).name.removesuffix(".run.json"))
     what = f"{model.name}, {model.dtype}, {wanted}"
+    left_out = (f" ({calibrating} left out: they spent longer calibrating the CPU batch size than encoding)"
+                if calibrating else "")
     if not used:
-        return DEFAULT_TOKENS_PER_S, f"the default: no run record of {what} under {results_dir}/; pass tokens_per_s="
+        return DEFAULT_TOKENS_PER_S, (f"the default, a GPU's: no run record of {what} under {results_dir}/{left_out}; "
+                                      f"pass tokens_per_s="), "GPU"
     shown = ", ".join(used[:6]) + (f" and {len(used) - 6} more" if len(used) > 6 else "")
-    return tokens / seconds, f"measured: {len(used)} run records of {what} under {results_dir}/: {shown}"
+    kind = "CPU" if cpus == len(used) else "GPU" if not cpus else "device"
+    note = f"measured: {len(used)} run records of {what} under {results_dir}/: {shown}{left_out}"
+    return tokens / seconds, note, kind
+
+
+def mostly_calibration(encode: dict) -> bool:
+    """Whether a run record's encoding spent longer calibrating the CPU batch size than in its own forward
+    passes (records before `calibration_seconds` existed say it in `budget_reason`)."""
+    seconds = encode.get("calibration_seconds")
+    if seconds is None:
+        found = re.match(r"calibrated now in ([0-9.]+) s", str(encode.get("budget_reason") or ""))
+        seconds = float(found.group(1)) if found else 0.0
+    return seconds > encode["forward_seconds"]
 
 
 def this_device() -> str:

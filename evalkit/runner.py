@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 import time
+import warnings
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -44,8 +46,9 @@ class RunSummary:
     score: float | None = None  # main metric, when run
     scores: dict[str, float] = field(default_factory=dict)  # other headline metrics
     wall_time_s: float = 0.0
-    texts: int = 0  # texts the task asked embeddings of, cache hits included
-    cache_hits: int = 0  # of those, read from the embedding cache
+    texts: int = 0  # texts the task asked embeddings of, cache hits and repeated texts included
+    cache_hits: int = 0  # of those, read from the embedding cache as earlier runs left it
+    repeated: int = 0  # of those, texts met earlier in this run: encoded once
 
 
 @dataclass
@@ -112,11 +115,31 @@ def finished(prepared: PreparedRun, overwrite: bool) -> bool:
         raise EvalkitError(f"{out} has no experiment identity (its run record is missing, unreadable, or from an "
                            f"older evalkit), so evalkit cannot tell whether it is this experiment and will not replace "
                            f"it: move or delete {out.parent} to recompute, or pass another results_dir")
+    moved = data_source_change(record, prepared.experiment.identity)
+    if moved:
+        raise EvalkitError(f"{out} {moved}; it is never replaced, overwrite=true included (or move or delete "
+                           f"{out.parent}, or pass another results_dir)")
     if stored != prepared.experiment.identity:
         raise EvalkitError(f"{out} holds another experiment ({first_difference(stored, prepared.experiment.identity)}) "
                            f"and is never replaced, overwrite=true included: move or delete {out.parent}, "
                            f"or pass another results_dir")
     return not overwrite
+
+
+def data_source_change(record: dict, current: dict) -> str | None:
+    """When a stored result was computed from a local data folder and this run has none (or the other way round):
+    what each reads, and how to give a folder; None for any other difference."""
+    was, now = (record.get("identity") or {}).get("data") or {}, current.get("data") or {}
+    if {was.get("source"), now.get("source")} != {"local", "hub"}:
+        return None
+    hub = ", ".join(now.get("datasets") or was.get("datasets") or ["?"])
+    if now.get("source") == "hub":
+        return (f"was computed from the local data folder {record.get('data_dir') or '(unknown)'}, and this run was "
+                f"given no data folder, so its data would come from the hub ({hub}, the revision mteb pins): pass "
+                f"data_dir={record.get('data_dir') or '<folder>'} (or data_root=<folder of folders>) to use the local "
+                f"data")
+    return (f"was computed from the hub's data ({hub}, the revision mteb pins), and this run reads a local data "
+            f"folder: leave out data_dir=/data_root= to use the hub's data")
 
 
 def load_task(prepared: PreparedRun):
@@ -156,6 +179,33 @@ def capture_per_query(task) -> dict[str, dict[str, float]]:
     return captured
 
 
+@contextmanager
+def quiet_libraries():
+    """For the length of a run: the libraries' own progress bars off (transformers' "Loading weights",
+    datasets' "Standardizing text corpus format"; downloads keep theirs, the encoder has its own), and mteb's
+    superseded-task notice said once (mteb both logs and warns it); everything as it was afterwards."""
+    import datasets
+    import huggingface_hub.utils as hub
+    from transformers.utils import logging as hf_logging
+
+    bars = hf_logging.is_progress_bar_enabled(), datasets.is_progress_bar_enabled(), hub.are_progress_bars_disabled()
+    hf_logging.disable_progress_bar()  # this turns the hub's download bars off too: they are put back
+    datasets.disable_progress_bars()
+    if not bars[2]:
+        hub.enable_progress_bars()
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=r"The task '.*' is superseded by")  # its log line stays
+            yield
+    finally:
+        if bars[0]:
+            hf_logging.enable_progress_bar()
+        if bars[1]:
+            datasets.enable_progress_bars()
+        (hub.disable_progress_bars if bars[2] else hub.enable_progress_bars)()
+
+
+@quiet_libraries()  # the whole run: no library progress bars, mteb's superseded notice once
 def run(cfg: RunConfig) -> RunSummary:
     """Evaluate and write; returns a summary. A task whose result holds this experiment's identity is skipped
     unless cfg.overwrite; everything that can fail on the user's input fails before the model loads."""
@@ -191,7 +241,8 @@ def run(cfg: RunConfig) -> RunSummary:
     barrier()  # no rank reports done before the file exists
     shown = {k: entry[k] for k in SUMMARY_METRICS if k in entry and k != spec.metric}
     summary.skipped, summary.score, summary.scores, summary.wall_time_s = False, score, shown, wall
-    summary.texts, summary.cache_hits = encoder.stats.texts, encoder.stats.cache_hits
+    summary.texts, summary.cache_hits, summary.repeated = (encoder.stats.texts, encoder.stats.cache_hits,
+                                                           encoder.stats.repeated)
     return summary
 
 

@@ -93,9 +93,9 @@ def test_a_cpu_measures_its_token_budget_once_and_remembers_it(tiny, monkeypatch
     first = with_encode(tiny)
     out = first.embed(texts)
     assert first.stats.budget_reason.startswith("calibrated now") and "tokens/s by budget: 64:" in first.stats.budget_reason
-    assert first.stats.max_tokens_per_batch in (64, 256, 1024)
+    assert first.stats.max_tokens_per_batch in (64, 256, 1024, 16_384)  # the default stays unless 10% slower
     [entry] = json.loads(calibrate.budgets_file().read_text()).values()
-    assert entry["budget"] == first.stats.max_tokens_per_batch and set(entry["tokens_per_s"]) == {"64", "256", "1024"}
+    assert entry["budget"] == first.stats.max_tokens_per_batch and set(entry["tokens_per_s"]) == {"64", "256", "1024", "16384"}
 
     def no_measuring(*args, **kwargs):
         raise AssertionError("measured again")

@@ -58,7 +58,7 @@ def test_two_tasks_sharing_a_corpus_encode_it_once(base, tmp_path):
     b = encoder.encode(loader, task_metadata=SimpleNamespace(name="TaskB", type="Retrieval"), hf_split="test",
                        hf_subset="default", prompt_type=doc)
     np.testing.assert_array_equal(a, b)
-    assert encoder.stats.forward_passes == passes and encoder.stats.cache_hits == len(DOCS)
+    assert encoder.stats.forward_passes == passes and encoder.stats.repeated == len(DOCS)  # written by TaskA's call
     query = encoder.encode([{"text": DOCS[:3]}], task_metadata=SimpleNamespace(name="TaskB", type="Retrieval"),
                            hf_split="test", hf_subset="default", prompt_type=SimpleNamespace(value="query"))
     assert encoder.stats.forward_passes > passes  # instructed queries are other texts

@@ -83,28 +83,30 @@ def test_the_second_task_on_a_shared_corpus_does_no_forward_pass_for_it(tmp_path
         records[task] = json.loads(record_path(prepare_run(cfg).path).read_text())["encode"]["by_side"]
     first, second = (records[task] for task in order)
     assert first["document"]["forward_passes"] >= 1 and first["document"]["cache_hits"] == 0
-    assert second["document"] == {"texts": 12, "cache_hits": 12, "forward_passes": 0, "tokens": 0}
+    assert second["document"] == {"texts": 12, "cache_hits": 12, "repeated": 0, "forward_passes": 0, "tokens": 0}
     assert second["query"]["forward_passes"] >= 1 and second["query"]["cache_hits"] == 0
 
 
 @pytest.mark.integration
 def test_plan_takes_its_rate_from_matching_run_records(small_beir, tmp_path):
     model = load_model_config("tiny_mistral")
-    rate, note = measured_rate(str(tmp_path / "results"), model, None)
-    assert rate == 25_000 and note.startswith("the default: no run record of evalkit/tiny-random-mistral, float32")
+    rate, note, kind = measured_rate(str(tmp_path / "results"), model, None)
+    assert (rate, kind) == (25_000, "GPU") and note.startswith("the default, a GPU's: no run record of "
+                                                               "evalkit/tiny-random-mistral, float32")
     for task in ("scifact", "nfcorpus"):
         run(RunConfig(task=get_task_spec(task), model=model, data_dir=str(small_beir),
                       results_dir=str(tmp_path / "results"), encode=EncodeConfig(cache=False, show_progress=False)))
     encodes = [json.loads(p.read_text())["encode"] for p in (tmp_path / "results").rglob("*.run.json")]
     expected = sum(e["tokens"] for e in encodes) / sum(e["forward_seconds"] for e in encodes)
-    rate, note = measured_rate(str(tmp_path / "results"), model, None)
-    assert rate == expected and note.startswith("measured: 2 run records of evalkit/tiny-random-mistral, float32, CPU")
+    rate, note, kind = measured_rate(str(tmp_path / "results"), model, None)
+    assert (rate, kind) == (expected, "CPU") and note.startswith("measured: 2 run records of evalkit/tiny-random-mistral, float32, CPU")
     assert "NFCorpus" in note and "SciFact" in note
     assert measured_rate(str(tmp_path / "results"), load_model_config("tiny_mistral", dtype="bfloat16"), None)[0] == 25_000
     assert measured_rate(str(tmp_path / "results"), model, "H200")[0] == 25_000  # another device: not this rate
     proc = evalkit("plan", "task=scifact", "model=tiny_mistral", f"results_dir={tmp_path / 'results'}")
     assert proc.returncode == 0, proc.stderr
-    assert f"at {expected:,.0f} tokens/s per GPU (measured: 2 run records" in proc.stdout
+    assert f"at {expected:,.0f} tokens/s per CPU (measured: 2 run records" in proc.stdout
+    assert "CPU-hours" in proc.stdout and "GPU" not in proc.stdout
     next((tmp_path / "results").rglob("NFCorpus.run.json")).write_text("[]")  # JSON, but no record: skipped
     assert measured_rate(str(tmp_path / "results"), model, None)[1].startswith("measured: 1 run records")
     shutil.rmtree(tmp_path / "results")

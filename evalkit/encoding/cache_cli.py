@@ -1,4 +1,5 @@
-"""`python -m evalkit cache info [--verify]|clear`: what the embedding cache holds, and emptying it.
+"""`python -m evalkit cache info [--verify]|clear`: what the embedding cache holds (and the CPU token budgets
+remembered, why and under what conditions), and emptying it.
 
 `info` never fails on a damaged cache: it reports a damaged or missing index, and with `--verify` reads
 every shard, checks its checksum and counts non-finite vectors (exit 1 when anything is damaged).
@@ -101,6 +102,9 @@ def main(argv: list[str] | None = None) -> int:
                 for name, reason in r["damaged"]:
                     print(f"    damaged: {name}: {reason}")
         print(f"  total: {sum(r['texts'] for r in rows)} texts, {sum(r['bytes'] for r in rows) / 1e6:.1f} MB")
+        from evalkit.encoding.calibrate import describe_budgets
+
+        print("\n".join(describe_budgets()))
         bad = sum(len(r.get("damaged", [])) + bool(r.get("nonfinite")) for r in rows)
         return 1 if bad else 0
     chosen = [r for r in rows if args.model is None or args.model in r["name"]]

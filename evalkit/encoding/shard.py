@@ -96,6 +96,7 @@ class ShardBuffer:
         self.cache, self.size, self.dtype = cache, size, dtype
         self.keys: list[bytes] = []
         self.parts: list = []
+        self.names: list[str] = []  # the shards written
 
     def add(self, keys: list[bytes], vectors) -> None:
         if self.cache is None:
@@ -111,7 +112,7 @@ class ShardBuffer:
 
     def flush(self) -> None:
         if self.cache is not None and self.keys:
-            self.cache.put(self.keys, torch.cat(self.parts))
+            self.names.append(self.cache.put(self.keys, torch.cat(self.parts)))
         self.keys, self.parts = [], []
 
 

@@ -22,7 +22,7 @@ from evalkit.encoding.model import peak_memory_bytes
 from evalkit.encoding.planner import BatchPlanner
 from evalkit.encoding.stats import EncodeStats
 
-SIDE_COUNTS = ("texts", "cache_hits", "forward_passes", "tokens")
+SIDE_COUNTS = ("texts", "cache_hits", "repeated", "forward_passes", "tokens")
 
 
 def cache_root(encode: EncodeConfig) -> Path:
@@ -39,6 +39,7 @@ class EmbeddingStore:
         self.encode = encode
         self.stats = stats
         self.caches: dict[str, EmbeddingCache] = {}  # by the model identity they hold embeddings of
+        self.written: set[str] = set()  # cache shards this store wrote: a text found there is repeated, not a hit
 
     @property
     def root(self) -> Path:
@@ -70,7 +71,9 @@ class EmbeddingStore:
         if vectors is not None:
             out[found] = vectors
             filled[found] = True
-        stats.cache_hits += len(texts) - len(todo)
+        again = self.written_here(cache, keys, found)
+        stats.cache_hits += len(found) - again
+        stats.repeated += len(copies) + again
         before = (stats.forward_passes, stats.tokens)
         if world_size() > 1:  # torchrun: this rank encodes its share, then the ranks swap results
             mine = my_share(todo, [len(t) for t in texts])
@@ -81,8 +84,8 @@ class EmbeddingStore:
             out[i], filled[i] = out[j], filled[j]
         stats.texts += len(texts)
         count = stats.by_side.setdefault(side, dict.fromkeys(SIDE_COUNTS, 0))
-        for key, value in zip(SIDE_COUNTS, (len(texts), len(texts) - len(todo), stats.forward_passes - before[0],
-                                            stats.tokens - before[1])):
+        for key, value in zip(SIDE_COUNTS, (len(texts), len(found) - again, len(copies) + again,
+                                            stats.forward_passes - before[0], stats.tokens - before[1])):
             count[key] += value
         stats.peak_memory_bytes = max(stats.peak_memory_bytes, peak_memory_bytes(self.model.device))
         refuse_holes(out, filled, found, texts, ids, side, self.model.cfg.name, self.root)
@@ -100,4 +103,13 @@ class EmbeddingStore:
             if cache is not None:
                 shard.add([keys[r] for r in rows], pooled)
         shard.flush()
+        self.written.update(shard.names)
         return written
+
+    def written_here(self, cache: EmbeddingCache | None, keys: list[bytes] | None, found) -> int:
+        """How many of the texts at positions `found` the cache holds in shards this store wrote (texts that
+        occurred earlier in this run, not cache hits)."""
+        if cache is None or not self.written or not len(found):
+            return 0
+        where = cache.lookup([keys[i] for i in found])
+        return sum(where.get(keys[i], ("",))[0] in self.written for i in found)
