@@ -8,7 +8,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from evalkit import EvalkitError, itemscores
+from evalkit import EvalkitError, itemscores, validate
 from evalkit.config import RunConfig, TaskSpec, hub_offline
 from evalkit.data import BeirData, attach_to_task, fingerprint, local_data_dir, read_beir_folder
 from evalkit.distributed import barrier, init_from_env, rank, world_size
@@ -67,14 +67,13 @@ def plan_run(cfg: RunConfig) -> Planned:
     check_names(cfg.model.name, cfg.model.revision)
     if cfg.model.prompt is not None:  # a model without instructions needs none
         spec, source = resolve_instruction(spec, cfg.strict_instructions)
+    validate.check_model(cfg.model)
+    validate.check_spec(spec)
     folder = local_data_dir(spec, cfg.data_dir, cfg.data_root)
     task, data, origin = task_and_data(spec, folder)
     subsets = list(task.hf_subsets) if task.metadata.is_multilingual else [spec.hf_subset]
-    headline = spec.hf_subset if spec.hf_subset in subsets else subsets[0]
-    if headline != spec.hf_subset:
-        log.warning("%s: subset %s is not evaluated; the headline score is %s's (the run record says so)",
-                    spec.mteb_task, spec.hf_subset, headline)
-    spec = replace(spec, hf_subset=headline, hf_subsets=subsets)
+    validate.headline_subset(spec, subsets, folder)
+    spec = replace(spec, hf_subsets=subsets)
     exp = experiment(replace(cfg, task=spec), origin)
     return Planned(task, spec, source, folder, data, exp,
                    results.result_path(cfg.results_dir, cfg.model.name, exp.folder, spec.mteb_task))
@@ -91,6 +90,7 @@ def task_and_data(spec: TaskSpec, folder: Path | None) -> tuple[Any, BeirData | 
     task = get_mteb_task(spec, all_subsets=True)
     if not isinstance(task, AbsTaskRetrieval):
         load_mteb_folder(task, folder, spec.hf_subsets)
+        validate.check_data(task)
         return task, None, local_data(folder.resolve().name, loaded_fingerprint(task))
     if spec.type in ("Reranking", "InstructionReranking"):
         raise EvalkitError(f"data_dir: {spec.mteb_task} reranks each query's candidate list (mteb's top_ranked), "
@@ -141,6 +141,7 @@ def load_task(planned: Planned):
         if hub_offline():
             raise offline_error(what, fix) from None
         raise EvalkitError(f"cannot load the data of {spec.mteb_task}: {str(exc).splitlines()[0]}") from None
+    validate.check_data(task)
     return task
 
 
@@ -188,6 +189,9 @@ def run(cfg: RunConfig) -> RunSummary:
     entry = scores_entry(task_result.scores, spec.split, spec.hf_subset)
     if entry is None:
         raise EvalkitError(f"mteb wrote no {spec.split}/{spec.hf_subset} scores for {spec.mteb_task}")
+    if spec.metric not in entry:  # a task with scores of its own (validate.metric_keys could not tell before)
+        raise EvalkitError(f"task.metric={spec.metric}: {spec.mteb_task} wrote no such score (it wrote "
+                           f"{', '.join(sorted(k for k in entry if k not in ('hf_subset', 'languages')))[:300]})")
     score = float(entry[spec.metric])
     items = itemscores.verified(per_item.get(spec.hf_subset), score, spec.mteb_task)
     record = run_record(cfg, encoder, wall, score, planned, per_query, items)

@@ -11,14 +11,11 @@ import pytest
 from evalkit import EvalkitError
 from evalkit.conf_path import CONFIG_PATH_ENV
 from evalkit.identity import experiment
+from evalkit.runner import run
 
+from test_task_data import STS_ROWS, sib200, write_jsonl
 from test_trust_identity import config, published_scifact
-
-
-def write(path: Path, text: str) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text)
-    return path
+from test_userconf import write
 
 
 @pytest.fixture
@@ -47,3 +44,98 @@ def test_a_task_file_under_a_new_name_is_measured_against_the_shipped_protocol_o
     again = experiment(config(tmp_path, tmp_path, task="SciFactAgain"), shipped)
     default = experiment(config(tmp_path, tmp_path), shipped)
     assert again.folder == default.folder == "seed0" and again.identity == default.identity
+
+
+# -- fail before the model loads ------------------------------------------------------------------------
+
+@pytest.fixture
+def no_model(monkeypatch):
+    """Loading the model fails the test: every check here must come before it."""
+    import evalkit.runner
+
+    def loaded(*args, **kwargs):
+        raise AssertionError("the model was loaded")
+
+    monkeypatch.setattr(evalkit.runner, "Encoder", loaded)
+
+
+def refused(cfg, *patterns: str) -> str:
+    with pytest.raises(EvalkitError) as info:
+        run(cfg)
+    message = str(info.value)
+    assert "\n" not in message and all(p in message for p in patterns), message
+    return message
+
+
+@pytest.mark.unit
+def test_a_type_override_that_would_not_act_is_refused(no_model, small_beir, tmp_path):
+    """task.type=STS on a retrieval task would change only the stored identity (documents 'instructed') and
+    score retrieval: refused; the type mteb gives is accepted."""
+    refused(config(tmp_path / "r", small_beir, task_fields={"type": "STS"}), "task.type=STS", "Retrieval")
+    with pytest.raises(AssertionError, match="the model was loaded"):
+        run(config(tmp_path / "r", small_beir, task_fields={"type": "Retrieval"}))
+    assert not (tmp_path / "r").exists()
+
+
+@pytest.mark.unit
+def test_a_subset_the_folder_or_the_task_lacks_is_refused(no_model, small_beir, tmp_path):
+    """A local folder without the headline subset never prints another subset's score; a subset the task does
+    not have is one line, not mteb's 'no task' error."""
+    folder = sib200(tmp_path / "sib")
+    cfg = config(tmp_path / "r", folder, task="SIB200ClusteringS2S", task_fields={"hf_subset": "deu_Latn"})
+    refused(cfg, "deu_Latn", "eng_Latn, fra_Latn", str(folder))
+    refused(config(tmp_path / "r", small_beir, task_fields={"hf_subset": "en"}), "SciFact has no subset 'en'")
+    assert not (tmp_path / "r").exists()
+
+
+@pytest.mark.unit
+def test_a_metric_the_task_does_not_write_is_refused(no_model, small_beir, tmp_path):
+    refused(config(tmp_path / "r", small_beir, task_fields={"metric": "ndcg_at_11"}), "task.metric=ndcg_at_11",
+            "did you mean")
+    refused(config(tmp_path / "r", small_beir, task_fields={"metric": "cosine_spearman"}), "writes no such score")
+    with pytest.raises(AssertionError, match="the model was loaded"):  # a key it writes
+        run(config(tmp_path / "r", small_beir, task_fields={"metric": "map_at_10"}))
+
+
+@pytest.mark.unit
+def test_the_metric_keys_are_those_mteb_writes():
+    """The keys evalkit accepts are exactly those in mteb's published result of each family (its own files)."""
+    from evalkit.tasks import get_mteb_task, get_task_spec
+    from evalkit.validate import metric_keys
+
+    for name, main in (("SciFact", "ndcg_at_10"), ("STSBenchmark", "cosine_spearman"),
+                       ("TwitterURLCorpus", "max_ap"), ("Banking77Classification", "accuracy"),
+                       ("SummEval", "cosine_spearman"), ("RedditClustering", "v_measure")):
+        keys = metric_keys(get_mteb_task(get_task_spec(name)))
+        assert main in keys and "main_score" in keys, name
+    assert {"cosine_ap", "max_ap", "recall_at_100", "nauc_ndcg_at_10_max"} <= metric_keys(
+        get_mteb_task(get_task_spec("TwitterURLCorpus"))) | metric_keys(get_mteb_task(get_task_spec("SciFact")))
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize("task, rows, patterns", [
+    ("STSBenchmark", {"test": [{**row, "score": str(row["score"])} for row in STS_ROWS]}, ("row 0",
+                                                                                         "'score' must be a number", "'0.0'")),
+    ("STSBenchmark", {"test": [*STS_ROWS[:3], {**STS_ROWS[3], "score": None}]}, ("row 3", "got None")),
+    ("SICKNLPairClassification", {"test": [{"sentence1": "a", "sentence2": "b", "labels": i % 3} for i in range(6)]},
+     ("row 2", "'labels' must be 0 or 1, got 2")),
+    ("Banking77Classification", {"train": [{"text": f"t{i}", "label": i % 2} for i in range(8)],
+                                 "test": [{"text": f"t{i}", "label": str(i % 2)} for i in range(4)]},
+     ("labels are of different kinds", "train: numbers", "test: str")),
+])
+def test_data_the_evaluator_cannot_score_is_refused_before_the_model_loads(no_model, tmp_path, task, rows, patterns):
+    folder = tmp_path / task
+    for split, split_rows in rows.items():
+        write_jsonl(folder / f"{split}.jsonl", split_rows)
+    refused(config(tmp_path / "r", folder, task=task), *patterns)
+    assert not (tmp_path / "r").exists()
+
+
+@pytest.mark.unit
+def test_every_shipped_task_passes_the_checks():
+    """The checks refuse nothing evalkit ships: each task's type, subset and headline metric are mteb's."""
+    from evalkit.tasks import load_task_specs
+    from evalkit.validate import check_spec
+
+    for spec in load_task_specs().values():
+        check_spec(spec)
