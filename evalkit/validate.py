@@ -5,11 +5,11 @@ device, and the loaded data against what the task's evaluator scores. Each failu
 from __future__ import annotations
 
 import math
-import string
 from pathlib import Path
 
 from evalkit import EvalkitError
 from evalkit.config import ModelConfig, TaskSpec, suggest
+from evalkit.encoding.prompt import check_template
 
 RETRIEVAL_AT_K = ("ndcg", "map", "recall", "precision", "mrr", "hit_rate")  # <name>_at_<k>, each k of the task
 RETRIEVAL_NAUC = ("ndcg", "map", "recall", "precision", "mrr")  # nauc_<name>_at_<k>_{max,std,diff1}
@@ -95,21 +95,6 @@ def headline_subset(spec: TaskSpec, evaluated: list[str], folder: Path | None) -
         where = f"data_dir {folder} holds" if folder is not None else "the run evaluates"
         raise EvalkitError(f"task.hf_subset={spec.hf_subset}: {where} no subset {spec.hf_subset} of {spec.mteb_task} "
                            f"(only {', '.join(evaluated)}); pass task.hf_subset=<one of them> to score it")
-
-
-def check_template(template: str, where: str = "model.prompt.template") -> None:
-    """A prompt template names `{instruction}` and `{text}` and nothing else (a typo would fail after the model
-    loads, or drop the text)."""
-    try:
-        fields = [name for _, name, _, _ in string.Formatter().parse(template) if name is not None]
-    except ValueError as exc:
-        raise EvalkitError(f"{where}: not a valid template ({exc}): {template!r}") from None
-    unknown = [name for name in fields if name not in ("instruction", "text")]
-    if unknown:
-        raise EvalkitError(f"{where}: unknown placeholder {{{unknown[0]}}} in {template!r} (a template has "
-                           f"{{instruction}} and {{text}})")
-    if "text" not in fields:
-        raise EvalkitError(f"{where}: no {{text}} placeholder in {template!r}: the input would be dropped")
 
 
 def check_device(device: str, where: str = "model.device") -> None:

@@ -139,3 +139,24 @@ def test_every_shipped_task_passes_the_checks():
 
     for spec in load_task_specs().values():
         check_spec(spec)
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize("template, patterns", [
+    ("Instruct: {instrution}\nQuery: {text}", ("unknown placeholder {instrution}",)),
+    ("Instruct: {instruction}\nQuery: {0}", ("unknown placeholder {0}",)),
+    ("Instruct: {instruction}\nQuery: {text", ("not a valid template",)),
+    ("Instruct: {instruction}", ("no {text} placeholder",)),
+])
+def test_a_prompt_template_with_an_unknown_placeholder_is_refused(no_model, small_beir, tmp_path, template, patterns):
+    refused(config(tmp_path / "r", small_beir, prompt={"template": template}), "model.prompt.template", *patterns)
+
+
+@pytest.mark.unit
+def test_a_cuda_device_without_cuda_is_one_line(no_model, small_beir, tmp_path):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a CUDA device")
+    refused(config(tmp_path / "r", small_beir, device="cuda"), "model.device=cuda", "no CUDA device")
+    refused(config(tmp_path / "r", small_beir, device="gpu"), "model.device=gpu", "not a device")
