@@ -160,3 +160,18 @@ def test_a_cuda_device_without_cuda_is_one_line(no_model, small_beir, tmp_path):
         pytest.skip("this machine has a CUDA device")
     refused(config(tmp_path / "r", small_beir, device="cuda"), "model.device=cuda", "no CUDA device")
     refused(config(tmp_path / "r", small_beir, device="gpu"), "model.device=gpu", "not a device")
+
+
+@pytest.mark.unit
+def test_a_lone_surrogate_in_a_corpus_names_file_and_line(no_model, small_beir, tmp_path):
+    """A `\\ud800` escape without its pair is no text (nothing can encode it): one line naming file:line, before
+    the model loads; a proper pair (an emoji) is text like any other."""
+    corpus = small_beir / "corpus.jsonl"
+    lines = corpus.read_text().splitlines()
+    lines[1] = lines[1].replace("A short note", "A short \\ud83d\\ude00 note")
+    corpus.write_text("\n".join(lines) + "\n")
+    with pytest.raises(AssertionError, match="the model was loaded"):
+        run(config(tmp_path / "r", small_beir))
+    lines[2] = lines[2].replace("A short note", "A short \\ud800 note")
+    corpus.write_text("\n".join(lines) + "\n")
+    refused(config(tmp_path / "r", small_beir), f"{corpus}:3: a lone surrogate (\\ud800 without its pair)")
