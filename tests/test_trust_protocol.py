@@ -175,3 +175,29 @@ def test_a_lone_surrogate_in_a_corpus_names_file_and_line(no_model, small_beir, 
     lines[2] = lines[2].replace("A short note", "A short \\ud800 note")
     corpus.write_text("\n".join(lines) + "\n")
     refused(config(tmp_path / "r", small_beir), f"{corpus}:3: a lone surrogate (\\ud800 without its pair)")
+
+
+BROKEN_MODEL = "defaults: [minilm]\nname: me/x\n  pooling: [cls\n"  # line 3, column 10: a mapping inside a scalar
+
+
+@pytest.mark.unit
+def test_a_broken_yaml_in_a_user_config_names_file_and_line(user_conf):
+    from evalkit.config import load_model_config
+    from evalkit.tasks import task_files
+
+    write(user_conf / "model" / "broken.yaml", BROKEN_MODEL)
+    with pytest.raises(EvalkitError, match=r"model/broken.yaml:3:10: not valid YAML \(mapping values are not allowed"):
+        load_model_config("minilm")  # any composition: Hydra may read every file of the folder
+    (user_conf / "model" / "broken.yaml").unlink()
+    write(user_conf / "tasks" / "Bad.yaml", 'instruction: "unclosed\naliases: [bad]\n')
+    with pytest.raises(EvalkitError, match=r"tasks/Bad.yaml:3:1: not valid YAML"):
+        task_files()
+
+
+@pytest.mark.integration
+def test_a_broken_model_file_on_the_command_line_is_one_line(user_conf, small_beir):
+    from test_cli import assert_one_line_error, evalkit
+
+    write(user_conf / "model" / "broken.yaml", BROKEN_MODEL)
+    proc = evalkit("--config-dir", str(user_conf), "task=scifact", "model=broken", f"data_dir={small_beir}")
+    assert_one_line_error(proc, "broken.yaml:3:10: not valid YAML")
