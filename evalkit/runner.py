@@ -189,9 +189,7 @@ def run(cfg: RunConfig) -> RunSummary:
     entry = scores_entry(task_result.scores, spec.split, spec.hf_subset)
     if entry is None:
         raise EvalkitError(f"mteb wrote no {spec.split}/{spec.hf_subset} scores for {spec.mteb_task}")
-    if spec.metric not in entry:  # a task with scores of its own (validate.metric_keys could not tell before)
-        raise EvalkitError(f"task.metric={spec.metric}: {spec.mteb_task} wrote no such score (it wrote "
-                           f"{', '.join(sorted(k for k in entry if k not in ('hf_subset', 'languages')))[:300]})")
+    validate.check_written(spec, entry)
     score = float(entry[spec.metric])
     items = itemscores.verified(per_item.get(spec.hf_subset), score, spec.mteb_task)
     record = run_record(cfg, encoder, wall, score, planned, per_query, items)

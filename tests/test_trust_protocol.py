@@ -201,3 +201,18 @@ def test_a_broken_model_file_on_the_command_line_is_one_line(user_conf, small_be
     write(user_conf / "model" / "broken.yaml", BROKEN_MODEL)
     proc = evalkit("--config-dir", str(user_conf), "task=scifact", "model=broken", f"data_dir={small_beir}")
     assert_one_line_error(proc, "broken.yaml:3:10: not valid YAML")
+
+
+@pytest.mark.unit
+def test_a_metric_only_the_run_can_check_is_one_line_and_nothing_is_written(small_beir, tmp_path, monkeypatch):
+    """A task with scores of its own (MindSmallReranking's main score is none of retrieval's) is checked when mteb
+    has written its scores: one line naming what it wrote, never a KeyError, and no result file."""
+    import evalkit.validate
+    from evalkit.tasks import get_mteb_task, get_task_spec
+    from evalkit.validate import metric_keys
+
+    assert metric_keys(get_mteb_task(get_task_spec("MindSmallReranking"))) is None
+    monkeypatch.setattr(evalkit.validate, "metric_keys", lambda task: None)  # as for such a task
+    refused(config(tmp_path / "r", small_beir, task_fields={"metric": "ndcg_at_11"}), "task.metric=ndcg_at_11",
+            "wrote no such score; did you mean ndcg_at_1")
+    assert not list((tmp_path / "r").rglob("*.json"))
