@@ -60,12 +60,14 @@ def default_spec(spec: TaskSpec) -> TaskSpec | None:
 def resolve_instruction(spec: TaskSpec, strict: bool = False, meta=None) -> tuple[TaskSpec, str]:
     """`spec` with its instruction filled in, and the instruction's source. `meta` (mteb's TaskMetadata)
     is looked up by name when not given; call this once, on the spec as configured."""
-    from evalkit.tasks import specs_by_mteb_name
+    from evalkit.tasks import load_task_specs, specs_by_mteb_name
 
     registered = specs_by_mteb_name().get(spec.mteb_task)
-    if spec.instruction is not None:
-        same = registered is not None and spec.instruction == registered.instruction
-        return spec, task_file_source(registered) if same else EXPLICIT
+    if spec.instruction is not None:  # the spec's own task file (under any name), else its mteb task's, else given
+        for file_spec in (load_task_specs().get(spec.name), registered):
+            if file_spec is not None and spec.instruction == file_spec.instruction:
+                return spec, task_file_source(file_spec)
+        return spec, EXPLICIT
     if registered is not None:
         return replace(spec, instruction=registered.instruction), task_file_source(registered)
     if meta is None:

@@ -41,6 +41,9 @@ def test_a_task_file_under_a_new_name_is_measured_against_the_shipped_protocol_o
     shipped = published_scifact()
     evidence = experiment(config(tmp_path, tmp_path, task="SciFactEvidence"), shipped)
     assert "instruction" in evidence.differs and evidence.folder.startswith("seed0__instruction-")
+    from evalkit.instructions import resolve_instruction
+
+    assert resolve_instruction(get_task_spec("SciFactEvidence"))[1] == "conf/tasks/SciFactEvidence.yaml"  # the record
     again = experiment(config(tmp_path, tmp_path, task="SciFactAgain"), shipped)
     default = experiment(config(tmp_path, tmp_path), shipped)
     assert again.folder == default.folder == "seed0" and again.identity == default.identity
