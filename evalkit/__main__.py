@@ -13,8 +13,8 @@ from pathlib import Path
 
 from evalkit import EvalkitError
 from evalkit.conf_path import CONFIG_PATH_ENV, add_config_dirs, config_dirs
-from evalkit.config import (EncodeConfig, ModelConfig, TaskSpec, check_override_key, model_names, register_primary_config,
-                            searchpath_override, suggest, to_run_config)
+from evalkit.config import (EncodeConfig, ModelConfig, TaskSpec, check_config_files, check_override_key, model_names,
+                            register_primary_config, searchpath_override, suggest, to_run_config)
 from evalkit.errors import print_error
 from evalkit.tasks import (FROM_MTEB, file_keys, get_task_spec, resolve_task_name, suite_task_names, sweep_suites,
                            task_files)
@@ -297,6 +297,7 @@ def main(argv: list[str] | None = None) -> None:
         from evalkit.versions import require_for
 
         require_for("run")
+        check_config_files()  # a broken model/*.yaml is one line naming file:line, not Hydra's traceback
         register_configs(argv)
     except EvalkitError as exc:
         fail(exc)

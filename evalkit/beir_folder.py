@@ -68,7 +68,18 @@ def json_objects(path: Path):
             raise EvalkitError(f"{path}:{number}: malformed JSON ({exc.msg}, column {exc.colno})") from exc
         if not isinstance(row, dict):
             raise EvalkitError(f"{path}:{number}: expected a JSON object, got {type(row).__name__}")
+        if "\\u" in text:  # only a \uXXXX escape can give a lone surrogate (UTF-8 bytes cannot)
+            _check_unicode(path, number, row)
         yield number, row
+
+
+def _check_unicode(path: Path, number: int, row: dict) -> None:
+    """A lone surrogate (a `\\ud83d` escape without its pair) is no text: no tokenizer or fingerprint can encode it."""
+    try:
+        json.dumps(row, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise EvalkitError(f"{path}:{number}: a lone surrogate (\\u{ord(exc.object[exc.start]):04x} without its pair) is "
+                           f"not valid Unicode text; fix the escape or drop the character") from exc
 
 
 def _jsonl(path: Path):

@@ -262,6 +262,7 @@ def compose_config(overrides: list[str], dirs: Sequence[Path] | None = None):
     from hydra.errors import HydraException
 
     register_primary_config()
+    check_config_files(dirs)
     running = GlobalHydra.instance().hydra if GlobalHydra.instance().is_initialized() else None
     GlobalHydra.instance().clear()
     try:
@@ -274,6 +275,32 @@ def compose_config(overrides: list[str], dirs: Sequence[Path] | None = None):
     finally:
         if running is not None:
             GlobalHydra.instance().initialize(running)
+
+
+def load_yaml(path: Path) -> Any:
+    """A config file's YAML; a syntax error is one line naming the file, line and column."""
+    import yaml
+
+    try:
+        return yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{shown(path)}:{mark.line + 1}:{mark.column + 1}" if mark is not None else shown(path)
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise EvalkitError(f"{where}: not valid YAML ({problem})") from exc
+    except UnicodeDecodeError as exc:
+        raise EvalkitError(f"{shown(path)}: not UTF-8 text ({exc.reason} at byte {exc.start})") from exc
+
+
+def check_config_files(dirs: Sequence[Path] | None = None) -> None:
+    """Every YAML file Hydra may compose from the user's config folders (model/, hydra/) parses, so a typo is
+    one line naming file and line rather than Hydra's traceback. evalkit's own files are checked by its tests."""
+    for folder in config_dirs() if dirs is None else dirs:
+        if folder == CONF_DIR:
+            continue
+        for sub in ("model", "hydra"):
+            for path in sorted((folder / sub).rglob("*.yaml")) if (folder / sub).is_dir() else ():
+                load_yaml(path)
 
 
 def model_names() -> list[str]:

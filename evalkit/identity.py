@@ -9,7 +9,8 @@ a re-run only when the stored identity equals the current one. Not in it: batch 
 kernel and the device, which move only the last bits of a float (the gate's tolerances), and the versions of
 mteb and evalkit, which the run record keeps.
 
-Folder: the model config's and task file's own settings on the published test set (hub data, or a local
+Folder: the settings of the model config and the task file evalkit ships (for the model's name and the mteb
+task, whatever a user's file is called) on the published test set (hub data, or a local
 folder whose fingerprint is a published test set's, `published_test_sets`) write to `<revision>/`, mteb's
 layout. Anything else gets `<revision>__<setting>-<value>__...__<hash8>`: one readable part per setting that
 differs from the defaults, plus a hash of the model-level identity and those differences, so a sweep over
@@ -206,8 +207,9 @@ def model_differences(model: ModelConfig, weights_fingerprint: str) -> dict[str,
 
 
 def task_differences(spec: TaskSpec, model: ModelConfig) -> dict[str, str]:
-    """Readable settings of the task that differ from its task file's, or for an mteb task without one from
-    mteb's metadata and prompts (the instruction only where used)."""
+    """Readable settings of the task that differ from evalkit's default for its mteb task, whatever the task
+    file is called: the task file evalkit ships for it, else mteb's metadata and prompts (the instruction only
+    where used)."""
     from evalkit.instructions import default_spec
 
     default = default_spec(spec)

@@ -39,14 +39,15 @@ def mteb_instruction(meta) -> tuple[str, str]:
 
 
 def default_spec(spec: TaskSpec) -> TaskSpec | None:
-    """The spec a task runs with when nothing is overridden: the task file evalkit ships (a user's file of the
-    same name is measured against it), else the user's task file, else the one built from mteb's metadata
-    with mteb's instruction (no warning: nothing is run); None for a task mteb does not know."""
-    from evalkit.tasks import load_task_specs, packaged_task_specs, spec_from_mteb
+    """The spec of `spec`'s mteb task when nothing is changed, whatever task file `spec` came from: the task
+    file evalkit ships for that mteb task (a user's file, under its name or another, is measured against it),
+    else the one built from mteb's metadata with mteb's instruction (no warning: nothing is run); None for a
+    task mteb does not know."""
+    from evalkit.tasks import packaged_task_specs, spec_from_mteb
 
-    registered = packaged_task_specs().get(spec.name) or load_task_specs().get(spec.name)
-    if registered is not None:
-        return registered
+    shipped = {s.mteb_task: s for s in sorted(packaged_task_specs().values(), key=lambda s: s.name == s.mteb_task)}
+    if spec.mteb_task in shipped:
+        return shipped[spec.mteb_task]
     import mteb
 
     try:
@@ -59,12 +60,14 @@ def default_spec(spec: TaskSpec) -> TaskSpec | None:
 def resolve_instruction(spec: TaskSpec, strict: bool = False, meta=None) -> tuple[TaskSpec, str]:
     """`spec` with its instruction filled in, and the instruction's source. `meta` (mteb's TaskMetadata)
     is looked up by name when not given; call this once, on the spec as configured."""
-    from evalkit.tasks import specs_by_mteb_name
+    from evalkit.tasks import load_task_specs, specs_by_mteb_name
 
     registered = specs_by_mteb_name().get(spec.mteb_task)
-    if spec.instruction is not None:
-        same = registered is not None and spec.instruction == registered.instruction
-        return spec, task_file_source(registered) if same else EXPLICIT
+    if spec.instruction is not None:  # the spec's own task file (under any name), else its mteb task's, else given
+        for file_spec in (load_task_specs().get(spec.name), registered):
+            if file_spec is not None and spec.instruction == file_spec.instruction:
+                return spec, task_file_source(file_spec)
+        return spec, EXPLICIT
     if registered is not None:
         return replace(spec, instruction=registered.instruction), task_file_source(registered)
     if meta is None:

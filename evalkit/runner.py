@@ -10,7 +10,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from evalkit import EvalkitError, itemscores
+from evalkit import EvalkitError, itemscores, validate
 from evalkit.config import RunConfig, TaskSpec, hub_offline
 from evalkit.beir_folder import BeirData, attach_to_task, beir_data_fingerprint, local_data_dir, read_beir_folder
 from evalkit.distributed import barrier, init_from_env, rank, world_size
@@ -71,14 +71,13 @@ def prepare_run(cfg: RunConfig) -> PreparedRun:
     check_names(cfg.model.name, cfg.model.revision)
     if cfg.model.prompt is not None:  # a model without instructions needs none
         spec, source = resolve_instruction(spec, cfg.strict_instructions)
+    validate.check_model(cfg.model)
+    validate.check_spec(spec)
     folder = local_data_dir(spec, cfg.data_dir, cfg.data_root)
     task, data, origin = task_and_data(spec, folder)
     subsets = list(task.hf_subsets) if task.metadata.is_multilingual else [spec.hf_subset]
-    headline = spec.hf_subset if spec.hf_subset in subsets else subsets[0]
-    if headline != spec.hf_subset:
-        log.warning("%s: subset %s is not evaluated; the headline score is %s's (the run record says so)",
-                    spec.mteb_task, spec.hf_subset, headline)
-    spec = replace(spec, hf_subset=headline, hf_subsets=subsets)
+    validate.headline_subset(spec, subsets, folder)
+    spec = replace(spec, hf_subsets=subsets)
     exp = experiment(replace(cfg, task=spec), origin)
     return PreparedRun(task, spec, source, folder, data, exp,
                    result_path(cfg.results_dir, cfg.model.name, exp.folder, spec.mteb_task))
@@ -95,6 +94,7 @@ def task_and_data(spec: TaskSpec, folder: Path | None) -> tuple[Any, BeirData | 
     task = get_mteb_task(spec, all_subsets=True)
     if not isinstance(task, AbsTaskRetrieval):
         load_mteb_folder(task, folder, spec.hf_subsets)
+        validate.check_data(task)
         return task, None, local_data(folder.resolve().name, task_data_fingerprint(task))
     if spec.type in ("Reranking", "InstructionReranking"):
         raise EvalkitError(f"data_dir: {spec.mteb_task} reranks each query's candidate list (mteb's top_ranked), "
@@ -160,6 +160,7 @@ def load_task(prepared: PreparedRun):
         if hub_offline():
             raise offline_error(what, fix) from exc
         raise EvalkitError(f"cannot load the data of {spec.mteb_task}: {first_line(exc)}") from exc
+    validate.check_data(task)
     return task
 
 
@@ -232,6 +233,7 @@ def run(cfg: RunConfig) -> RunSummary:
     entry = scores_entry(task_result.scores, spec.split, spec.hf_subset)
     if entry is None:
         raise EvalkitError(f"mteb wrote no {spec.split}/{spec.hf_subset} scores for {spec.mteb_task}")
+    validate.check_written(spec, entry)
     score = float(entry[spec.metric])
     items = itemscores.verified(per_item.get(spec.hf_subset), score, spec.mteb_task)
     record = run_record(cfg, encoder, wall, score, prepared, per_query, items)

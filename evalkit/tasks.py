@@ -13,11 +13,10 @@ from dataclasses import replace
 from functools import lru_cache
 from pathlib import Path
 
-import yaml
 
 from evalkit import EvalkitError
 from evalkit.conf_path import CONF_DIR, config_dirs, config_files, shown
-from evalkit.config import TASK_TYPES, TaskSpec, TaskType, check_task, structured, suggest
+from evalkit.config import TASK_TYPES, TaskSpec, TaskType, check_task, load_yaml, structured, suggest
 from evalkit.errors import first_line
 from evalkit.files import atomic_write, cache_root
 
@@ -74,10 +73,7 @@ def _read_task_files(files: tuple[tuple[str, Path], ...]) -> dict[str, tuple[Tas
     specs: dict[str, tuple[TaskSpec, frozenset[str]]] = {}
     for _, path in files:
         where = shown(path)
-        try:
-            data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-        except yaml.YAMLError as exc:
-            raise EvalkitError(f"{where}: not valid YAML ({first_line(exc)})") from exc
+        data = load_yaml(path) or {}
         if not isinstance(data, dict):
             raise EvalkitError(f"{where}: expected a mapping of keys (instruction: ..., aliases: [...])")
         spec = check_task(structured(TaskSpec, {"name": path.stem, "mteb_task": path.stem, **data}, where), where)
@@ -242,8 +238,5 @@ def sweep_suites() -> dict[str, dict]:
     """Suite name -> task filter, from every config folder's suites.yaml (a user's suite of a name wins)."""
     suites: dict[str, dict] = {}
     for path in reversed([d / "suites.yaml" for d in config_dirs() if (d / "suites.yaml").is_file()]):
-        try:
-            suites.update(yaml.safe_load(path.read_text(encoding="utf-8")) or {})
-        except yaml.YAMLError as exc:
-            raise EvalkitError(f"{shown(path)}: not valid YAML ({first_line(exc)})") from exc
+        suites.update(load_yaml(path) or {})
     return suites

@@ -22,7 +22,7 @@ LAYERS = (
     ("evalkit.mteb_hooks", "evalkit.benchmarks", "evalkit.tasks", "evalkit.instructions", "evalkit.beir_folder", "evalkit.mteb_folder",
      "evalkit.textsets", "evalkit.itemscores", "evalkit.units"),
     ("evalkit.encoding",),
-    ("evalkit.identity",),
+    ("evalkit.identity", "evalkit.validate"),
     ("evalkit.results",),
     ("evalkit.search", "evalkit.runner", "evalkit.plan"),
     ("evalkit.report", "evalkit.check", "evalkit.__main__"),

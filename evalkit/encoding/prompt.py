@@ -8,10 +8,13 @@ for the task types the model config lists in `prompt.instruct_documents_for`, ev
 
 from __future__ import annotations
 
+import string
 from typing import Mapping
 
 from evalkit import EvalkitError
 from evalkit.config import PromptConfig, TaskSpec
+
+PLACEHOLDERS = ("instruction", "text")  # what render fills in a template
 
 
 def instructed(prompt: PromptConfig | None, spec: TaskSpec, task_type: str, side: str) -> bool:
@@ -19,6 +22,21 @@ def instructed(prompt: PromptConfig | None, spec: TaskSpec, task_type: str, side
     if prompt is None:
         return False
     return side == "query" or spec.symmetric or task_type in prompt.instruct_documents_for
+
+
+def check_template(template: str, where: str = "model.prompt.template") -> None:
+    """A prompt template names `{instruction}` and `{text}` and nothing else (a typo would fail after the model
+    loads, or drop the text)."""
+    try:
+        fields = [name for _, name, _, _ in string.Formatter().parse(template) if name is not None]
+    except ValueError as exc:
+        raise EvalkitError(f"{where}: not a valid template ({exc}): {template!r}") from exc
+    unknown = [name for name in fields if name not in PLACEHOLDERS]
+    if unknown:
+        raise EvalkitError(f"{where}: unknown placeholder {{{unknown[0]}}} in {template!r} (a template has "
+                           f"{{instruction}} and {{text}})")
+    if "text" not in fields:
+        raise EvalkitError(f"{where}: no {{text}} placeholder in {template!r}: the input would be dropped")
 
 
 def render(texts: list[str], prompt: PromptConfig | None, spec: TaskSpec, task_type: str, side: str) -> list[str]:
