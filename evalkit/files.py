@@ -22,6 +22,9 @@ def source_checkout() -> Path | None:
     return root if (root / "pyproject.toml").is_file() else None
 
 
+CACHE_MARKER = ".evalkit-cache"  # written into an embedding cache root and each model folder evalkit creates there
+
+
 def cache_root() -> Path:
     base = os.environ.get("EVALKIT_CACHE")
     return Path(base) if base else Path.home() / ".cache" / "evalkit"

@@ -19,6 +19,8 @@ from typing import Any
 
 import torch
 
+from evalkit.files import CACHE_MARKER as MARKER
+
 FORMAT = "evalkit-shard/2"
 
 
@@ -116,9 +118,12 @@ class ShardBuffer:
 
 
 def evict(root: Path, max_bytes: int, keep: Path | None = None) -> int:
-    """Delete least recently used shards under `root` until it holds at most max_bytes; returns how many."""
+    """Delete least recently used shards under `root` until it holds at most max_bytes; returns how many.
+    Only model folders evalkit marked as its own (`MARKER`) are looked at."""
     files = []
     for path in Path(root).glob("*/shards/*.safetensors"):
+        if not (path.parent.parent / MARKER).is_file():
+            continue
         try:
             stat = path.stat()
         except FileNotFoundError:
