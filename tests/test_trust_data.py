@@ -58,3 +58,52 @@ def test_eviction_never_deletes_files_of_a_folder_evalkit_did_not_create(tmp_pat
     cache.put([text_key("a")], torch.ones(1, 4))
     assert evict(tmp_path, 0) == 1
     assert (stranger / "shards" / "model.safetensors").is_file()
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# a local dataset file is read from its bytes, whatever its mtime
+
+
+def _sts_rows(offset: float) -> list[dict]:
+    return [{"sentence1": f"a cat sits {i}", "sentence2": f"a cat is sitting {i}", "score": (i + offset) % 5}
+            for i in range(10)]
+
+
+def _write_split(path, rows) -> None:
+    from datasets import Dataset
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.suffix == ".jsonl":
+        path.write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
+    else:
+        Dataset.from_list(rows).to_parquet(str(path))
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize("name", ["test.jsonl", "test.parquet"])
+def test_a_file_replaced_with_the_same_mtime_is_read_from_its_new_bytes(tmp_path, monkeypatch, name):
+    """`cp -p`, `rsync -a` and tar keep mtimes; the datasets library's cache is keyed by path and mtime."""
+    import datasets
+
+    from evalkit.task_data import load_mteb_folder, loaded_fingerprint
+    from evalkit.tasks import get_mteb_task, get_task_spec
+
+    shared = tmp_path / "hf-datasets-cache"  # stands in for ~/.cache/huggingface/datasets
+    monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", shared)
+    path = tmp_path / "sts" / name
+    old, new = _sts_rows(0), _sts_rows(1.5)
+    _write_split(path, old)
+    stamp = os.stat(path)
+
+    def load():
+        task = get_mteb_task(get_task_spec("STSBenchmark"), all_subsets=True)
+        load_mteb_folder(task, path.parent)
+        return task.dataset["test"].to_list(), loaded_fingerprint(task)
+
+    rows_old, print_old = load()
+    assert rows_old == old
+    _write_split(path, new)
+    os.utime(path, ns=(stamp.st_atime_ns, stamp.st_mtime_ns))  # as `cp -p` leaves it
+    rows_new, print_new = load()
+    assert rows_new == new and print_new != print_old
+    assert not shared.exists() or not any(shared.rglob("*.arrow"))  # the shared cache holds no copy to go stale
