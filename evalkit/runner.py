@@ -19,7 +19,8 @@ from evalkit.hub import check_reachable, offline_error
 from evalkit.identity import Data, Experiment, experiment, first_difference, hub_data, local_data
 from evalkit.instructions import resolve_instruction
 from evalkit.mteb_hooks import watch_query_scores
-from evalkit.results import check_names, environment, read_record, result_path, scores_entry, write_result
+from evalkit.results import (check_names, environment, pair_problem, read_record, result_lock, result_path,
+                             scores_entry, write_result)
 from evalkit.search import ExactSearch
 from evalkit.task_data import load_mteb_folder, loaded_fingerprint
 from evalkit.tasks import get_mteb_task, subtask_names
@@ -116,6 +117,10 @@ def finished(planned: Planned, overwrite: bool) -> bool:
         raise EvalkitError(f"{out} holds another experiment ({first_difference(stored, planned.experiment.identity)}) "
                            f"and is never replaced, overwrite=true included: move or delete {out.parent}, "
                            f"or pass another results_dir")
+    problem = pair_problem(out, record)
+    if problem and not overwrite:
+        raise EvalkitError(f"{out} is not one run's result: {problem} (two runs wrote it at once, or it was edited); "
+                           f"pass overwrite=true to compute it again, or move or delete it")
     return not overwrite
 
 
@@ -158,11 +163,18 @@ def capture_per_query(task) -> dict[str, dict[str, float]]:
 
 def run(cfg: RunConfig) -> RunSummary:
     """Evaluate and write; returns a summary. A task whose result holds this experiment's identity is skipped
-    unless cfg.overwrite; everything that can fail on the user's input fails before the model loads."""
-    import mteb
-
+    unless cfg.overwrite; everything that can fail on the user's input fails before the model loads. The result
+    path is locked from the check to the last write: a second run to it waits, then skips or is refused."""
     init_from_env()  # under torchrun: join the ranks; they share the encoding, rank 0 writes
     planned = plan_run(cfg)
+    with result_lock(planned.path, take=rank() == 0):  # from "done already?" to the last write: no other run between
+        barrier()  # the other ranks look once rank 0 holds the lock
+        return _run_locked(cfg, planned)
+
+
+def _run_locked(cfg: RunConfig, planned: Planned) -> RunSummary:
+    import mteb
+
     spec, out = planned.spec, planned.path
     summary = RunSummary(spec.name, spec.mteb_task, spec.metric, out, main_rank=rank() == 0, skipped=True)
     if finished(planned, cfg.overwrite):

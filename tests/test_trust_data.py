@@ -107,3 +107,101 @@ def test_a_file_replaced_with_the_same_mtime_is_read_from_its_new_bytes(tmp_path
     rows_new, print_new = load()
     assert rows_new == new and print_new != print_old
     assert not shared.exists() or not any(shared.rglob("*.arrow"))  # the shared cache holds no copy to go stale
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# a result folder is one run's: locked from the check to the last write, its record and scores checked together
+
+
+def _config(results, data, **kw):
+    from evalkit.config import EncodeConfig, RunConfig, load_model_config
+    from evalkit.tasks import get_task_spec
+
+    return RunConfig(task=get_task_spec("scifact"), model=load_model_config("tiny_mistral"), data_dir=str(data),
+                     results_dir=str(results), encode=EncodeConfig(cache=False, show_progress=False), **kw)
+
+
+@pytest.fixture
+def finished_run(small_beir, tmp_path):
+    """A real finished run (tiny model, eight documents): (config, result path)."""
+    from evalkit.runner import run
+
+    cfg = _config(tmp_path / "r", small_beir)
+    summary = run(cfg)
+    assert not summary.skipped and summary.path.is_file()
+    return cfg, summary.path
+
+
+@pytest.mark.unit
+def test_a_record_and_result_of_two_runs_are_not_taken_as_finished(finished_run):
+    """Two runs finishing together used to pair one run's record with the other's scores; a re-run skipped it."""
+    from evalkit import EvalkitError
+    from evalkit.results import pair_problem, record_path
+    from evalkit.runner import run
+
+    cfg, path = finished_run
+    assert pair_problem(path) is None
+    assert run(cfg).skipped  # one run's pair: done
+    result = json.loads(path.read_text())
+    entry = result["scores"]["test"][0]
+    entry["ndcg_at_10"], entry["main_score"] = entry["ndcg_at_10"] / 2, entry["main_score"] / 2  # the other run's
+    path.write_text(json.dumps(result))
+    with pytest.raises(EvalkitError, match="is not one run's result: its scores are not those its run record"):
+        run(cfg)
+    record = json.loads(record_path(path).read_text())
+    del record["scores_sha256"]  # a record from before the digest: its headline score is compared
+    record_path(path).write_text(json.dumps(record))
+    assert "headline score" in pair_problem(path)
+    cfg.overwrite = True
+    assert not run(cfg).skipped and pair_problem(path) is None  # overwrite computes the pair again
+
+
+@pytest.mark.unit
+def test_a_second_run_to_a_locked_result_path_waits_and_never_replaces_another_experiment(finished_run, tmp_path):
+    """Two experiments resolving to one result path at once: the second used to run and replace the first."""
+    import threading
+
+    from evalkit import EvalkitError
+    from evalkit.results import record_path, result_lock
+    from evalkit.runner import run
+
+    cfg, done = finished_run
+    other = tmp_path / "other"  # the first experiment's files, about to land at the same path
+    shutil.copytree(done.parent, other)
+    record = json.loads((other / "evalkit" / record_path(done).name).read_text())
+    record["identity"] = {**record["identity"], "weights": "sha256:another-checkpoint"}
+    (other / "evalkit" / record_path(done).name).write_text(json.dumps(record))
+    shutil.rmtree(done.parent.parent)  # nothing at the path yet
+    outcome = {}
+
+    def second():
+        try:
+            outcome["summary"] = run(cfg)
+        except EvalkitError as exc:
+            outcome["error"] = str(exc)
+
+    with result_lock(done):  # the first experiment is running
+        thread = threading.Thread(target=second)
+        thread.start()
+        thread.join(5)
+        assert thread.is_alive() and not done.exists()  # the second waits; writes nothing
+        shutil.copytree(other, done.parent, dirs_exist_ok=True)  # the first writes its result
+    thread.join(120)
+    assert "holds another experiment" in outcome.get("error", ""), outcome
+    assert json.loads(record_path(done).read_text())["identity"] == record["identity"]  # the first stays
+    assert not list(done.parent.rglob("*.lock"))
+
+
+@pytest.mark.unit
+def test_a_run_that_fails_leaves_no_lock_or_folder_behind(small_beir, tmp_path, monkeypatch):
+    import evalkit.runner
+    from evalkit import EvalkitError
+    from evalkit.runner import run
+
+    def broken(*args, **kwargs):
+        raise EvalkitError("the model cannot load")
+
+    monkeypatch.setattr(evalkit.runner, "Encoder", broken)
+    with pytest.raises(EvalkitError, match="cannot load"):
+        run(_config(tmp_path / "r", small_beir))
+    assert not (tmp_path / "r").exists()
