@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any, Iterator, Mapping
 
 from evalkit import EvalkitError
-from evalkit.files import atomic_write, source_checkout
+from evalkit.files import atomic_write, file_mode, source_checkout
 
 log = logging.getLogger(__name__)
 
@@ -219,7 +219,12 @@ def write_result(path: Path, task_result, record: dict[str, Any], model_meta) ->
         record = {**record, "scores_sha256": scores_digest(json.loads(staged.read_text(encoding="utf-8"))["scores"])}
         atomic_write(record_path(path), json.dumps(record, indent=2, default=str))
         atomic_write(path.parent / "model_meta.json", json.dumps(model_meta.to_dict(), indent=2, default=str))
-        atomic_write(path, staged.read_bytes())
+        os.chmod(staged, file_mode())
+        os.replace(staged, path)
+    except BaseException:
+        if not path.exists():  # no result: leave no record of it either (an older pair is caught by its digest)
+            record_path(path).unlink(missing_ok=True)
+        raise
     finally:
         staged.unlink(missing_ok=True)
 

@@ -199,7 +199,11 @@ def _run_locked(cfg: RunConfig, planned: Planned) -> RunSummary:
     record = run_record(cfg, encoder, wall, score, planned, per_query, items)
     if rank() == 0:  # mteb reads model_meta's revision as the folder's: an experiment folder is its own revision
         meta = encoder.mteb_model_meta.model_copy(update={"revision": planned.experiment.folder})
-        write_result(out, task_result, record, meta)
+        try:
+            write_result(out, task_result, record, meta)
+        except OSError as exc:  # a disk that filled during the run: the result file is not there, nothing half
+            raise EvalkitError(f"cannot write the result {out}: {exc.strerror or exc}; nothing was written in its "
+                               f"place (free space and run again)") from exc
     barrier()  # no rank reports done before the file exists
     shown = {k: entry[k] for k in SUMMARY_METRICS if k in entry and k != spec.metric}
     summary.skipped, summary.score, summary.scores, summary.wall_time_s = False, score, shown, wall

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+from pathlib import Path
 
 import pytest
 import torch
@@ -205,3 +206,142 @@ def test_a_run_that_fails_leaves_no_lock_or_folder_behind(small_beir, tmp_path, 
     with pytest.raises(EvalkitError, match="cannot load"):
         run(_config(tmp_path / "r", small_beir))
     assert not (tmp_path / "r").exists()
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# fail before the work, in one line: a full disk, a read-only cache root, a damaged tokenizer folder, Ctrl-C
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A real 1 MiB file system (tmpfs), so a full disk raises what a full disk raises."""
+    import subprocess
+
+    mount = tmp_path / "disk"
+    mount.mkdir()
+    proc = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount)], capture_output=True,
+                          text=True)
+    if proc.returncode != 0:
+        pytest.skip(f"cannot mount a 1 MiB tmpfs here ({proc.stderr.strip() or proc.returncode}): needs root")
+    yield mount
+    subprocess.run(["umount", "-l", str(mount)], capture_output=True)
+
+
+def _fill(folder) -> None:
+    """Write into `folder` until the disk is full."""
+    with open(folder / "filler", "wb", buffering=0) as fh:
+        try:
+            while True:
+                fh.write(b"\0" * 4096)
+        except OSError:
+            pass
+
+
+@pytest.mark.integration
+def test_a_real_full_disk_on_the_cache_is_one_line_and_leaves_no_shard(small_disk):
+    """safetensors raises its own SafetensorError (not an OSError) on a full disk."""
+    from evalkit import EvalkitError
+
+    cache = EmbeddingCache(small_disk / "cache", {"name": "m"})
+    with pytest.raises(EvalkitError, match=r"embedding cache .* cannot be written .*No space left on device"):
+        cache.put([text_key(str(i)) for i in range(100)], torch.ones(100, 4000))
+    assert not [p for p in cache.shards.iterdir()]
+
+
+@pytest.mark.integration
+def test_a_full_disk_fails_before_the_model_loads(small_disk, small_beir, monkeypatch):
+    import evalkit.encoding.encoder
+    import evalkit.runner
+    from evalkit import EvalkitError
+    from evalkit.encoding.cache import check_cache_writable
+    from evalkit.runner import run
+
+    def no_model(*args, **kwargs):
+        raise AssertionError("the model was loaded")
+
+    monkeypatch.setattr(evalkit.runner, "Encoder", no_model)
+    _fill(small_disk)
+    with pytest.raises(EvalkitError, match=r"results_dir .* is not writable: No space left on device"):
+        run(_config(small_disk / "r", small_beir))
+    with pytest.raises(EvalkitError, match=r"embedding cache .* cannot be written \(No space left on device"):
+        check_cache_writable(small_disk / "cache")
+
+
+@pytest.mark.integration
+def test_a_disk_that_fills_during_the_run_is_one_line_and_leaves_no_result(small_disk, small_beir, monkeypatch):
+    import evalkit.runner
+    from evalkit import EvalkitError
+    from evalkit.runner import run
+
+    write = evalkit.runner.write_result
+
+    def fill_then_write(*args, **kwargs):
+        _fill(small_disk)
+        return write(*args, **kwargs)
+
+    monkeypatch.setattr(evalkit.runner, "write_result", fill_then_write)
+    with pytest.raises(EvalkitError, match=r"cannot write the result .*No space left on device"):
+        run(_config(small_disk / "r", small_beir))
+    left = [p for p in (small_disk / "r").rglob("*") if p.is_file()]
+    assert not [p for p in left if p.suffix in (".json", ".tmp", ".lock")], left
+
+
+@pytest.mark.unit
+def test_a_truncated_tokenizer_file_in_the_cache_is_rebuilt(tmp_path, monkeypatch):
+    from evalkit.config import load_model_config
+    from evalkit.encoding.model import load_tokenizer, resolve_path, sentencepiece_folder
+
+    monkeypatch.setenv("EVALKIT_CACHE", str(tmp_path / "cache"))
+    cfg = load_model_config("tiny_mistral")
+    source = Path(resolve_path(cfg.tokenizer))
+    folder = sentencepiece_folder(source)
+    expected = load_tokenizer(cfg)("a cat sits on the mat")["input_ids"]
+    model = folder / "tokenizer.model"
+    model.write_bytes(source.read_bytes()[: len(source.read_bytes()) // 2])  # a copy cut short
+    assert sentencepiece_folder(source) == folder
+    assert model.read_bytes() == source.read_bytes()
+    assert load_tokenizer(cfg)("a cat sits on the mat")["input_ids"] == expected
+
+
+@pytest.mark.unit
+def test_a_read_only_cache_root_with_the_cache_off_runs_and_scores_the_same(small_beir, tmp_path, monkeypatch):
+    from evalkit.runner import run
+
+    usual = run(_config(tmp_path / "a", small_beir))
+    monkeypatch.setenv("EVALKIT_CACHE", "/proc/evalkit-cache")  # a folder nobody can create, root included
+    unwritable = run(_config(tmp_path / "b", small_beir))
+    assert unwritable.score == usual.score
+    assert unwritable.path.relative_to(tmp_path / "b") == usual.path.relative_to(tmp_path / "a")
+
+
+SIGINT_DURING_EVALUATION = """
+import os, signal, sys, time
+import mteb
+
+def interrupted(*args, **kwargs):  # Ctrl-C while mteb evaluates
+    os.kill(os.getpid(), signal.SIGINT)
+    time.sleep(30)
+
+mteb.evaluate = interrupted
+from evalkit.__main__ import main
+sys.argv = ["evalkit", *sys.argv[1:]]
+main()
+"""
+
+
+@pytest.mark.integration
+def test_ctrl_c_is_one_line_and_leaves_no_result(small_beir, tmp_path):
+    import subprocess
+    import sys
+
+    from conftest import REPO
+
+    proc = subprocess.run([sys.executable, "-c", SIGINT_DURING_EVALUATION, "task=scifact", "model=tiny_mistral",
+                           f"data_dir={small_beir}", f"results_dir={tmp_path}/r", "encode.cache=false"],
+                          cwd=REPO, env={**os.environ, "HF_HUB_OFFLINE": "1"}, capture_output=True, text=True,
+                          timeout=600)
+    assert proc.returncode == 130, proc.stderr
+    assert "Traceback" not in proc.stderr and "KeyboardInterrupt" not in proc.stderr, proc.stderr
+    assert [line for line in proc.stderr.splitlines() if line.startswith("evalkit: ")] == [
+        "evalkit: interrupted; the task that was running wrote no result (finished ones stay)"]
+    assert not (tmp_path / "r").exists()  # no result, no lock, no folder

@@ -12,8 +12,10 @@ reinterprets the bytes (another dtype or shape) or rows rewritten out of place a
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -38,13 +40,19 @@ def digest(keys: torch.Tensor, vectors: torch.Tensor) -> str:
 
 
 def write_shard(path: Path, keys: list[bytes], vectors: torch.Tensor) -> None:
-    """Write `path` (the caller makes it atomic): keys and vectors and their checksum."""
+    """Write `path` (the caller makes it atomic): keys and vectors and their checksum. An I/O failure (a full
+    disk) is an OSError, as from any other write: safetensors raises its own SafetensorError for it."""
+    from safetensors import SafetensorError
     from safetensors.torch import save_file
 
     key_tensor = torch.frombuffer(bytearray(b"".join(keys)), dtype=torch.uint8).view(len(keys), 32)
     vectors = vectors.contiguous().cpu()
-    save_file({"keys": key_tensor, "embeddings": vectors}, str(path),
-              metadata={"format": FORMAT, "sha256": digest(key_tensor, vectors)})
+    try:
+        save_file({"keys": key_tensor, "embeddings": vectors}, str(path),
+                  metadata={"format": FORMAT, "sha256": digest(key_tensor, vectors)})
+    except SafetensorError as exc:  # "Error while serializing: I/O error: No space left on device (os error 28)"
+        code = re.search(r"os error (\d+)", str(exc))
+        raise OSError(int(code.group(1)) if code else errno.EIO, str(exc)) from exc
 
 
 def read_shard(path: Path) -> tuple[torch.Tensor, torch.Tensor]:
