@@ -86,6 +86,16 @@ def fail(message: str | BaseException) -> None:
     sys.exit(2)
 
 
+INTERRUPTED = 130  # the shell's status for a process ended by SIGINT
+
+
+def interrupted() -> None:
+    """Ctrl-C: one line, no traceback. Results are written whole at the end of a run (a temporary file renamed),
+    so the task that was running has no result file, and the finished ones stay."""
+    print("evalkit: interrupted; the task that was running wrote no result (finished ones stay)", file=sys.stderr)
+    sys.exit(INTERRUPTED)
+
+
 def print_help() -> None:
     import dataclasses
 
@@ -212,6 +222,8 @@ def hydra_job(cfg) -> None:
         summary = run(to_run_config(cfg))
     except EvalkitError as exc:
         fail(exc)
+    except KeyboardInterrupt:
+        interrupted()
     if not summary.main_rank:
         return
     if summary.skipped:
@@ -301,10 +313,15 @@ def main(argv: list[str] | None = None) -> None:
         register_configs(argv)
     except EvalkitError as exc:
         fail(exc)
+    except KeyboardInterrupt:
+        interrupted()
     import hydra
 
-    with hydra_argv(argv):
-        hydra.main(version_base="1.3", config_path=None, config_name="config")(hydra_job)()
+    try:
+        with hydra_argv(argv):
+            hydra.main(version_base="1.3", config_path=None, config_name="config")(hydra_job)()
+    except KeyboardInterrupt:  # outside a job (composing the config, a sweep between jobs)
+        interrupted()
 
 
 if __name__ == "__main__":

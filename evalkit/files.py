@@ -22,6 +22,9 @@ def source_checkout() -> Path | None:
     return root if (root / "pyproject.toml").is_file() else None
 
 
+CACHE_MARKER = ".evalkit-cache"  # written into an embedding cache root and each model folder evalkit creates there
+
+
 def cache_root() -> Path:
     base = os.environ.get("EVALKIT_CACHE")
     return Path(base) if base else Path.home() / ".cache" / "evalkit"
@@ -70,17 +73,25 @@ def atomic_write(path: Path, content: Content) -> None:
         raise
 
 
+PROBE_BYTES = 64 * 1024  # written and synced by the probe: a full disk fails it, not only a read-only one
+
+
 def probe_writable(folder: str | Path) -> Path:
-    """Create and delete a file in `folder`, or, while it does not exist yet, in its nearest existing parent
-    (where it would be made); returns where it probed. Raises OSError when that cannot be done."""
+    """Write (PROBE_BYTES, synced) and delete a file in `folder`, or, while it does not exist yet, in its nearest
+    existing parent (where it would be made); returns where it probed. Raises OSError when that cannot be done:
+    read-only, no permission, or a full disk."""
     probe = Path(folder).absolute()
     while not probe.exists() and probe != probe.parent:
         probe = probe.parent
     if not probe.is_dir():
         raise NotADirectoryError(20, f"{probe} is not a folder")
     fd, name = tempfile.mkstemp(dir=probe, prefix=".evalkit-write-check-")
-    os.close(fd)
-    os.unlink(name)
+    try:
+        os.write(fd, b"\0" * PROBE_BYTES)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+        os.unlink(name)
     return probe
 
 

@@ -5,7 +5,9 @@ A folder holds one Hugging Face config of the task's dataset at the revision mte
 multilingual task's folder holds one such folder per subset (`<hf_subset>/<split>.jsonl`), or, for the tasks
 mteb loads fast, the single `default` config with a `lang` column. mteb's `AbsTask.load_data` runs as it is,
 with `load_dataset` answered from the folder (`evalkit.mteb_hooks.load_data_from`), so the task's own
-`dataset_transform` and every evaluator default stay mteb's. Whatever a folder lacks is one line naming it: the split, the subset, the columns the
+`dataset_transform` and every evaluator default stay mteb's. Files are parsed from their bytes on every load,
+never served from the datasets library's shared cache (keyed by path and mtime, so blind to a file replaced
+with the same mtime). Whatever a folder lacks is one line naming it: the split, the subset, the columns the
 evaluator reads, or the file and line that does not decode.
 """
 
@@ -13,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import tempfile
 from pathlib import Path
 
 from evalkit import EvalkitError
@@ -28,16 +31,24 @@ def _check_jsonl(path: Path) -> None:
         raise EvalkitError(f"{path}: the file has no rows")
 
 
+def _from_bytes(read, path: Path):
+    """`read(path)` (datasets' from_json / from_parquet) into memory through a cache folder of this call only.
+    datasets' own cache is keyed by a file's path and mtime, so a file replaced with the same mtime (`cp -p`,
+    `rsync -a`, tar) would be served from its old rows; here every load parses the bytes on disk."""
+    with tempfile.TemporaryDirectory(prefix="evalkit-data-") as cache:
+        return read(str(path), cache_dir=cache, keep_in_memory=True)
+
+
 def _read_split(path: Path):
     from datasets import Dataset, concatenate_datasets
 
     try:
         if path.is_dir():
-            return concatenate_datasets([Dataset.from_parquet(str(p)) for p in sorted(path.glob("*.parquet"))])
+            return concatenate_datasets([_from_bytes(Dataset.from_parquet, p) for p in sorted(path.glob("*.parquet"))])
         if path.suffix == ".jsonl":
             _check_jsonl(path)
-            return Dataset.from_json(str(path))
-        return Dataset.from_parquet(str(path))
+            return _from_bytes(Dataset.from_json, path)
+        return _from_bytes(Dataset.from_parquet, path)
     except EvalkitError:
         raise
     except Exception as exc:  # pyarrow and datasets raise many kinds; the user needs one line

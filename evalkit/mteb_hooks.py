@@ -252,3 +252,25 @@ def mteb_instruction_picker(model_name: str):
                            f"of its instructions does not cover that")
     probe = type("Probe", (), {"prompt_priority": AbsEncoder.prompt_priority, "prompts_dict": None})()
     return lambda task: get_instruction(probe, mteb.get_task(task).metadata, PromptType.query)
+
+def typed_metrics(task):
+    """The TypedDict of scores that mteb declares for the task's family, where it declares one (summarization's
+    lives in mteb's private `_evaluators`; a release that moves any of them raises ImportError/AttributeError,
+    which the caller turns into a check after the run)."""
+    from mteb import abstasks as a
+    from mteb.abstasks import classification, multilabel_classification, regression, sts, zeroshot_classification
+
+    families = [(a.AbsTaskSTS, sts.STSMetrics), (a.AbsTaskMultilabelClassification,
+                multilabel_classification.MultilabelClassificationMetrics),
+                (a.AbsTaskRegression, regression.RegressionMetrics),
+                (a.AbsTaskClassification, classification.ClassificationMetrics),
+                (a.AbsTaskZeroShotClassification, zeroshot_classification.ZeroShotClassificationMetrics)]
+    if isinstance(task, a.AbsTaskSummarization):
+        from mteb._evaluators.text.summarization_evaluator import SummarizationMetrics
+
+        return SummarizationMetrics
+    if isinstance(task, a.AbsTaskBitextMining):
+        from mteb.abstasks.text.bitext_mining import BitextMiningMetrics
+
+        return BitextMiningMetrics
+    return next((typed for family, typed in families if isinstance(task, family)), None)

@@ -4,6 +4,12 @@ Layout (mteb's own, so `mteb.ResultCache` reads it):
     <results_dir>/<org__model>/<revision>/<MtebTask>.json          TaskResult
     <results_dir>/<org__model>/<revision>/model_meta.json
     <results_dir>/<org__model>/<revision>/evalkit/<MtebTask>.run.json   run record
+    <results_dir>/<org__model>/<revision>/evalkit/<MtebTask>.lock       held while a run checks, runs and writes
+
+A run holds the lock of its result path from the check "already done?" to the last write, so two runs to one
+path never interleave: the second waits, then skips (the same experiment, finished) or is refused (another).
+The run record stores a digest of the result file's scores (`scores_sha256`); a record and result that
+disagree (two writers, a hand edit) are never taken as a finished experiment (`pair_problem`).
 
 Under a results root, `baselines/` (the gate's committed baselines), dot-folders (sweep metadata) and
 anything deeper than three levels (the gate's own runs under `check/`) are not results.
@@ -11,16 +17,24 @@ anything deeper than three levels (the gate's own runs under `check/`) are not r
 
 from __future__ import annotations
 
+import errno
+import fcntl
+import hashlib
 import json
+import logging
 import os
 import platform
 import subprocess
+import tempfile
+from contextlib import contextmanager
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Iterator, Mapping
 
 from evalkit import EvalkitError
-from evalkit.files import atomic_write, source_checkout
+from evalkit.files import atomic_write, file_mode, source_checkout
+
+log = logging.getLogger(__name__)
 
 PACKAGES = ("evalkit", "mteb", "torch", "transformers", "tokenizers", "datasets", "numpy", "hydra-core")
 
@@ -164,8 +178,133 @@ def hardware() -> dict[str, Any]:
     return info
 
 
+def scores_digest(scores: Any) -> str:
+    """sha256 of a TaskResult's `scores` as read back from its file (key order and spacing do not count)."""
+    blob = json.dumps(scores, sort_keys=True, separators=(",", ":"), default=str)
+    return "sha256:" + hashlib.sha256(blob.encode("utf-8")).hexdigest()
+
+
+def pair_problem(path: Path, record: Mapping[str, Any] | None = None) -> str | None:
+    """Why the TaskResult at `path` and its run record are not one run's (None when they agree): the record's
+    digest of the scores, else (a record from before the digest) its headline score, against the file's."""
+    record = read_record(path) if record is None else record
+    if record is None:
+        return "it has no readable run record"
+    try:
+        scores = json.loads(path.read_text(encoding="utf-8"))["scores"]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        return f"its scores cannot be read ({type(exc).__name__})"
+    if record.get("scores_sha256") is not None:
+        if record["scores_sha256"] != scores_digest(scores):
+            return "its scores are not those its run record was written with"
+        return None
+    entry = scores_entry(scores, record.get("split"), record.get("hf_subset")) if isinstance(scores, dict) else None
+    try:
+        same = entry is not None and float(entry[record["metric"]]) == float(record["score"])
+    except (KeyError, TypeError, ValueError):
+        same = False
+    return None if same else "its headline score is not the one its run record holds"
+
+
 def write_result(path: Path, task_result, record: dict[str, Any], model_meta) -> None:
-    """Run record and model meta first, the TaskResult last: its presence means 'finished'."""
-    atomic_write(record_path(path), json.dumps(record, indent=2, default=str))
-    atomic_write(path.parent / "model_meta.json", json.dumps(model_meta.to_dict(), indent=2, default=str))
-    atomic_write(path, task_result.to_disk)
+    """The TaskResult is written to a temporary file first and the record gets the digest of its scores as
+    written; then the record, the model meta and, last, the TaskResult renamed into place: its presence means
+    'finished'. Call under `result_lock(path)`, which keeps another run from writing in between."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    staged = Path(name)
+    try:
+        task_result.to_disk(staged)
+        record = {**record, "scores_sha256": scores_digest(json.loads(staged.read_text(encoding="utf-8"))["scores"])}
+        atomic_write(record_path(path), json.dumps(record, indent=2, default=str))
+        atomic_write(path.parent / "model_meta.json", json.dumps(model_meta.to_dict(), indent=2, default=str))
+        os.chmod(staged, file_mode())
+        os.replace(staged, path)
+    except BaseException:
+        if not path.exists():  # no result: leave no record of it either (an older pair is caught by its digest)
+            record_path(path).unlink(missing_ok=True)
+        raise
+    finally:
+        staged.unlink(missing_ok=True)
+
+
+def lock_path(result_path: Path) -> Path:
+    return result_path.parent / "evalkit" / f"{result_path.stem}.lock"
+
+
+@contextmanager
+def result_lock(path: Path, take: bool = True) -> Iterator[None]:
+    """Hold an exclusive lock on the result path `path` (an flock on `lock_path(path)`), waiting with one log
+    line while another run holds it. Folders made for the lock, and the lock file, are removed on release, so a
+    run that fails leaves nothing behind. Where the lock file cannot be made (a read-only results_dir) nothing
+    can be written either: the run goes on unlocked and fails at its write check, or skips a finished result."""
+    if not take:
+        yield
+        return
+    lock = lock_path(path)
+    made: list[Path] = []  # folders this call created
+    try:
+        fh = _locked(lock, made)
+    except OSError as exc:
+        _remove_empty(made)
+        if exc.errno not in (errno.EROFS, errno.EACCES, errno.EPERM, errno.ENOTDIR, errno.ENOENT, errno.EEXIST):
+            log.warning("cannot lock %s (%s); running without the lock", lock, exc.strerror or exc)
+        yield
+        return
+    try:
+        yield
+    finally:
+        try:
+            lock.unlink(missing_ok=True)  # before unlocking: a waiter then finds its file gone and opens anew
+        except OSError:
+            pass
+        fh.close()
+        _remove_empty(made)
+
+
+def _locked(lock: Path, made: list[Path]):
+    """An open file holding the flock of `lock`, the file still at that path (one removed by the run that
+    held it before is opened anew); folders it makes on the way are added to `made`."""
+    while True:
+        missing, folder = [], lock.parent
+        while not folder.exists() and folder != folder.parent:
+            missing.append(folder)
+            folder = folder.parent
+        for part in reversed(missing):
+            part.mkdir(exist_ok=True)
+            made.append(part)
+        try:
+            fh = open(lock, "a+")
+        except FileNotFoundError:  # its folder removed meanwhile by the run that held the lock: make it again
+            continue
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            if exc.errno not in (errno.EAGAIN, errno.EACCES):
+                fh.close()
+                raise
+            fh.seek(0)
+            holder = fh.read().strip() or "another process"
+            log.warning("waiting for another evalkit run writing %s (%s) to finish", lock.parent.parent, holder)
+            fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            same = os.stat(lock).st_ino == os.fstat(fh.fileno()).st_ino
+        except FileNotFoundError:
+            same = False
+        if same:
+            fh.seek(0)
+            fh.truncate()
+            fh.write(f"pid {os.getpid()} on {platform.node()}\n")
+            fh.flush()
+            return fh
+        fh.close()
+
+
+def _remove_empty(folders: list[Path]) -> None:
+    """rmdir each of `folders` that is empty, deepest first (one another run filled stays)."""
+    for folder in sorted(set(folders), key=lambda p: len(p.parts), reverse=True):
+        try:
+            folder.rmdir()
+        except OSError:
+            pass

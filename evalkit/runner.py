@@ -21,7 +21,8 @@ from evalkit.hub import check_reachable, offline_error
 from evalkit.identity import Data, Experiment, experiment, first_difference, hub_data, local_data
 from evalkit.instructions import resolve_instruction
 from evalkit.mteb_hooks import watch_query_scores
-from evalkit.results import check_names, environment, read_record, result_path, scores_entry, write_result
+from evalkit.results import (check_names, environment, pair_problem, read_record, result_lock, result_path,
+                             scores_entry, write_result)
 from evalkit.search import ExactSearch
 from evalkit.mteb_folder import load_mteb_folder, task_data_fingerprint
 from evalkit.tasks import get_mteb_task, subtask_names
@@ -123,6 +124,10 @@ def finished(prepared: PreparedRun, overwrite: bool) -> bool:
         raise EvalkitError(f"{out} holds another experiment ({first_difference(stored, prepared.experiment.identity)}) "
                            f"and is never replaced, overwrite=true included: move or delete {out.parent}, "
                            f"or pass another results_dir")
+    problem = pair_problem(out, record)
+    if problem and not overwrite:
+        raise EvalkitError(f"{out} is not one run's result: {problem} (two runs wrote it at once, or it was edited); "
+                           f"pass overwrite=true to compute it again, or move or delete it")
     return not overwrite
 
 
@@ -209,11 +214,18 @@ def quiet_libraries():
 @quiet_libraries()  # the whole run: no library progress bars, mteb's superseded notice once
 def run(cfg: RunConfig) -> RunSummary:
     """Evaluate and write; returns a summary. A task whose result holds this experiment's identity is skipped
-    unless cfg.overwrite; everything that can fail on the user's input fails before the model loads."""
-    import mteb
-
+    unless cfg.overwrite; everything that can fail on the user's input fails before the model loads. The result
+    path is locked from the check to the last write: a second run to it waits, then skips or is refused."""
     init_from_env()  # under torchrun: join the ranks; they share the encoding, rank 0 writes
     prepared = prepare_run(cfg)
+    with result_lock(prepared.path, take=rank() == 0):  # from "done already?" to the last write: no other run between
+        barrier()  # the other ranks look once rank 0 holds the lock
+        return _run_locked(cfg, prepared)
+
+
+def _run_locked(cfg: RunConfig, prepared: PreparedRun) -> RunSummary:
+    import mteb
+
     spec, out = prepared.spec, prepared.path
     summary = RunSummary(spec.name, spec.mteb_task, spec.metric, out, main_rank=rank() == 0, skipped=True)
     if finished(prepared, cfg.overwrite):
@@ -239,7 +251,11 @@ def run(cfg: RunConfig) -> RunSummary:
     record = run_record(cfg, encoder, wall, score, prepared, per_query, items)
     if rank() == 0:  # mteb reads model_meta's revision as the folder's: an experiment folder is its own revision
         meta = encoder.mteb_model_meta.model_copy(update={"revision": prepared.experiment.folder})
-        write_result(out, task_result, record, meta)
+        try:
+            write_result(out, task_result, record, meta)
+        except OSError as exc:  # a disk that filled during the run: the result file is not there, nothing half
+            raise EvalkitError(f"cannot write the result {out}: {exc.strerror or exc}; nothing was written in its "
+                               f"place (free space and run again)") from exc
     barrier()  # no rank reports done before the file exists
     shown = {k: entry[k] for k in SUMMARY_METRICS if k in entry and k != spec.metric}
     summary.skipped, summary.score, summary.scores, summary.wall_time_s = False, score, shown, wall

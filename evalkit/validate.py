@@ -10,6 +10,7 @@ from pathlib import Path
 from evalkit import EvalkitError
 from evalkit.config import ModelConfig, TaskSpec, suggest
 from evalkit.errors import first_line
+from evalkit.mteb_hooks import typed_metrics
 from evalkit.encoding.prompt import check_template
 
 RETRIEVAL_AT_K = ("ndcg", "map", "recall", "precision", "mrr", "hit_rate")  # <name>_at_<k>, each k of the task
@@ -39,7 +40,7 @@ def metric_keys(task) -> set[str] | None:
         keys = {"v_measure", "v_measure_std", "ami", "ami_std"}
     else:
         try:  # the score types mteb declares; a release that moves them only defers the check to the run
-            typed = _typed_metrics(task)
+            typed = typed_metrics(task)
         except (ImportError, AttributeError):
             typed = None
         keys = None if typed is None else set(typing.get_type_hints(typed))
@@ -47,26 +48,6 @@ def metric_keys(task) -> set[str] | None:
         return None
     return keys | {"main_score"}
 
-
-def _typed_metrics(task):
-    """The TypedDict of scores that mteb declares for the task's family, where it declares one."""
-    from mteb import abstasks as a
-    from mteb.abstasks import classification, multilabel_classification, regression, sts, zeroshot_classification
-
-    families = [(a.AbsTaskSTS, sts.STSMetrics), (a.AbsTaskMultilabelClassification,
-                multilabel_classification.MultilabelClassificationMetrics),
-                (a.AbsTaskRegression, regression.RegressionMetrics),
-                (a.AbsTaskClassification, classification.ClassificationMetrics),
-                (a.AbsTaskZeroShotClassification, zeroshot_classification.ZeroShotClassificationMetrics)]
-    if isinstance(task, a.AbsTaskSummarization):
-        from mteb._evaluators.text.summarization_evaluator import SummarizationMetrics
-
-        return SummarizationMetrics
-    if isinstance(task, a.AbsTaskBitextMining):
-        from mteb.abstasks.text.bitext_mining import BitextMiningMetrics
-
-        return BitextMiningMetrics
-    return next((typed for family, typed in families if isinstance(task, family)), None)
 
 
 def check_spec(spec: TaskSpec, task=None) -> None:
@@ -188,7 +169,7 @@ def _flat(values):
 
 def _check_values(data, column: str, where: str, ok, wanted: str) -> None:
     if column not in data.column_names:
-        return  # a missing column is task_data.check_columns' line
+        return  # a missing column is mteb_folder.check_columns' line
     for row, value in enumerate(data[column]):
         values = value if isinstance(value, (list, tuple)) else [value]
         bad = next((v for v in values if not ok(v)), _OK)

@@ -3,6 +3,10 @@
     <root>/<model key>/model.json                 what produced these embeddings (for `cache info`)
     <root>/<model key>/shards/<name>.safetensors  "keys" (n, 32) uint8 sha256 + "embeddings" (n, H) + checksum
     <root>/<model key>/index.sqlite               key -> (shard, row); rebuilt from the shards at will
+    <root>/.evalkit-cache, <root>/<model key>/.evalkit-cache   markers: evalkit wrote this folder
+
+Only folders holding the marker are ever deleted (`cache clear`, eviction): a folder passed as the cache
+that evalkit did not create is never removed.
 
 The model key hashes everything that changes an embedding: the weights and tokenizer fingerprint
 (`weights_fingerprint.weights_fingerprint`: file contents, not sizes or times), model name and path, revision,
@@ -48,12 +52,14 @@ from typing import Any, Callable
 
 from evalkit import EvalkitError
 from evalkit.encoding.shard import DamagedShard, evict, read_keys, read_shard, write_shard
+from evalkit.files import CACHE_MARKER as MARKER
 from evalkit.files import atomic_write, cache_root, probe_writable
 from evalkit.errors import first_line
 
 ID_SCHEME = "bos+text+eos/v1"  # bump when token ids are built differently (see model.token_ids)
 CHUNK = 500  # keys per SQLite query
 INDEX = "index.sqlite"
+MARKER_TEXT = "an evalkit embedding cache folder: `python -m evalkit cache clear` may delete it\n"
 
 log = logging.getLogger(__name__)
 
@@ -120,6 +126,9 @@ class EmbeddingCache:
         self.max_bytes = max_bytes
         try:
             self.shards.mkdir(parents=True, exist_ok=True)
+            for folder in (self.root, self.dir):
+                if not (folder / MARKER).exists():
+                    atomic_write(folder / MARKER, MARKER_TEXT)
             if not (self.dir / "model.json").exists():
                 atomic_write(self.dir / "model.json", json.dumps(identity, indent=1, sort_keys=True))
         except OSError as exc:

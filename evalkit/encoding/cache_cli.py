@@ -3,6 +3,8 @@ remembered, why and under what conditions), and emptying it.
 
 `info` never fails on a damaged cache: it reports a damaged or missing index, and with `--verify` reads
 every shard, checks its checksum and counts non-finite vectors (exit 1 when anything is damaged).
+`clear` deletes only what evalkit wrote: the folder must hold evalkit's marker file, and so must each model
+folder it removes; it names every folder before removing it.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from evalkit import EvalkitError
+from evalkit.files import CACHE_MARKER as MARKER
 from evalkit.files import cache_root  # evalkit.encoding.cache (torch) loads after parsing: --help is fast
 
 
@@ -107,8 +110,13 @@ def main(argv: list[str] | None = None) -> int:
         print("\n".join(describe_budgets()))
         bad = sum(len(r.get("damaged", [])) + bool(r.get("nonfinite")) for r in rows)
         return 1 if bad else 0
-    chosen = [r for r in rows if args.model is None or args.model in r["name"]]
+    if root.is_dir() and not (root / MARKER).is_file():
+        print(f"evalkit cache clear: {root} is not an evalkit embedding cache (it has no {MARKER} file that "
+              f"evalkit writes into the caches it creates); nothing removed", file=sys.stderr)
+        return 2
+    chosen = [r for r in rows if (args.model is None or args.model in r["name"]) and (root / r["key"] / MARKER).is_file()]
     for r in chosen:
+        print(f"removing {root / r['key']}  ({r['name']} @ {r['revision']}, {r['bytes'] / 1e6:.1f} MB)", flush=True)
         try:
             shutil.rmtree(root / r["key"])
         except OSError as exc:

@@ -7,10 +7,14 @@ EOS, or the BOS, silently; building the ids ourselves and asserting them makes t
 
 from __future__ import annotations
 
+import atexit
 import hashlib
 import importlib.util
 import json
+import logging
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import torch
@@ -22,6 +26,8 @@ from evalkit.encoding.pooling import pool
 from evalkit.files import atomic_write, cache_root
 from evalkit.hub import check_reachable, offline_error
 from evalkit.errors import first_line
+
+log = logging.getLogger(__name__)
 
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 
@@ -41,21 +47,51 @@ def is_local(path: str) -> bool:
     return path.startswith(("/", ".", "~")) or os.path.exists(path)
 
 
+SENTENCEPIECE_CONFIG = {
+    "tokenizer_class": "LlamaTokenizer",
+    "bos_token": "<s>",
+    "eos_token": "</s>",
+    "unk_token": "<unk>",
+    "add_bos_token": True,
+    "add_eos_token": False,
+}
+
+
 def sentencepiece_folder(model_file: Path) -> Path:
-    """A tokenizer folder around a bare sentencepiece model (the Mistral-7B tokenizer.model)."""
-    digest = hashlib.sha256(model_file.read_bytes()).hexdigest()[:16]
-    folder = cache_root() / "tokenizers" / digest
-    if not (folder / "tokenizer_config.json").is_file():  # written last: its presence means complete
-        atomic_write(folder / "tokenizer.model", model_file.read_bytes())
-        config = {
-            "tokenizer_class": "LlamaTokenizer",
-            "bos_token": "<s>",
-            "eos_token": "</s>",
-            "unk_token": "<unk>",
-            "add_bos_token": True,
-            "add_eos_token": False,
-        }
-        atomic_write(folder / "tokenizer_config.json", json.dumps(config))
+    """A tokenizer folder around a bare sentencepiece model (the Mistral-7B tokenizer.model), under
+    `<cache root>/tokenizers/<sha256 of the model>`. A folder there is used only when its files are exactly
+    what would be written (a truncated or edited file is rebuilt, with a warning); where the cache root cannot
+    be written, the folder is built in a temporary folder of this process instead."""
+    data = model_file.read_bytes()
+    digest = hashlib.sha256(data).hexdigest()
+    folder = cache_root() / "tokenizers" / digest[:16]
+    config = json.dumps(SENTENCEPIECE_CONFIG).encode()
+    if _holds(folder, data, config):
+        return folder
+    if folder.exists():
+        log.warning("tokenizer folder %s does not hold what evalkit wrote there (truncated or changed); "
+                    "rebuilding it", folder)
+    try:
+        return _build_tokenizer_folder(folder, data, config)
+    except OSError as exc:
+        temporary = Path(tempfile.mkdtemp(prefix="evalkit-tokenizer-"))
+        atexit.register(shutil.rmtree, temporary, True)
+        log.warning("cannot write the tokenizer folder under %s (%s); building it in %s for this run",
+                    cache_root(), exc.strerror or exc, temporary)
+        return _build_tokenizer_folder(temporary, data, config)
+
+
+def _holds(folder: Path, data: bytes, config: bytes) -> bool:
+    try:
+        return ((folder / "tokenizer.model").read_bytes() == data
+                and (folder / "tokenizer_config.json").read_bytes() == config)
+    except OSError:
+        return False
+
+
+def _build_tokenizer_folder(folder: Path, data: bytes, config: bytes) -> Path:
+    atomic_write(folder / "tokenizer.model", data)
+    atomic_write(folder / "tokenizer_config.json", config)
     return folder
 
 

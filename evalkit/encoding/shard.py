@@ -12,12 +12,16 @@ reinterprets the bytes (another dtype or shape) or rows rewritten out of place a
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
+import re
 from pathlib import Path
 from typing import Any
 
 import torch
+
+from evalkit.files import CACHE_MARKER as MARKER
 
 FORMAT = "evalkit-shard/2"
 
@@ -36,13 +40,19 @@ def digest(keys: torch.Tensor, vectors: torch.Tensor) -> str:
 
 
 def write_shard(path: Path, keys: list[bytes], vectors: torch.Tensor) -> None:
-    """Write `path` (the caller makes it atomic): keys and vectors and their checksum."""
+    """Write `path` (the caller makes it atomic): keys and vectors and their checksum. An I/O failure (a full
+    disk) is an OSError, as from any other write: safetensors raises its own SafetensorError for it."""
+    from safetensors import SafetensorError
     from safetensors.torch import save_file
 
     key_tensor = torch.frombuffer(bytearray(b"".join(keys)), dtype=torch.uint8).view(len(keys), 32)
     vectors = vectors.contiguous().cpu()
-    save_file({"keys": key_tensor, "embeddings": vectors}, str(path),
-              metadata={"format": FORMAT, "sha256": digest(key_tensor, vectors)})
+    try:
+        save_file({"keys": key_tensor, "embeddings": vectors}, str(path),
+                  metadata={"format": FORMAT, "sha256": digest(key_tensor, vectors)})
+    except SafetensorError as exc:  # "Error while serializing: I/O error: No space left on device (os error 28)"
+        code = re.search(r"os error (\d+)", str(exc))
+        raise OSError(int(code.group(1)) if code else errno.EIO, str(exc)) from exc
 
 
 def read_shard(path: Path) -> tuple[torch.Tensor, torch.Tensor]:
@@ -117,9 +127,12 @@ class ShardBuffer:
 
 
 def evict(root: Path, max_bytes: int, keep: Path | None = None) -> int:
-    """Delete least recently used shards under `root` until it holds at most max_bytes; returns how many."""
+    """Delete least recently used shards under `root` until it holds at most max_bytes; returns how many.
+    Only model folders evalkit marked as its own (`MARKER`) are looked at."""
     files = []
     for path in Path(root).glob("*/shards/*.safetensors"):
+        if not (path.parent.parent / MARKER).is_file():
+            continue
         try:
             stat = path.stat()
         except FileNotFoundError:
