@@ -72,6 +72,7 @@ def model_identity(cfg, device_type: str = "cpu", weights: str | None = None) ->
 
     Random weights are drawn differently on a GPU and a CPU, so for them the device counts."""
     from evalkit.encoding.fingerprint import model_fingerprint
+    from evalkit.encoding.st_folder import protocol_extras
 
     random_init = None
     if cfg.random_init is not None:
@@ -80,7 +81,7 @@ def model_identity(cfg, device_type: str = "cpu", weights: str | None = None) ->
         "name": cfg.name, "name_or_path": cfg.name_or_path, "revision": cfg.revision, "tokenizer": cfg.tokenizer,
         "weights": weights if weights is not None else model_fingerprint(cfg, device_type),
         "random_init": random_init, "pooling": cfg.pooling, "max_length": cfg.max_length, "dtype": cfg.dtype,
-        "trust_remote_code": cfg.trust_remote_code, "id_scheme": ID_SCHEME,
+        "trust_remote_code": cfg.trust_remote_code, "id_scheme": ID_SCHEME, **protocol_extras(cfg),
     }
 
 

