@@ -70,3 +70,35 @@ def st_folder(folder: Path, pooling="mean", include_prompt: bool = True, dense: 
                                 similarity_fn_name=similarity_fn_name, device="cpu")
     model.save(str(folder))
     return folder
+
+
+def with_layer_norm(folder: Path, **settings) -> Path:
+    """A folder whose pipeline has a module evalkit does not implement: a LayerNorm after pooling."""
+    from sentence_transformers import SentenceTransformer
+    from sentence_transformers.models import LayerNorm
+
+    base = st_folder(folder.parent / f"{folder.name}-plain", **settings)
+    model = SentenceTransformer(str(base), device="cpu")
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(3)
+        norm = LayerNorm(model.get_embedding_dimension())
+        torch.nn.init.normal_(norm.norm.weight)
+    model.append(norm)
+    model.save(str(folder))
+    return folder
+
+
+def static_embedding(folder: Path, dim: int = 16) -> Path:
+    """A StaticEmbedding folder (no transformer at all) with MiniLM's tokenizer and seeded random vectors."""
+    from sentence_transformers import SentenceTransformer
+    from sentence_transformers.models import StaticEmbedding
+    from tokenizers import Tokenizer
+
+    from evalkit.encoding.model import resolve_path
+
+    tokenizer = Tokenizer.from_file(str(Path(resolve_path(MINILM)) / "tokenizer.json"))
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(4)
+        module = StaticEmbedding(tokenizer, embedding_dim=dim)
+    SentenceTransformer(modules=[module], device="cpu").save(str(folder))
+    return folder

@@ -68,7 +68,7 @@ def folders(tmp_path_factory):
 def evalkit_embeddings(encoder, texts, task, task_type, side):
     resolved = encoder.resolve(task, task_type, side)
     rendered = [resolved.apply(t) for t in texts]
-    return encoder.embed(rendered, normalize=encoder.cfg.normalize, prompt_tokens=encoder.prompt_tokens(resolved))
+    return encoder.embed(rendered, normalize=encoder.cfg.normalize, prompt=resolved, prompt_side=side)
 
 
 @pytest.mark.parametrize("case", list(CASES))
@@ -187,3 +187,31 @@ def test_prompt_key_is_mtebs_order():
             for side in ("query", "document", None):
                 expected = get_prompt_name(prompts, meta, PromptType(side) if side else None)
                 assert prompt_key(prompts, "SciFact", "Retrieval", side) == expected, (chosen, side)
+
+
+@pytest.mark.parametrize("build", ["layer_norm", "static"])
+def test_modules_evalkit_lacks_run_through_sentence_transformers_with_the_cache(tmp_path, build):
+    """A LayerNorm module, a StaticEmbedding: SentenceTransformer.encode runs them (prompt, include_prompt and
+    side as it defines them); the cache still serves the second call, and its key names that path."""
+    from sentence_transformers import SentenceTransformer
+
+    from evalkit.encoding.cache import model_identity
+    from evalkit.encoding.encoder import Encoder
+    from tests.st_builders import static_embedding, with_layer_norm
+
+    if build == "layer_norm":
+        folder = with_layer_norm(tmp_path / "m", pooling="mean", include_prompt=False, prompts={"query": "Find: "})
+        side, prefix = "query", "Find: "
+    else:
+        folder = static_embedding(tmp_path / "m")
+        side, prefix = "document", None
+    cfg = folder_model_config(str(folder))
+    assert cfg.encode_with == "sentence_transformers"
+    encoder = Encoder(cfg, encode=EncodeConfig(cache_dir=str(tmp_path / "cache"), show_progress=False))
+    assert model_identity(cfg, "cpu", "w")["encode_with"] == "sentence_transformers"
+    first = evalkit_embeddings(encoder, TEXTS, "SciFact", "Retrieval", side)
+    again = evalkit_embeddings(encoder, TEXTS, "SciFact", "Retrieval", side)
+    reference = SentenceTransformer(str(folder), device="cpu")
+    theirs = reference.encode(TEXTS, prompt=prefix, convert_to_numpy=True)
+    assert np.abs(first - theirs).max() <= TOLERANCE
+    assert np.array_equal(first, again) and encoder.stats.cache_hits == len(TEXTS)

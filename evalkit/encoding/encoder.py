@@ -109,15 +109,23 @@ class Encoder:
         self.device = pick_device(cfg.device)
         if self.encode_cfg.cache:  # before any work: a cache that cannot be written fails now, not hours later
             check_cache_writable(self.cache_root())
-        check_model_folder(cfg)
-        self.tokenizer = load_tokenizer(cfg)
-        self.model = load_model(cfg, self.device)
-        self.pad_id = self.tokenizer.pad_token_id
+        self.st = None  # encode_with: sentence_transformers: SentenceTransformer.encode is the forward pass
+        if cfg.encode_with == "sentence_transformers":
+            from evalkit.encoding.st_encode import load_sentence_transformer
+
+            self.st = load_sentence_transformer(cfg, self.device)
+            self.tokenizer, self.model = getattr(self.st, "tokenizer", None), None
+        else:
+            check_model_folder(cfg)
+            self.tokenizer = load_tokenizer(cfg)
+            self.model = load_model(cfg, self.device)
+        self.pad_id = getattr(self.tokenizer, "pad_token_id", None)
         self.head = load_head(cfg)  # a sentence-transformers folder's Dense layers after pooling
         self.prompts_used: dict[str, dict] = {}  # "<mteb task>/<side>" -> the prompt and where it came from
         self._prompt_tokens = 0  # include_prompt: false: the current call's prompt tokens, left out of pooling
-        self.stats = EncodeStats(attn_implementation=str(self.model.config._attn_implementation),
-                                 device=device_name(self.device))
+        self._call = (None, None)  # the current call's (prompt prefix, mteb side): what the sentence-transformers path needs
+        attn = "sentence-transformers" if self.st is not None else str(self.model.config._attn_implementation)
+        self.stats = EncodeStats(attn_implementation=attn, device=device_name(self.device))
         self._caches: dict[str, EmbeddingCache] = {}
         self._fingerprints: dict[str, str] = {}  # weights the cache key names, by what loads them
         self._packed: PackedDecoder | None = None  # built on the first packed batch
@@ -137,9 +145,8 @@ class Encoder:
         counts = self.stats.inputs.setdefault(side, {"texts": 0, "instructed": 0})
         counts["texts"] += len(texts)
         counts["instructed"] += sum(r != t for r, t in zip(rendered, texts))
-        prompt_tokens = self.prompt_tokens(resolved)
         return self.embed(rendered, normalize=self.normalizes(task_metadata.type), side=side, ids=ids,
-                          prompt_tokens=prompt_tokens)
+                          prompt=resolved, prompt_side=given)
 
     def similarity(self, embeddings1, embeddings2):
         from mteb.models.model_meta import ScoringFunction
@@ -157,7 +164,7 @@ class Encoder:
     def mteb_model_meta(self):
         from evalkit.encoding.meta import model_meta
 
-        return model_meta(self.cfg, self.model)
+        return model_meta(self.cfg, self.model if self.st is None else self.st, self.dimension())
 
     # -- the protocol's parts, usable on their own -----------------------------------------
     def render(self, texts: list[str], mteb_task: str, task_type: str, side: str | None, task_metadata=None
@@ -180,7 +187,7 @@ class Encoder:
     def prompt_tokens(self, resolved: Resolved) -> int:
         """Tokens of the prompt that pooling leaves out (include_prompt: false), as sentence-transformers counts
         them; 0 where pooling counts every token."""
-        if self.cfg.include_prompt or not resolved.prefix:
+        if self.cfg.include_prompt or not resolved.prefix or self.st is not None:  # sentence-transformers counts its own
             return 0
         from evalkit.encoding.st_folder import prompt_token_count
 
@@ -206,15 +213,19 @@ class Encoder:
         return self.cfg.normalize and task_type not in self.cfg.unnormalized_types
 
     def tokenize(self, texts: list[str]) -> list[list[int]]:
-        """The token ids the model gets for `texts`; every embedding evalkit computes starts here."""
+        """The token ids the model gets for `texts`; every embedding evalkit computes starts here (none recorded
+        where sentence-transformers tokenizes itself)."""
+        if self.st is not None:
+            return [[] for _ in texts]
         return token_ids(self.tokenizer, texts, self.cfg)
 
     def embed(self, texts: list[str], normalize: bool = True, side: str = "query", ids: list | None = None,
-              prompt_tokens: int = 0) -> np.ndarray:
+              prompt: Resolved | None = None, prompt_side: str | None = None) -> np.ndarray:
         """Embeddings (N, H) float32, in the order of `texts`; cached ones are read, not computed. A row
         that is not finite or was never filled is refused with one line naming the first such text (by
-        its id in `ids` where given, else its position and start). `prompt_tokens`: each text's first that
-        many tokens are a prompt pooling leaves out (include_prompt: false; part of each text's cache key)."""
+        its id in `ids` where given, else its position and start). `prompt`: the prompt the texts were rendered
+        with and `prompt_side` mteb's side, where pooling leaves the prompt out (include_prompt: false; the
+        prompt's token count is then part of each text's cache key) or sentence-transformers places it itself."""
         start = time.perf_counter()
         sample = None
         if texts and side not in self.stats.samples:
@@ -222,7 +233,8 @@ class Encoder:
         out = np.full((len(texts), self.dimension()), np.nan, dtype=np.float32)
         filled = np.zeros(len(texts), dtype=bool)
         cache = self._open_cache()
-        self._prompt_tokens = prompt_tokens
+        prompt_tokens = self._prompt_tokens = self.prompt_tokens(prompt) if prompt is not None else 0
+        self._call = (prompt.prefix if prompt is not None else None, prompt_side)
         keyed = texts if not prompt_tokens else [f"{prompt_tokens}\x00{t}" for t in texts]
         keys = [text_key(t) for t in keyed] if cache is not None else None
         # with a cache, decided once by rank 0's for every rank: ranks whose caches differ still agree on the work
@@ -257,7 +269,10 @@ class Encoder:
         return out
 
     def dimension(self) -> int:
-        """The embedding's width: the backbone's, or the last Dense layer's."""
+        """The embedding's width: the backbone's, or the last Dense layer's (or sentence-transformers')."""
+        if self.st is not None:
+            measure = getattr(self.st, "get_embedding_dimension", None) or self.st.get_sentence_embedding_dimension
+            return int(measure())
         return int(self.head[-1].weight.shape[0]) if self.head else int(self.model.config.hidden_size)
 
     def cast(self, dtype: torch.dtype) -> None:
@@ -345,6 +360,8 @@ class Encoder:
         written: list[int] = []
         if not todo:
             return written
+        if self.st is not None:
+            return self._run_sentence_transformer(items, todo, out, cache, keys)
         plan, why = self._decide()
         if plan.packed and self._packed is None:
             self._packed = PackedDecoder(self.model)
@@ -381,6 +398,26 @@ class Encoder:
         if bar is not None:
             bar.close()
         return written
+
+    def _run_sentence_transformer(self, items: list[str], todo: list[int], out: np.ndarray, cache, keys) -> list[int]:
+        """`_run_model` through SentenceTransformer.encode (evalkit.encoding.st_encode), a cache shard at a time."""
+        from evalkit.encoding.st_encode import BATCH, encode_texts
+
+        prefix, side = self._call
+        self.stats.packing, self.stats.packing_reason = "sentence-transformers", "modules evalkit does not implement"
+        shard = ShardBuffer(cache, self.encode_cfg.cache_shard_texts, torch.float32)
+        step = self.encode_cfg.cache_shard_texts
+        for start in range(0, len(items), step):
+            begin = time.perf_counter()
+            vectors = encode_texts(self.st, items[start:start + step], prefix, side)
+            self.stats.forward_seconds += time.perf_counter() - begin
+            self.stats.forward_passes += -(-len(vectors) // BATCH)
+            rows = todo[start:start + step]
+            out[rows] = vectors
+            if cache is not None:
+                shard.add([keys[r] for r in rows], torch.from_numpy(vectors))
+        shard.flush()
+        return list(todo)
 
     def _batching(self, plan: Plan):
         """(cut, build) of the plan: cut(lengths, budget) -> batches of row positions; build(seqs) -> the
@@ -440,6 +477,8 @@ class Encoder:
 
     def special_tokens(self) -> dict[str, Any]:
         tok = self.tokenizer
+        if not hasattr(tok, "bos_token"):  # no transformers tokenizer (a StaticEmbedding's)
+            return {}
         return {name: {"token": getattr(tok, name), "id": getattr(tok, f"{name}_id")}
                 for name in ("bos_token", "eos_token", "pad_token", "unk_token")}
 

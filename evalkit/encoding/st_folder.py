@@ -339,9 +339,15 @@ def folder_model_config(name_or_path: str, revision: str | None = None, trust_re
                            f"repository, which evalkit does not run itself; model.trust_remote_code=true runs the "
                            f"folder through SentenceTransformer.encode")
     pooling = folder.pooling.modes[0] if folder.pooling is not None and not why else "mean"
+    try:
+        max_length = seq_length(folder)
+    except EvalkitError:
+        if not why:
+            raise
+        max_length = ModelConfig.max_length  # sentence-transformers truncates as its modules say
     cfg = ModelConfig(
         name=name or folder_name(name_or_path), name_or_path=name_or_path, revision=revision,
-        pooling=pooling, max_length=seq_length(folder), dtype="float32", normalize=folder.normalize,
+        pooling=pooling, max_length=max_length, dtype="float32", normalize=folder.normalize,
         padding_side=folder.padding_side, trust_remote_code=trust_remote_code,
         prompts={"query": None, "document": None, **folder.prompts},  # sentence-transformers' own placeholders
         default_prompt_name=folder.default_prompt_name,
@@ -349,7 +355,9 @@ def folder_model_config(name_or_path: str, revision: str | None = None, trust_re
         dense=[d.path for d in folder.dense], lower_case=folder.do_lower_case,
         similarity=folder.similarity_fn_name or "cosine", from_folder=True,
         encode_with=EncodeWith.sentence_transformers if why else EncodeWith.evalkit)
-    return check_model(cfg, str(name_or_path))
+    from evalkit.config import structured
+
+    return check_model(structured(ModelConfig, asdict(cfg), str(name_or_path)), str(name_or_path))
 
 
 def protocol_extras(cfg) -> dict[str, Any]:
