@@ -215,3 +215,73 @@ def test_modules_evalkit_lacks_run_through_sentence_transformers_with_the_cache(
     theirs = reference.encode(TEXTS, prompt=prefix, convert_to_numpy=True)
     assert np.abs(first - theirs).max() <= TOLERANCE
     assert np.array_equal(first, again) and encoder.stats.cache_hits == len(TEXTS)
+
+
+SCORED = {  # folder settings for the scores check: prompts by task name, type and side; dot and cosine
+    "prompts-dot": dict(pooling="weightedmean", include_prompt=False, dense=((16, torch.nn.Tanh()),),
+                        similarity_fn_name="dot",
+                        prompts={"STSBenchmark": "similar: ", "Retrieval-query": "find: ", "passage": "p: "}),
+    "default-prompt-cosine": dict(pooling="cls", normalize=True, prompts={"query": "q: ", "document": "d: "},
+                                  default_prompt_name="query"),
+}
+WORDS = ("cat river volcano chess bread comet violin glacier lamp forest engine harbor tulip copper desert "
+         "planet orchid tunnel falcon meadow").split()
+
+
+def sentences(n: int, seed: int) -> list[str]:
+    rng = np.random.default_rng(seed)
+    return [" ".join(rng.choice(WORDS, size=int(rng.integers(3, 12)))) for _ in range(n)]
+
+
+def small_sts():
+    """mteb's mock STS task with 40 pairs and graded scores, so the score moves with every embedding."""
+    from datasets import Dataset, DatasetDict
+    from mteb.mocks.mock_tasks import MockSTSTask
+
+    task = MockSTSTask()
+    task.metadata = task.metadata.model_copy(update={"name": "STSBenchmark"})  # a name mteb's prompt keys accept
+    scores = np.random.default_rng(2).uniform(0, 5, 40).round(2).tolist()
+    task.dataset = DatasetDict({"test": Dataset.from_dict({"sentence1": sentences(40, 0), "sentence2": sentences(40, 1),
+                                                           "score": scores})})
+    task.data_loaded = True
+    return task
+
+
+def small_retrieval():
+    """mteb's mock retrieval task with 30 documents and 10 queries, graded relevance."""
+    from datasets import Dataset
+    from mteb.mocks.mock_tasks import MockRetrievalTask
+    from mteb.mocks.mock_tasks.retrieval import base_retrieval_datasplit
+
+    task = MockRetrievalTask()
+    split = base_retrieval_datasplit()
+    docs, queries = sentences(30, 3), sentences(10, 4)
+    split["corpus"] = Dataset.from_list([{"id": f"d{i}", "text": t, "title": ""} for i, t in enumerate(docs)])
+    split["queries"] = Dataset.from_list([{"id": f"q{i}", "text": t} for i, t in enumerate(queries)])
+    rng = np.random.default_rng(5)
+    split["relevant_docs"] = {f"q{i}": {f"d{j}": int(rng.integers(1, 3)) for j in rng.choice(30, 3, replace=False)}
+                              for i in range(10)}
+    split["top_ranked"] = None
+    task.dataset = {"default": {"test": split, "val": split}}
+    task.data_loaded = True
+    return task
+
+
+@pytest.mark.parametrize("settings", list(SCORED))
+def test_scores_equal_mtebs_own_wrapper(tmp_path, settings):
+    """mteb.evaluate on an STS and a retrieval task: evalkit's encoder and mteb's SentenceTransformerEncoderWrapper
+    around the same folder give the same main scores (prompts, pooling, head and similarity as the folder says)."""
+    import mteb
+    from mteb.models.sentence_transformer_wrapper import SentenceTransformerEncoderWrapper
+    from sentence_transformers import SentenceTransformer
+
+    from evalkit.encoding.encoder import Encoder
+    from evalkit.search import ExactSearch
+
+    folder = st_folder(tmp_path / "m", **SCORED[settings])
+    encoder = Encoder(folder_model_config(str(folder)), encode=EncodeConfig(cache=False, show_progress=False))
+    wrapper = SentenceTransformerEncoderWrapper(SentenceTransformer(str(folder), device="cpu"))
+    for make in (small_sts, small_retrieval):
+        scores = [mteb.evaluate(model, make(), cache=None, overwrite_strategy="always", show_progress_bar=False,
+                                raise_error=True).task_results[0].get_score() for model in (ExactSearch(encoder), wrapper)]
+        assert scores[0] == pytest.approx(scores[1], abs=1e-6), (make.__name__, scores)
