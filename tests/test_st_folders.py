@@ -52,6 +52,8 @@ def cased(folder: Path) -> None:
     data = json.loads(path.read_text())
     data["normalizer"]["lowercase"] = False
     path.write_text(json.dumps(data))
+    path = folder / "tokenizer_config.json"  # transformers rebuilds a BERT normalizer from do_lower_case here
+    path.write_text(json.dumps({**json.loads(path.read_text()), "do_lower_case": False}))
 
 
 @pytest.fixture(scope="module")
@@ -285,3 +287,26 @@ def test_scores_equal_mtebs_own_wrapper(tmp_path, settings):
         scores = [mteb.evaluate(model, make(), cache=None, overwrite_strategy="always", show_progress_bar=False,
                                 raise_error=True).task_results[0].get_score() for model in (ExactSearch(encoder), wrapper)]
         assert scores[0] == pytest.approx(scores[1], abs=1e-6), (make.__name__, scores)
+
+
+def test_do_lower_case_in_sentence_bert_config_is_applied(tmp_path):
+    """The 2.x-5.x spelling of lower-casing (`do_lower_case` in sentence_bert_config.json, the tokenizer left
+    cased): evalkit lower-cases as sentence-transformers does, and the embeddings would differ if it did not."""
+    from dataclasses import replace
+
+    from sentence_transformers import SentenceTransformer
+
+    from evalkit.encoding.encoder import Encoder
+
+    cased(backbone(tmp_path / "m-backbone"))
+    folder = st_folder(tmp_path / "m", pooling="mean")
+    (folder / "sentence_bert_config.json").write_text(json.dumps({"max_seq_length": 64, "do_lower_case": True}))
+    cfg = folder_model_config(str(folder))
+    assert cfg.lower_case and cfg.max_length == 64
+    theirs = SentenceTransformer(str(folder), device="cpu").encode(TEXTS, convert_to_numpy=True)
+    runs = {}
+    for lower in (True, False):
+        encoder = Encoder(replace(cfg, lower_case=lower), encode=EncodeConfig(cache=False, show_progress=False))
+        runs[lower] = evalkit_embeddings(encoder, TEXTS, "SciFact", "Retrieval", "query")
+    assert np.abs(runs[True] - theirs).max() <= TOLERANCE
+    assert np.abs(runs[False] - theirs).max() > 1e-3
