@@ -206,22 +206,21 @@ def decoder_paths(args, device, dtype) -> tuple[list[Timed], list[list[int]], st
               lambda: padded_path(model, seqs[:card_n], list(range(card_n)), device))]
     for label, settings in [("auto", {})] + [parse_variant(v) for v in args.variant]:
         config = EncodeConfig(**{**base_settings, **settings})
+        variant = encoder.fresh(encode=config)  # the same loaded weights under these settings
 
-        def prepare(config=config):
-            encoder.encode_cfg = config
-            before = encoder.stats.compile_seconds
+        def prepare(config=config, variant=variant):
+            before = variant.stats.compile_seconds
             start = time.perf_counter()
             if config.compile or config.varlen_kernel == "flex":  # compiles: a full untimed pass first
-                evalkit_path(encoder, seqs)
+                evalkit_path(variant, seqs)
             else:
-                evalkit_path(encoder, warm)
-            compiled = encoder.stats.compile_seconds - before
-            return (f"ran as {encoder.stats.packing}" + (f"; compile {compiled:.0f} s, untimed pass "
+                evalkit_path(variant, warm)
+            compiled = variant.stats.compile_seconds - before
+            return (f"ran as {variant.stats.packing}" + (f"; compile {compiled:.0f} s, untimed pass "
                                                          f"{time.perf_counter() - start:.0f} s" if compiled else ""))
 
-        def run(config=config):
-            encoder.encode_cfg = config
-            return evalkit_path(encoder, seqs)
+        def run(variant=variant):
+            return evalkit_path(variant, seqs)
 
         paths.append(Timed(f"evalkit ({label})", run, prepare))
     return paths, seqs, what

@@ -41,7 +41,8 @@ def check(name: str, cosine: float, finite: bool, floor: float) -> None:
 
 
 def embed(encoder: Encoder, seqs, packing: str, kernel: str = "auto") -> torch.Tensor:
-    encoder.encode_cfg = EncodeConfig(cache=False, show_progress=False, packing=packing, varlen_kernel=kernel)
+    encoder = encoder.fresh(encode=EncodeConfig(cache=False, show_progress=False, packing=packing,
+                                                varlen_kernel=kernel))
     out = torch.from_numpy(encoder.embed_ids(seqs))
     print(f"     {packing}/{kernel} ran as {encoder.stats.packing}", flush=True)
     return out

@@ -9,12 +9,14 @@ from __future__ import annotations
 import os
 import sys
 from contextlib import contextmanager
+from pathlib import Path
 
 from evalkit import EvalkitError
 from evalkit.conf_path import CONFIG_PATH_ENV, add_config_dirs, config_dirs
-from evalkit.config import (EncodeConfig, ModelConfig, RunConfig, TaskSpec, check_override_key, model_names, suggest,
-                            to_run_config)
-from evalkit.tasks import get_task_spec, load_task_specs, resolve_task_name, suite_task_names, sweep_suites
+from evalkit.config import (EncodeConfig, ModelConfig, TaskSpec, check_override_key, model_names, register_primary_config,
+                            searchpath_override, suggest, to_run_config)
+from evalkit.tasks import (FROM_MTEB, file_keys, get_task_spec, resolve_task_name, suite_task_names, sweep_suites,
+                           task_files)
 
 COMMANDS = ("list", "plan", "cache", "report", "check")
 PSEUDO_KEYS = ("suite",)  # top-level keys evalkit turns into others before Hydra sees them
@@ -34,9 +36,9 @@ commands:
   cache info|clear              the embedding cache
   report RESULTS_DIR ... [--compare MODEL] [--out report/]   tables and plots against published numbers
   check suite=<name> [--update-baseline]                     the embedding-quality regression gate
-  (report --help and check --help say more)
+  (evalkit <command> --help says more)
 
-main keys (key=value; unknown keys fail; --cfg job prints the whole config):
+main keys (key=value; unknown keys fail; --cfg job prints the whole config; every command answers --help):
   task=<name>                   a task of `evalkit list` (case-insensitive; mteb names and BEIR aliases work),
                                 or any other mteb task by its mteb name (its instruction from mteb, warned)
   model=<name>                  {models} (default e5_mistral_7b)
@@ -63,7 +65,15 @@ examples:
   evalkit report results/ --out report/
 
 environment: HF_HUB_OFFLINE=1 (use only the local Hugging Face cache), EVALKIT_CACHE (default ~/.cache/evalkit),
-{env}. Hydra's own options: --hydra-help.
+{env}. Hydra's own flags (--cfg job, --info, ...; --hydra-help lists them) go anywhere on the line.
+"""
+
+
+LIST_HELP = """usage: evalkit list
+
+The tasks (name, aliases, and the split, subset or metric a task file sets where evalkit differs from mteb's
+main one; everything else comes from mteb's task metadata), the models, the sweep suites (suite=) and the gate
+suites (check suite=), from evalkit's conf/ and the user's config folders (--config-dir, EVALKIT_CONFIG_PATH).
 """
 
 
@@ -78,14 +88,6 @@ def print_help() -> None:
     keys = lambda schema: ", ".join(f.name for f in dataclasses.fields(schema))  # noqa: E731
     print(HELP.format(models=", ".join(model_names()), suites=", ".join(sweep_suites()), env=CONFIG_PATH_ENV,
                       sep=os.pathsep, model_keys=keys(ModelConfig), task_keys=keys(TaskSpec), encode_keys=keys(EncodeConfig)))
-
-
-def searchpath_override() -> str:
-    """Hydra's search path: the config folders, the user's first (Hydra takes the first file it finds)."""
-    for folder in config_dirs():
-        if "'" in str(folder):
-            raise EvalkitError(f"config folder {folder}: a quote in its path is not supported")
-    return "hydra.searchpath=[" + ",".join(f"'file://{folder}'" for folder in config_dirs()) + "]"
 
 
 def canonical_overrides(argv: list[str]) -> list[str]:
@@ -110,7 +112,46 @@ def canonical_overrides(argv: list[str]) -> list[str]:
         elif eq and key == "model":
             value = ",".join(model_choice(name.strip(), argv) for name in value.split(","))
         out.append(f"{key}={value}" if eq else arg)
-    return [*out, searchpath_override()]
+    return hydra_flags_first([*out, searchpath_override()])
+
+
+def check_data_folders(argv: list[str]) -> None:
+    """data_dir= and data_root= that do not exist fail before torch and mteb load (a sweep's comma list: each
+    part); the readers check again what they read."""
+    for arg in argv:
+        key, _, value = arg.partition("=")
+        if key.lstrip("+") not in ("data_dir", "data_root") or value in ("null", "") or "${" in value:
+            continue
+        if Path(value).expanduser().is_dir():
+            continue
+        for part in value.split(","):
+            if not Path(part.strip()).expanduser().is_dir():
+                raise EvalkitError(f"{key.lstrip('+')} does not exist or is not a folder: {part.strip()}")
+
+
+HYDRA_VALUE_FLAGS = {"--cfg", "-c", "--package", "-p", "--config-path", "-cp", "--config-name", "-cn",
+                     "--experimental-rerun"}  # Hydra's flags that take the next word as their value
+HYDRA_INFO = ("all", "config", "defaults", "defaults-tree", "plugins", "searchpath")  # --info's optional value
+
+
+def hydra_flags_first(argv: list[str]) -> list[str]:
+    """Hydra's flags (with their values) before the overrides: Hydra's parser takes the overrides as one
+    positional list, so `--cfg job` after them would leave the rest unrecognized."""
+    flags, overrides, args = [], [], iter(argv)
+    for arg in args:
+        if not arg.startswith("-"):
+            overrides.append(arg)
+            continue
+        flags.append(arg)
+        if arg in HYDRA_VALUE_FLAGS or arg in ("--info", "-i"):
+            value = next(args, None)
+            if value is None:
+                continue
+            if arg in HYDRA_VALUE_FLAGS or value in HYDRA_INFO:
+                flags.append(value)
+            else:
+                overrides.append(value)
+    return [*flags, *overrides]
 
 
 def model_choice(name: str, argv: list[str]) -> str:
@@ -140,36 +181,29 @@ def model_choice(name: str, argv: list[str]) -> str:
 
 
 def register_configs(argv: list[str] = ()) -> None:
-    """The primary config (conf/config.yaml), the schema it names first (`evalkit_schema`), one `task` group
-    entry per task file, and one per mteb task named in `argv` (canonical overrides) that has no file, built
-    from mteb's metadata. The primary config comes from here rather than a config folder, so that every folder,
-    evalkit's own conf/ included, can sit on Hydra's search path behind the user's (a primary config path
-    would come first, and its model files would shadow the user's)."""
+    """The primary config and its schema (`register_primary_config`), and one `task` group entry per task
+    named in `argv` (canonical overrides): its task file completed from mteb's metadata, else built from
+    mteb's metadata."""
     from hydra.core.config_store import ConfigStore
-    from omegaconf import OmegaConf
 
-    from evalkit.conf_path import CONF_DIR
-
+    register_primary_config()
     store = ConfigStore.instance()
-    store.store(name="config", node=OmegaConf.load(CONF_DIR / "config.yaml"))
-    store.store(name="evalkit_schema", node=RunConfig)
-    specs = load_task_specs()
-    for name, spec in specs.items():
-        store.store(group="task", name=name, node=spec)
     for arg in argv:
         key, _, value = arg.partition("=")
         for name in value.split(",") if key == "task" else ():
-            if name not in specs:
-                store.store(group="task", name=name, node=get_task_spec(name))
+            store.store(group="task", name=name, node=get_task_spec(name))
 
 
 def print_list() -> None:
+    """Names, aliases and what a task file sets itself; type, split and metric of the rest are mteb's (not
+    imported here, so the list is fast)."""
     from evalkit.check.suite import suite_names
 
-    specs = load_task_specs()
-    print(f"{'task':<40} {'type':<19} {'split':<6} {'metric':<32} aliases")
+    specs = task_files()
+    print(f"{'task':<40} {'aliases':<24} set by the task file (the rest: mteb's metadata)")
     for name, spec in specs.items():
-        print(f"{name:<40} {spec.type:<19} {spec.split:<6} {spec.metric:<32} {','.join(spec.aliases)}")
+        own = ", ".join(f"{key}={getattr(spec, key)}" for key in FROM_MTEB if key in file_keys(name))
+        print(f"{name:<40} {','.join(spec.aliases):<24} {own}".rstrip())
     print(f"\n{len(specs)} tasks. models: {', '.join(model_names())}")
     print("any other mteb task runs by its mteb name: task=<MtebTask> (its instruction from mteb, warned)")
     print(f"sweep suites (suite=): {', '.join(sweep_suites())}. gate suites (check suite=): {', '.join(suite_names())}")
@@ -233,11 +267,16 @@ def run_command(argv: list[str]) -> int | None:
 
     command, rest = argv[0], argv[1:]
     if command == "list":
-        print_list()
+        if rest and {"-h", "--help"} & set(rest):
+            print(LIST_HELP)
+        elif rest:
+            raise EvalkitError(f"list takes no arguments, got {' '.join(rest)} (`evalkit list --help`)")
+        else:
+            print_list()
         return 0
     require_for(command)
     if command == "cache":
-        from evalkit.encoding.cache import main as cache_main
+        from evalkit.encoding.cache_cli import main as cache_main
 
         return cache_main(rest)
     if command == "plan":
@@ -264,6 +303,7 @@ def main(argv: list[str] | None = None) -> None:
             print_help()
             return
         argv = canonical_overrides(argv)
+        check_data_folders(argv)
         from evalkit.versions import require_for
 
         require_for("run")

@@ -8,17 +8,18 @@ exactly like a clone); the repository's top-level `conf/` and `tasks/` are links
 
 from __future__ import annotations
 
+import difflib
 import os
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Optional, Sequence
 
 from omegaconf import MISSING, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from evalkit import EvalkitError
-from evalkit.conf_path import CONF_DIR, config_files, find_config, shown
+from evalkit.conf_path import CONF_DIR, config_dirs, config_files, find_config, shown
 
 
 class Choice(str, Enum):
@@ -114,14 +115,16 @@ def hub_offline() -> bool:
 
 @dataclass
 class TaskSpec:
-    """One benchmark task: which mteb task, which split, and its one-sentence instruction."""
+    """One benchmark task: which mteb task, which split, and its one-sentence instruction. A task file gives
+    the instruction and aliases; type, split, hf_subset and metric come from mteb's metadata unless the file
+    sets them (`evalkit.tasks.complete_spec`); a run refuses a spec where any is still unset."""
 
     name: str = MISSING  # CLI name = file stem in tasks/ (an mteb task without a file: its mteb name)
-    mteb_task: str = MISSING
-    type: TaskType = MISSING
-    split: str = MISSING
-    hf_subset: str = "default"  # the subset whose score is the headline
-    metric: str = MISSING  # mteb v2 key of the main metric
+    mteb_task: str = MISSING  # a task file: its file name unless it says otherwise
+    type: Optional[TaskType] = None  # None: mteb's metadata (type)
+    split: Optional[str] = None  # None: mteb's eval split (test where it has one)
+    hf_subset: str = "default"  # the subset whose score is the headline (a task file without it: mteb's English one)
+    metric: Optional[str] = None  # mteb v2 key of the main metric; None: mteb's main_score
     instruction: Optional[str] = None  # None: resolved by evalkit.instructions (task file, then mteb's prompts)
     hf_subsets: Optional[list[str]] = None  # subsets to evaluate; None: hf_subset (a local folder: those it holds)
     symmetric: bool = False  # documents are encoded like queries (QuoraRetrieval)
@@ -237,11 +240,13 @@ def check_task(task: TaskSpec, where: str = "task config") -> TaskSpec:
 
 
 def load_model_config(name: str, **overrides: Any) -> ModelConfig:
-    """`model/<name>.yaml` from the config folders (with its defaults list, as Hydra composes it) with keys
-    overridden, validated."""
-    data = OmegaConf.merge(model_yaml(name), overrides)
-    where = shown(find_config(f"model/{name}.yaml"))
-    return check_model(structured(ModelConfig, data, where), where)
+    """`model/<name>.yaml` from the config folders, composed by Hydra as a run composes it (its defaults list
+    included), with keys overridden, validated."""
+    path = find_config(f"model/{name}.yaml")
+    if path is None:
+        raise EvalkitError(f"unknown model {name!r}{suggest(name, model_names())}")
+    data = OmegaConf.merge(OmegaConf.to_container(compose_config([f"model={name}"]).model), overrides)
+    return check_model(structured(ModelConfig, data, shown(path)), shown(path))
 
 
 def packaged_model_config(name: str) -> ModelConfig | None:
@@ -250,26 +255,54 @@ def packaged_model_config(name: str) -> ModelConfig | None:
     path = find_config(f"model/{name}.yaml", (CONF_DIR,))
     if path is None:
         return None
-    return check_model(structured(ModelConfig, model_yaml(name, dirs=(CONF_DIR,)), shown(path)), shown(path))
+    data = OmegaConf.to_container(compose_config([f"model={name}"], dirs=(CONF_DIR,)).model)
+    return check_model(structured(ModelConfig, data, shown(path)), shown(path))
 
 
-def model_yaml(name: str, seen: tuple[str, ...] = (), dirs: tuple[Path, ...] | None = None):
-    """A model file merged over the files its `defaults:` list names (same group, `_self_` where it says),
-    which is what Hydra's composition does: a stand-in includes the real model's protocol, never a copy.
-    `dirs`: the config folders to read (default all, the user's first)."""
-    path = find_config(f"model/{name}.yaml", dirs)
-    if path is None:
-        raise EvalkitError(f"unknown model {name!r}{suggest(name, model_names())}")
-    if name in seen:
-        raise EvalkitError(f"{shown(path)}: its defaults list includes itself ({' -> '.join(seen)})")
-    data = OmegaConf.load(path)
-    defaults = list(data.pop("defaults", None) or [])
-    if "_self_" not in defaults:
-        defaults.append("_self_")
-    merged = OmegaConf.create()
-    for entry in defaults:
-        merged = OmegaConf.merge(merged, data if entry == "_self_" else model_yaml(str(entry), (*seen, name), dirs))
-    return merged
+def searchpath_override(dirs: Sequence[Path] | None = None) -> str:
+    """Hydra's search path: the config folders (default `config_dirs()`), the user's first (Hydra takes the
+    first file it finds)."""
+    dirs = config_dirs() if dirs is None else dirs
+    for folder in dirs:
+        if "'" in str(folder):
+            raise EvalkitError(f"config folder {folder}: a quote in its path is not supported")
+    return "hydra.searchpath=[" + ",".join(f"'file://{folder}'" for folder in dirs) + "]"
+
+
+def register_primary_config() -> None:
+    """conf/config.yaml as Hydra's primary config, and the schema it names first (`evalkit_schema`). It comes
+    from the config store rather than a config folder, so that every folder, evalkit's own conf/ included,
+    can sit on Hydra's search path behind the user's (a primary config path would come first, and its model
+    files would shadow the user's)."""
+    from hydra.core.config_store import ConfigStore
+
+    store = ConfigStore.instance()
+    store.store(name="config", node=OmegaConf.load(CONF_DIR / "config.yaml"))
+    store.store(name="evalkit_schema", node=RunConfig)
+
+
+def compose_config(overrides: list[str], dirs: Sequence[Path] | None = None):
+    """The one composition path: Hydra's compose API over conf/config.yaml with `overrides` and the config
+    folders (`dirs`, default `config_dirs()`) as its search path. A run composes the same way through
+    `hydra.main` (Hydra's launcher, for -m sweeps); tests and every other reader call this. Works inside a
+    running Hydra job too (the job's Hydra is set aside for the call)."""
+    from hydra import compose, initialize
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.errors import HydraException
+
+    register_primary_config()
+    running = GlobalHydra.instance().hydra if GlobalHydra.instance().is_initialized() else None
+    GlobalHydra.instance().clear()
+    try:
+        with initialize(config_path=None, version_base="1.3"):
+            return compose(config_name="config", overrides=[*overrides, searchpath_override(dirs)])
+    except RecursionError as exc:  # Hydra follows a defaults list that includes itself without end
+        raise EvalkitError(f"composing the config ({' '.join(overrides)}): a defaults list includes itself") from exc
+    except (HydraException, OmegaConfBaseException) as exc:
+        raise EvalkitError(f"composing the config ({' '.join(overrides)}): {str(exc).strip().splitlines()[0]}") from exc
+    finally:
+        if running is not None:
+            GlobalHydra.instance().initialize(running)
 
 
 def model_names() -> list[str]:
@@ -278,8 +311,6 @@ def model_names() -> list[str]:
 
 def suggest(name: str, candidates: list[str]) -> str:
     """'; did you mean ...?' for close names, or a short list of what exists."""
-    import difflib
-
     lowered = {c.lower(): c for c in candidates}
     close = difflib.get_close_matches(name.lower(), list(lowered), n=3, cutoff=0.6)
     if close:
@@ -294,6 +325,9 @@ def to_run_config(cfg: Any) -> RunConfig:
     if plain.get("task") in (None, MISSING):
         raise EvalkitError("no task given: pass task=<name> (python -m evalkit list shows them)")
     run = structured(RunConfig, plain, "config")
+    unset = [key for key in ("type", "split", "metric") if getattr(run.task, key) is None]
+    if unset:  # a spec not completed from mteb's metadata would score the wrong split or metric
+        raise EvalkitError(f"task {run.task.name}: {', '.join(unset)} not set (evalkit.tasks.complete_spec fills them)")
     check_model(run.model)
     check_task(run.task)
     check_encode(run.encode)
@@ -312,11 +346,32 @@ def check_encode(enc: EncodeConfig, where: str = "encode") -> EncodeConfig:
     return enc
 
 
+def parse_overrides(items: list[str], keys: tuple[str, ...], nested: tuple[str, ...] = ()) -> dict[str, str]:
+    """The one `key=value` parser of the commands (plan, check; a run checks its keys with `check_override_key`
+    before Hydra parses them): each word is key=value, a key comes once, and it is one of `keys` or a dotted
+    RunConfig key under one of `nested` (`model.dtype`, checked against the schema). One line on any error,
+    naming the closest key."""
+    out: dict[str, str] = {}
+    for item in items:
+        key, eq, value = item.partition("=")
+        if not eq or not key:
+            raise EvalkitError(f"expected key=value, got {item!r}")
+        if key.split(".")[0] in nested and "." in key:
+            check_override_key(key)
+        elif key not in keys:
+            known = [*keys, *(f"{n}.<key>" for n in nested)]
+            close = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
+            raise EvalkitError(f"unknown key {key!r}; " + (f"did you mean {close[0]}?" if close else f"known: {', '.join(known)}"))
+        if key in out:
+            raise EvalkitError(f"{key} given twice ({key}={out[key]} and {key}={value})")
+        out[key] = value
+    return out
+
+
 def check_override_key(key: str, extra: tuple[str, ...] = ()) -> None:
     """A dotted override key (`encode.batch_size`) must name a RunConfig field (or one of `extra`, top level),
     so a typo fails with one line naming the closest key, before Hydra turns it into another error."""
     import dataclasses
-    import difflib
     import typing
 
     schema: Any = RunConfig

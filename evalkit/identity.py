@@ -86,6 +86,7 @@ def experiment(cfg: RunConfig, data: Data) -> Experiment:
     """The identity of running `cfg` on `data`, and its folder (before any model is loaded)."""
     from evalkit.encoding.cache import ID_SCHEME
     from evalkit.encoding.model import pick_device
+    from evalkit.encoding.pipeline import normalizes
     from evalkit.encoding.prompt import instructed, resolve_prompt
     from evalkit.encoding.st_folder import protocol_extras
 
@@ -98,7 +99,7 @@ def experiment(cfg: RunConfig, data: Data) -> Experiment:
                   "trust_remote_code": model.trust_remote_code},
         "protocol": {
             "pooling": str(model.pooling), "max_length": model.max_length, "dtype": str(model.dtype),
-            "normalized": model.normalize and spec.type not in model.unnormalized_types,
+            "normalized": normalizes(model, spec.type),
             "padding_side": str(model.padding_side), "token_ids": ID_SCHEME,
             "template": prompt.template if prompt else None,
             "instruction": spec.instruction if prompt else None,

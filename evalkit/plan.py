@@ -184,18 +184,40 @@ def _local_folder(spec: TaskSpec, data_root: str | None) -> Path | None:
         return None
 
 
+PLAN_KEYS = ("suite", "task", "model", "tokens_per_s", "data_root", "results_dir", "device")
+PLAN_HELP = f"""usage: evalkit plan [suite=<name> | task=<a>[,<b>...]] [model=<name>] [tokens_per_s=<rate>] [data_root=<folder>]
+                    [results_dir=<folder>] [device=<name>]
+
+Size a job before running it: per task, the texts and tokens it asks for, the tokens left to encode once
+each distinct text is encoded once across the suite, and the hours at the rate.
+
+  suite=<name> | task=<names>   a sweep suite (`evalkit list`), or tasks (default mteb_eng)
+  model=<name>                  default e5_mistral_7b
+  tokens_per_s=<rate>           the rate; else measured from the run records under results_dir= of this model
+                                on this device (or device=<name>), else {DEFAULT_TOKENS_PER_S:,}
+  data_root=<folder>            BEIR folders counted exactly with the model's tokenizer (else mteb's statistics)
+"""
+
+
 def main(argv: list[str]) -> None:
     """Arguments as key=value: suite (or task), model, tokens_per_s, data_root, results_dir, device."""
-    pairs = [arg.split("=", 1) for arg in argv if "=" in arg]
-    args = dict(pairs)
-    allowed = {"suite", "task", "model", "tokens_per_s", "data_root", "results_dir", "device"}
-    if len(pairs) != len(argv) or len(args) != len(pairs) or not set(args) <= allowed:  # bare words, repeats, unknown keys
-        raise EvalkitError(f"plan takes key=value arguments suite|task, model, tokens_per_s, data_root, results_dir, "
-                           f"device; got {argv}")
+    if {"-h", "--help"} & set(argv):
+        print(PLAN_HELP)
+        return
+    from evalkit.config import parse_overrides
+
+    args = parse_overrides(argv, PLAN_KEYS)
+    if "suite" in args and "task" in args:
+        raise EvalkitError("plan takes suite= or task=, not both")
     suite = args.get("suite") or args.get("task") or "mteb_eng"
     model = args.get("model", "e5_mistral_7b")
     if "tokens_per_s" in args:
-        tokens_per_s, rate_note = float(args["tokens_per_s"]), "as given"
+        try:
+            tokens_per_s, rate_note = float(args["tokens_per_s"]), "as given"
+        except ValueError:
+            raise EvalkitError(f"tokens_per_s must be a number, got {args['tokens_per_s']!r}") from None
+        if not tokens_per_s > 0:
+            raise EvalkitError(f"tokens_per_s must be > 0, got {args['tokens_per_s']!r}")
     else:
         tokens_per_s, rate_note = measured_rate(args.get("results_dir", "results"), load_model_config(model),
                                                 args.get("device"))

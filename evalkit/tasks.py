@@ -8,6 +8,8 @@ mteb name, its spec built from mteb's metadata (`spec_from_mteb`) and its instru
 
 from __future__ import annotations
 
+import json
+from dataclasses import replace
 from functools import lru_cache
 from pathlib import Path
 
@@ -16,30 +18,71 @@ import yaml
 from evalkit import EvalkitError
 from evalkit.conf_path import CONF_DIR, config_dirs, config_files, shown
 from evalkit.config import TASK_TYPES, TaskSpec, TaskType, check_task, structured, suggest
+from evalkit.files import atomic_write, cache_root
+
+
+FROM_MTEB = ("type", "split", "hf_subset", "metric")  # from mteb's metadata unless the task file sets them
+
+
+def task_files() -> dict[str, TaskSpec]:
+    """Every task file of the config folders as written, keyed by its CLI name (the file stem): names,
+    aliases and instructions, without importing mteb (the fields of FROM_MTEB a file leaves out are unset)."""
+    return {name: spec for name, (spec, _) in _read_task_files(tuple(config_files("tasks").items())).items()}
+
+
+def file_keys(name: str) -> frozenset[str]:
+    """The keys the task file of `name` (a CLI name) writes itself."""
+    return dict(_read_task_files(tuple(config_files("tasks").items())))[name][1]
 
 
 def load_task_specs() -> dict[str, TaskSpec]:
-    """Every task file of the config folders, keyed by its CLI name (the file stem)."""
-    return _load_task_specs(tuple(config_files("tasks").items()))
+    """Every task file of the config folders, complete: what a file leaves out taken from mteb's metadata
+    (imports mteb)."""
+    return _complete_specs(tuple(config_files("tasks").items()))
 
 
 def packaged_task_specs() -> dict[str, TaskSpec]:
-    """The task files evalkit ships, whatever a user's config folder shadows them with."""
-    return _load_task_specs(tuple((path.stem, path) for path in sorted((CONF_DIR / "tasks").glob("*.yaml"))))
+    """The task files evalkit ships, complete, whatever a user's config folder shadows them with."""
+    return _complete_specs(tuple((path.stem, path) for path in sorted((CONF_DIR / "tasks").glob("*.yaml"))))
 
 
 @lru_cache(maxsize=4)
-def _load_task_specs(files: tuple[tuple[str, Path], ...]) -> dict[str, TaskSpec]:
-    specs: dict[str, TaskSpec] = {}
+def _complete_specs(files: tuple[tuple[str, Path], ...]) -> dict[str, TaskSpec]:
+    return {name: complete_spec(spec, given) for name, (spec, given) in _read_task_files(files).items()}
+
+
+def complete_spec(spec: TaskSpec, given: frozenset[str] = frozenset(FROM_MTEB)) -> TaskSpec:
+    """`spec` with the fields of FROM_MTEB its file did not give (`given`, or any that is unset) from mteb's
+    metadata of its task: type, main score, eval split (test where it has one), English subset."""
+    missing = [key for key in FROM_MTEB if key not in given or getattr(spec, key) is None]
+    if not missing:
+        return spec
+    import mteb
+
+    try:
+        meta = mteb.get_task(spec.mteb_task).metadata
+    except (KeyError, ValueError) as exc:
+        raise EvalkitError(f"mteb has no task {spec.mteb_task!r} (tasks/{spec.name}.yaml): {exc}") from None
+    derived = spec_from_mteb(meta)
+    return replace(spec, **{key: getattr(derived, key) for key in missing})
+
+
+@lru_cache(maxsize=4)
+def _read_task_files(files: tuple[tuple[str, Path], ...]) -> dict[str, tuple[TaskSpec, frozenset[str]]]:
+    """CLI name -> (the file's spec as written, the keys it gives); mteb_task defaults to the file name."""
+    specs: dict[str, tuple[TaskSpec, frozenset[str]]] = {}
     for _, path in files:
         where = shown(path)
         try:
             data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
         except yaml.YAMLError as exc:
             raise EvalkitError(f"{where}: not valid YAML ({str(exc).splitlines()[0]})") from None
-        specs[path.stem] = check_task(structured(TaskSpec, {"name": path.stem, **data}, where), where)
-        if specs[path.stem].instruction is None:
+        if not isinstance(data, dict):
+            raise EvalkitError(f"{where}: expected a mapping of keys (instruction: ..., aliases: [...])")
+        spec = check_task(structured(TaskSpec, {"name": path.stem, "mteb_task": path.stem, **data}, where), where)
+        if spec.instruction is None:
             raise EvalkitError(f"{where}: no instruction (a task file gives the paper's instruction)")
+        specs[path.stem] = (spec, frozenset(data))
     return specs
 
 
@@ -62,7 +105,7 @@ def _lookup_table(specs: dict[str, TaskSpec]) -> dict[str, str | None]:
 
 def resolve_task_name(name: str, specs: dict[str, TaskSpec] | None = None) -> str:
     """CLI name for `name` (case-insensitive; mteb names and BEIR aliases work too)."""
-    specs = load_task_specs() if specs is None else specs
+    specs = task_files() if specs is None else specs
     table = _lookup_table(specs)
     if name.lower() in table and table[name.lower()] is None:
         sharing = [n for n, s in specs.items() if s.mteb_task.lower() == name.lower()]
@@ -77,11 +120,10 @@ def resolve_task_name(name: str, specs: dict[str, TaskSpec] | None = None) -> st
 
 
 def get_task_spec(name: str) -> TaskSpec:
-    """The task file's spec, else one built from mteb's metadata (instruction resolved later)."""
-    specs = load_task_specs()
-    resolved = resolve_task_name(name, specs)
-    if resolved in specs:
-        return specs[resolved]
+    """The task file's spec (complete), else one built from mteb's metadata (instruction resolved later)."""
+    resolved = resolve_task_name(name, task_files())
+    if resolved in task_files():
+        return load_task_specs()[resolved]
     import mteb
 
     return spec_from_mteb(mteb.get_task(resolved).metadata)
@@ -89,11 +131,30 @@ def get_task_spec(name: str) -> TaskSpec:
 
 @lru_cache(maxsize=1)
 def mteb_task_names() -> dict[str, str]:
-    """Lower-cased -> mteb name, for every task mteb knows (imports mteb: only when a name is not in tasks/)."""
+    """Lower-cased -> mteb name, for every task mteb knows. Read from `mteb_names_index()`, written the first
+    time mteb is imported for it, so that a name check (an unknown task) after that imports no mteb."""
+    from evalkit.versions import installed_version
+
+    index = mteb_names_index(installed_version("mteb"))
+    try:
+        names = json.loads(index.read_text(encoding="utf-8"))
+        if isinstance(names, list) and all(isinstance(n, str) for n in names):
+            return {n.lower(): n for n in names}
+    except (OSError, ValueError):
+        pass  # none yet, or damaged: rebuilt below
     import mteb
 
-    tasks = mteb.get_tasks(exclude_superseded=False, exclude_aggregate=False)
-    return {t.metadata.name.lower(): t.metadata.name for t in tasks}
+    names = sorted(t.metadata.name for t in mteb.get_tasks(exclude_superseded=False, exclude_aggregate=False))
+    try:
+        atomic_write(index, json.dumps(names))
+    except OSError:
+        pass  # a read-only cache: the next check imports mteb again, nothing else changes
+    return {n.lower(): n for n in names}
+
+
+def mteb_names_index(version: str | None) -> Path:
+    """The file listing mteb's task names for this mteb version (under evalkit's cache root)."""
+    return cache_root() / "mteb-task-names" / f"mteb-{version}.json"
 
 
 def spec_from_mteb(meta) -> TaskSpec:
@@ -148,9 +209,11 @@ def subtask_names(task) -> list[str]:
 def suite_task_names(name: str) -> list[str]:
     """CLI names of a suite in suites.yaml, or of a comma-separated list of task names."""
     suites = sweep_suites()
-    specs = load_task_specs()
+    specs = task_files()
     if name in suites:
         wanted = suites[name] or {}
+        if set(wanted) & set(FROM_MTEB):  # a filter on what mteb's metadata says: the complete specs
+            specs = load_task_specs()
         return [n for n, spec in specs.items() if all(getattr(spec, k) == v for k, v in wanted.items())]
     if "," in name or name.lower() in _lookup_table(specs):
         return [resolve_task_name(part.strip(), specs) for part in name.split(",")]

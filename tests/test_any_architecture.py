@@ -14,7 +14,7 @@ from evalkit import EvalkitError
 from evalkit.config import EncodeConfig, load_model_config
 from evalkit.encoding import calibrate
 from evalkit.encoding.encoder import Encoder
-from evalkit.encoding.model import attention_for
+from evalkit.encoding.architecture import attention_for
 
 from benchmarks.random_models import st_folder
 from test_cli import assert_one_line_error, evalkit

@@ -50,15 +50,15 @@ def test_nothing_changed_passes_with_identical_vectors(baselines):
 
 
 def test_eos_dropped_fails_token_ids_and_names_the_eos(baselines, monkeypatch):
-    from evalkit.encoding.encoder import Encoder
+    from evalkit.encoding.loaded import LoadedModel
 
-    original = Encoder.tokenize
+    original = LoadedModel.tokenize
 
     def without_eos(self, texts):  # the transformers-5 bug: the EOS silently gone
         eos = self.tokenizer.eos_token_id
         return [ids[:-1] if ids and ids[-1] == eos else ids for ids in original(self, texts)]
 
-    monkeypatch.setattr(Encoder, "tokenize", without_eos)
+    monkeypatch.setattr(LoadedModel, "tokenize", without_eos)
     outcome = gate("tiny_mistral", baselines)
     assert failing(outcome) == {"token_ids", "cosine_min"}
     ids = row(outcome, "token_ids")

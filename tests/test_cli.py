@@ -176,3 +176,117 @@ def test_the_commands_behind_evalkit(args, needle):
     proc = evalkit(*args)
     assert proc.returncode == 0, proc.stderr
     assert needle in proc.stdout
+
+
+def in_process(*args: str) -> int:
+    """`evalkit ARGS` in this process: its exit status (0 when it returns)."""
+    from evalkit.__main__ import main
+
+    try:
+        main(list(args))
+    except SystemExit as exc:
+        return exc.code or 0
+    return 0
+
+
+@pytest.mark.parametrize("flags", [["--cfg", "job"], ["-c", "job"], ["--cfg=job"]])
+def test_hydra_flags_work_after_the_overrides(flags, capsys):
+    """Hydra takes its overrides as one positional list: evalkit puts Hydra's flags first, wherever they were."""
+    assert in_process("task=scifact", "model=minilm", *flags, "encode.batch_size=4") == 0
+    out = capsys.readouterr().out
+    assert "mteb_task: SciFact" in out and "batch_size: 4" in out and "max_length: 256" in out
+
+
+def test_hydra_flags_first_keeps_flag_values_and_overrides():
+    from evalkit.__main__ import hydra_flags_first
+
+    assert hydra_flags_first(["a=1", "--cfg", "job", "b=2", "-m", "--info", "c=3", "--info", "searchpath"]) == [
+        "--cfg", "job", "-m", "--info", "--info", "searchpath", "a=1", "b=2", "c=3"]
+
+
+HELP_CHECK = """import contextlib, io, sys
+from evalkit.__main__ import main
+for command in ("list", "plan", "cache", "check", "report"):
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        try:
+            main([command, "--help"])
+            code = 0
+        except SystemExit as exc:
+            code = exc.code or 0
+    assert code == 0, (command, code)
+    assert out.getvalue().startswith("usage:"), (command, out.getvalue()[:200])
+heavy = {"torch", "mteb", "transformers"} & set(sys.modules)
+assert not heavy, f"heavy import: {heavy}"
+"""
+
+
+def test_every_command_answers_help_without_loading_torch_or_mteb():
+    """`evalkit <command> --help` prints a usage (list's too, not the list) and exits 0, importing neither
+    torch nor mteb (which is what made `cache --help` take seconds)."""
+    proc = subprocess.run([sys.executable, "-c", HELP_CHECK], cwd=REPO, capture_output=True, text=True,
+                          timeout=120, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    assert proc.returncode == 0, proc.stderr
+
+
+def test_plan_help_and_plan_argument_errors(capsys):
+    assert in_process("plan", "--help") == 0
+    assert "tokens_per_s=" in capsys.readouterr().out
+    for args, message in ((["sute=beir"], "unknown key 'sute'; did you mean suite?"),
+                          (["suite=beir", "suite=mteb_eng"], "suite given twice"),
+                          (["beir"], "expected key=value, got 'beir'"),
+                          (["tokens_per_s=fast"], "tokens_per_s must be a number"),
+                          (["suite=beir", "task=scifact"], "suite= or task=, not both")):
+        assert in_process("plan", *args) == 2
+        assert message in capsys.readouterr().err, args
+
+
+NAME_CHECK = """import sys
+from evalkit.__main__ import main
+try:
+    main(sys.argv[1:])
+except SystemExit as exc:
+    assert exc.code == 2, exc.code
+heavy = {"torch", "mteb", "transformers", "hydra"} & set(sys.modules)
+assert not heavy, f"heavy import: {heavy}"
+"""
+
+
+@pytest.mark.parametrize("args, message", [
+    (["task=scifct"], "unknown task 'scifct'; did you mean scifact"),
+    (["task=scifact", "model=minilm", "data_dir=/no/such/folder"], "data_dir does not exist or is not a folder"),
+    (["-m", "task=scifact,nfcorpus", "data_root=/no/such/root"], "data_root does not exist or is not a folder"),
+])
+def test_unknown_task_and_missing_folder_fail_before_torch_and_mteb_load(args, message):
+    from evalkit.tasks import mteb_task_names
+
+    mteb_task_names()  # the index of mteb's task names, written once per mteb version (this cache: the tests')
+    proc = subprocess.run([sys.executable, "-c", NAME_CHECK, *args], cwd=REPO, capture_output=True, text=True,
+                          timeout=120, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    assert proc.returncode == 0, proc.stderr
+    assert message in proc.stderr
+
+
+def test_mteb_names_index_is_rebuilt_when_damaged(tmp_path, monkeypatch):
+    from evalkit import tasks
+    from evalkit.versions import installed_version
+
+    monkeypatch.setenv("EVALKIT_CACHE", str(tmp_path))
+    index = tasks.mteb_names_index(installed_version("mteb"))
+    index.parent.mkdir(parents=True)
+    index.write_text("{not json")
+    tasks.mteb_task_names.cache_clear()
+    try:
+        assert tasks.mteb_task_names()["scifact"] == "SciFact"
+    finally:
+        tasks.mteb_task_names.cache_clear()
+    assert "SciFact" in index.read_text()
+
+
+def test_check_takes_its_keys_through_the_same_parser(capsys):
+    from evalkit.check.__main__ import main as check
+
+    assert check(["suite=ci", "model.poolng=cls"]) == 2
+    assert "unknown key 'model.poolng'; did you mean model.pooling?" in capsys.readouterr().err
+    assert check(["suite=ci", "suite=ci"]) == 2
+    assert "suite given twice" in capsys.readouterr().err

@@ -137,3 +137,42 @@ def test_hydra_rejects_unknown_keys():
 def test_no_task_is_an_error():
     with pytest.raises(EvalkitError, match="no task given"):
         compose_run("model=minilm")
+
+
+def test_task_files_hold_only_what_mteb_does_not_know():
+    """A shipped task file gives the paper's instruction, aliases and symmetric; a split, subset or metric only
+    where evalkit deliberately differs from mteb's metadata, with the reason on that line."""
+    import mteb
+    import yaml
+
+    from evalkit.conf_path import CONF_DIR
+    from evalkit.tasks import FROM_MTEB, spec_from_mteb
+
+    for path in sorted((CONF_DIR / "tasks").glob("*.yaml")):
+        text = path.read_text(encoding="utf-8")
+        data = yaml.safe_load(text)
+        assert set(data) <= {"instruction", "aliases", "symmetric", *FROM_MTEB} - {"type"}, path.name
+        derived = spec_from_mteb(mteb.get_task(path.stem).metadata)
+        for key in set(data) & set(FROM_MTEB):
+            assert data[key] != getattr(derived, key), f"{path.name}: {key} restates mteb's {getattr(derived, key)}"
+            line = next(line for line in text.splitlines() if line.startswith(f"{key}:"))
+            assert "#" in line, f"{path.name}: {key} says not why it differs from mteb"
+
+
+def test_task_files_are_read_without_mteb_and_completed_from_it():
+    from evalkit.tasks import load_task_specs, task_files
+
+    written, complete = task_files()["SciFact"], load_task_specs()["SciFact"]
+    assert (written.type, written.split, written.metric) == (None, None, None)
+    assert (complete.type, complete.split, complete.hf_subset, complete.metric) == (
+        "Retrieval", "test", "default", "ndcg_at_10")
+    assert load_task_specs()["AmazonCounterfactualClassification"].hf_subset == "en"  # the file's, not mteb's en-ext
+
+
+def test_a_run_refuses_a_task_whose_split_or_metric_is_unset():
+    from omegaconf import OmegaConf
+
+    cfg = OmegaConf.create({"task": {"name": "SciFact", "mteb_task": "SciFact", "instruction": "x"},
+                            "model": dict(vars(load_model_config("minilm")))})
+    with pytest.raises(EvalkitError, match="type, split, metric not set"):
+        to_run_config(cfg)

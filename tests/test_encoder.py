@@ -23,9 +23,11 @@ from mteb.types import PromptType
 from torch.utils.data import DataLoader
 
 from evalkit import EvalkitError
-from evalkit.config import TaskSpec, load_model_config
+from evalkit.config import EncodeConfig, TaskSpec, load_model_config
 from evalkit.encoding.batching import length_batches
 from evalkit.encoding.encoder import Encoder
+from evalkit.encoding.loaded import LoadedModel
+from evalkit.encoding.pipeline import Normalize, Pipeline, normalizes
 from evalkit.encoding.model import token_ids
 
 MOCKS = [MockRetrievalTask, MockClassificationTask, MockClusteringTask, MockPairClassificationTask,
@@ -60,20 +62,18 @@ def card_embeddings(encoder: Encoder, texts: list[str], max_length: int, side: s
     return F.normalize(card_last_token_pool(out.last_hidden_state, batch["attention_mask"]), p=2, dim=1).numpy()
 
 
-def with_config(encoder: Encoder, **overrides) -> Encoder:
+def with_config(encoder: Encoder, instructions=None, **overrides) -> Encoder:
     """The session's tiny encoder with other config values (same weights and tokenizer)."""
-    clone = copy.copy(encoder)
-    clone.cfg = load_model_config("tiny_mistral", **overrides)
-    clone.stats = type(encoder.stats)()
-    return clone
+    return encoder.fresh(model=encoder.loaded.with_config(load_model_config("tiny_mistral", **overrides)),
+                         instructions=instructions)
 
 
 @pytest.mark.parametrize("side", ["left", "right"])
 @pytest.mark.parametrize("max_length", [16, 512])
 def test_mteb_protocol_equals_the_model_card_code(tiny_encoder, side, max_length):
     task = MockRetrievalTask()
-    encoder = with_config(tiny_encoder, padding_side=side, max_length=max_length)
-    encoder.instructions = {task.metadata.name: spec_for(task, "Given a claim, find documents")}
+    encoder = with_config(tiny_encoder, {task.metadata.name: spec_for(task, "Given a claim, find documents")},
+                          padding_side=side, max_length=max_length)
     loader = DataLoader(Dataset.from_dict({"text": TEXTS}), batch_size=2)
     ours = encoder.encode(loader, task_metadata=task.metadata, hf_split="test", hf_subset="default",
                           prompt_type=PromptType.query)
@@ -116,8 +116,7 @@ class Recorder:
 
 def run_mock(encoder: Encoder, task_cls, symmetric=False) -> Recorder:
     task = task_cls()
-    clone = copy.copy(encoder)
-    clone.instructions = {task.metadata.name: spec_for(task, symmetric=symmetric)}
+    clone = encoder.fresh(instructions={task.metadata.name: spec_for(task, symmetric=symmetric)})
     recorder = Recorder(clone)
     mteb.evaluate(recorder, task, cache=None, overwrite_strategy="always", show_progress_bar=False)
     assert recorder.calls
@@ -147,8 +146,7 @@ def test_symmetric_retrieval_instructs_documents_too(tiny_encoder):
 
 
 def test_a_task_without_instruction_is_an_error(tiny_encoder):
-    clone = copy.copy(tiny_encoder)
-    clone.instructions = {}
+    clone = tiny_encoder.fresh(instructions={})
     with pytest.raises(EvalkitError, match="no instruction for mteb task 'Nope'"):
         clone.render(["x"], "Nope", "Retrieval", "query")
 
@@ -172,3 +170,60 @@ def test_length_batches_respect_rows_and_token_budget():
     for batch in batches:
         assert len(batch) <= 3 and len(batch) * max(lengths[i] for i in batch) <= 150 or len(batch) == 1
     assert [lengths[b[0]] for b in batches] == sorted((lengths[b[0]] for b in batches), reverse=True)
+
+
+# -- the parts: a fresh adapter over loaded weights, pipeline steps, one owner per decision ------------------
+
+def test_a_fresh_encoder_shares_the_weights_and_nothing_it_records(tiny_encoder):
+    before = copy.deepcopy(tiny_encoder.stats)
+    fresh = tiny_encoder.fresh(encode=EncodeConfig(cache=False, show_progress=False, packing="padded"))
+    out = fresh.embed(TEXTS)
+    assert fresh.loaded is tiny_encoder.loaded and fresh.model is tiny_encoder.model
+    assert fresh.stats.texts == len(TEXTS) and fresh.stats.packing == "padded/no-mask"
+    assert tiny_encoder.stats == before and tiny_encoder.encode_cfg.packing == "auto"  # the original is untouched
+    assert fresh.planner.checked == {} and tiny_encoder.planner.checked is not fresh.planner.checked
+    np.testing.assert_allclose(out, tiny_encoder.fresh(encode=EncodeConfig(cache=False)).embed(TEXTS), atol=1e-5)
+
+
+@pytest.mark.parametrize("packing", ["packed", "padded"])
+def test_a_head_added_to_the_pipeline_reaches_every_path_without_touching_the_adapter(tiny_encoder, packing):
+    loaded = tiny_encoder.loaded
+    doubled = Pipeline(pooling=loaded.pipeline.pooling, heads=(lambda pooled: 2 * pooled,),
+                       normalize=loaded.pipeline.normalize)
+    with_head = LoadedModel(loaded.cfg, loaded.device, loaded.tokenizer, loaded.backbone, doubled)
+    encode = EncodeConfig(cache=False, show_progress=False, packing=packing)
+    plain = tiny_encoder.fresh(encode=encode).embed(TEXTS, normalize=False)
+    headed = tiny_encoder.fresh(model=with_head, encode=encode)
+    np.testing.assert_allclose(headed.embed(TEXTS, normalize=False), 2 * plain, rtol=1e-5, atol=1e-5)
+    assert headed.stats.packing.startswith(packing)  # the packed-vs-padded check compares the heads' outputs too
+    np.testing.assert_allclose(headed.embed(TEXTS), tiny_encoder.fresh(encode=encode).embed(TEXTS), atol=1e-5)
+
+
+def test_whether_a_task_is_normalized_has_one_owner(tiny_encoder, monkeypatch):
+    """The encoder and the experiment identity both ask `pipeline.Normalize.applies`: change it, both follow."""
+    from evalkit.config import RunConfig
+    from evalkit.identity import experiment, local_data
+    from evalkit.tasks import get_task_spec
+
+    cfg = RunConfig(task=get_task_spec("scifact"), model=load_model_config("tiny_mistral"))
+    data = local_data("scifact", "0" * 16)
+    assert tiny_encoder.normalizes("Retrieval") and not tiny_encoder.normalizes("Classification")
+    assert experiment(cfg, data).identity["protocol"]["normalized"] is True
+    monkeypatch.setattr(Normalize, "applies", lambda self, task_type: task_type == "Classification")
+    assert not tiny_encoder.normalizes("Retrieval") and tiny_encoder.normalizes("Classification")
+    assert experiment(cfg, data).identity["protocol"]["normalized"] is False
+    assert normalizes(cfg.model, "Classification") and not normalizes(cfg.model, "Retrieval")
+
+
+def test_where_random_weights_are_drawn_is_decided_once(monkeypatch):
+    """The cache key and the weights fingerprint name the device `model.random_init_device` decides."""
+    from evalkit.encoding import model
+    from evalkit.encoding.cache import model_identity
+    from evalkit.encoding.fingerprint import model_fingerprint
+
+    cfg = load_model_config("tiny_mistral")
+    assert model_identity(cfg, "cpu", "w")["random_init"]["drawn_on"] == "cpu"
+    on_cpu = model_fingerprint(cfg, "cpu")
+    monkeypatch.setattr(model, "random_init_device", lambda device_type: "cuda")
+    assert model_identity(cfg, "cpu", "w")["random_init"]["drawn_on"] == "cuda"
+    assert model_fingerprint(cfg, "cpu") == model_fingerprint(cfg, "cuda") != on_cpu

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import json
 import os
 import sqlite3
@@ -14,7 +13,7 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 from safetensors import safe_open  # noqa: E402
 
-import evalkit.encoding.encoder as encoder_module  # noqa: E402
+import evalkit.encoding.loaded as loaded_module  # noqa: E402
 from evalkit.encoding.cache import EmbeddingCache, evict, main, model_identity, text_key  # noqa: E402
 from evalkit.config import EncodeConfig, TaskSpec, load_model_config  # noqa: E402
 from evalkit.encoding.encoder import Encoder  # noqa: E402
@@ -28,11 +27,7 @@ def base():
 
 
 def cached(base: Encoder, folder, **settings) -> Encoder:
-    clone = copy.copy(base)
-    clone.encode_cfg = EncodeConfig(cache=True, cache_dir=str(folder), show_progress=False, **settings)
-    clone.stats = type(base.stats)()
-    clone._caches = {}
-    return clone
+    return base.fresh(encode=EncodeConfig(cache=True, cache_dir=str(folder), show_progress=False, **settings))
 
 
 def test_a_rerun_does_no_forward_passes(base, tmp_path, monkeypatch):
@@ -40,8 +35,8 @@ def test_a_rerun_does_no_forward_passes(base, tmp_path, monkeypatch):
     expected = first.embed(DOCS, normalize=False)
     assert first.stats.forward_passes >= 1 and first.stats.cache_hits == 0
     calls = []
-    monkeypatch.setattr(encoder_module.PackedDecoder, "__call__", lambda *a, **k: calls.append(1))
-    monkeypatch.setattr(encoder_module, "forward_padded", lambda *a, **k: calls.append(1))
+    monkeypatch.setattr(loaded_module.PackedDecoder, "__call__", lambda *a, **k: calls.append(1))
+    monkeypatch.setattr(loaded_module, "forward_padded", lambda *a, **k: calls.append(1))
     again = cached(base, tmp_path)
     np.testing.assert_array_equal(again.embed(DOCS, normalize=False), expected)
     assert calls == [] and again.stats.forward_passes == 0 and again.stats.cache_hits == len(DOCS)
@@ -52,8 +47,7 @@ def test_a_rerun_does_no_forward_passes(base, tmp_path, monkeypatch):
 def test_two_tasks_sharing_a_corpus_encode_it_once(base, tmp_path):
     specs = {name: TaskSpec(name=name, mteb_task=name, type="Retrieval", split="test", metric="ndcg_at_10",
                             instruction=f"Find documents for {name}") for name in ("TaskA", "TaskB")}
-    encoder = cached(base, tmp_path)
-    encoder.instructions = specs
+    encoder = cached(base, tmp_path).fresh(instructions=specs)
     loader = [{"text": DOCS[:25]}, {"text": DOCS[25:]}]
     doc = SimpleNamespace(value="document")
     a = encoder.encode(loader, task_metadata=SimpleNamespace(name="TaskA", type="Retrieval"), hf_split="test",
@@ -71,7 +65,7 @@ def test_two_tasks_sharing_a_corpus_encode_it_once(base, tmp_path):
 
 def test_a_killed_run_resumes_from_the_last_finished_shard(base, tmp_path, monkeypatch):
     expected = cached(base, tmp_path / "clean").embed(DOCS, normalize=False)
-    real = encoder_module.PackedDecoder.__call__
+    real = loaded_module.PackedDecoder.__call__
     done = []
 
     def dies_on_the_fourth_batch(*args, **kwargs):
@@ -80,11 +74,11 @@ def test_a_killed_run_resumes_from_the_last_finished_shard(base, tmp_path, monke
         done.append(1)
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(encoder_module.PackedDecoder, "__call__", dies_on_the_fourth_batch)
+    monkeypatch.setattr(loaded_module.PackedDecoder, "__call__", dies_on_the_fourth_batch)
     settings = dict(max_tokens_per_batch=64, cache_shard_texts=4)
     with pytest.raises(KeyboardInterrupt):
         cached(base, tmp_path / "killed", **settings).embed(DOCS, normalize=False)
-    monkeypatch.setattr(encoder_module.PackedDecoder, "__call__", real)
+    monkeypatch.setattr(loaded_module.PackedDecoder, "__call__", real)
     resumed = cached(base, tmp_path / "killed", **settings)
     out = resumed.embed(DOCS, normalize=False)
     np.testing.assert_allclose(out, expected, atol=1e-5)

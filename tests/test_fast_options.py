@@ -17,7 +17,8 @@ from evalkit.config import EncodeConfig, load_model_config
 from evalkit.encoding import fused
 from evalkit.encoding.batching import activation_bytes_per_token, gpu_budget, packed_batches
 from evalkit.encoding.encoder import Encoder
-from evalkit.encoding.packing import PackedDecoder, pack
+from evalkit.encoding.packing import PackedDecoder
+from evalkit.encoding.varlen import pack
 
 from test_fast_packing import TEXTS, min_cosine, with_encode
 
@@ -127,13 +128,13 @@ def test_long_documents_run_packed_within_the_budget_and_equal_padded(encoder, m
     seqs = [[1] + rng.integers(3, 32000, int(n)).tolist() + [2] for n in (4094, 3000, 2500, 40, 12, 25, 7, 4094)]
     padded = with_encode(long, packing="padded", max_tokens_per_batch=6000).embed_ids(seqs)
     seen = []
-    forward = long._forward
+    forward = long.planner.forward
 
-    def spy(plan, inputs):
+    def spy(path, inputs):
         seen.append((len(inputs.cu) - 1, int(inputs.cu[-1]), inputs.max_len))
-        return forward(plan, inputs)
+        return forward(path, inputs)
 
-    monkeypatch.setattr(long, "_forward", spy)
+    monkeypatch.setattr(long.planner, "forward", spy)
     out = long.embed_ids(seqs)
     for texts, tokens, longest in seen[1:]:  # the first call is the packed-vs-padded check
         assert texts == 1 or (tokens <= 6000 and texts * longest <= 6000)

@@ -15,9 +15,11 @@ import torch.nn.functional as F  # noqa: E402
 from evalkit import EvalkitError  # noqa: E402
 from evalkit.config import EncodeConfig, load_model_config  # noqa: E402
 from evalkit.encoding.batching import Feeder, length_batches, packed_batches, token_budget  # noqa: E402
-from evalkit.encoding.encoder import Encoder, Plan  # noqa: E402
+from evalkit.encoding.encoder import Encoder  # noqa: E402
 from evalkit.encoding.model import forward_padded, pad_batch, token_ids  # noqa: E402
-from evalkit.encoding.packing import PackedDecoder, pack, packable, pick_kernel  # noqa: E402
+from evalkit.encoding.packing import PackedDecoder, packable  # noqa: E402
+from evalkit.encoding.planner import ForwardPath  # noqa: E402
+from evalkit.encoding.varlen import pack, pick_kernel  # noqa: E402
 
 TEXTS = ["a", "short text", "cats and dogs " * 40, "rivers " * 9, "", "the longest text of all here " * 30]
 
@@ -28,10 +30,8 @@ def encoder():
 
 
 def with_encode(encoder: Encoder, **settings) -> Encoder:
-    clone = copy.copy(encoder)
-    clone.encode_cfg = EncodeConfig(cache=False, **settings)
-    clone.stats = type(encoder.stats)()
-    return clone
+    """A fresh encoder over the same loaded model, with these encode settings (no cache)."""
+    return encoder.fresh(encode=EncodeConfig(cache=False, **settings))
 
 
 def padded_forward(encoder: Encoder, ids, pooling: str, use_mask: bool = True) -> torch.Tensor:
@@ -76,12 +76,12 @@ def test_encoder_paths_agree(encoder, settings):
 
 
 def test_packing_auto_picks_packed_for_mistral_and_padded_where_it_cannot(encoder):
-    assert with_encode(encoder).plan() == Plan(packed=True, kernel="sdpa")
+    assert with_encode(encoder).planner.path()[0] == ForwardPath(packed=True, kernel="sdpa")
     # a right-padded decoder needs no mask
-    assert with_encode(encoder, packing="padded").plan() == Plan(packed=False, use_mask=False)
-    left = with_encode(encoder, packing="padded")
-    left.cfg = load_model_config("tiny_mistral", padding_side="left")
-    assert left.plan() == Plan(packed=False, use_mask=True)
+    assert with_encode(encoder, packing="padded").planner.path()[0] == ForwardPath(packed=False, use_mask=False)
+    left = encoder.fresh(model=encoder.loaded.with_config(load_model_config("tiny_mistral", padding_side="left")),
+                         encode=EncodeConfig(cache=False, packing="padded"))
+    assert left.planner.path()[0] == ForwardPath(packed=False, use_mask=True)
 
 
 def test_packable_names_its_reason():

@@ -3,7 +3,6 @@ task prompt, mteb's type default (the last two warned about, refused under stric
 
 from __future__ import annotations
 
-import copy
 import json
 import logging
 from dataclasses import replace
@@ -74,21 +73,18 @@ def test_strict_refuses_mteb_prompts_only():
 
 def test_the_encoder_resolves_unmapped_tasks_the_same_way(tiny_encoder):
     meta = MockSTSTask().metadata
-    encoder = copy.copy(tiny_encoder)
-    encoder.instructions, encoder.instruction_sources = {}, {}
+    encoder = tiny_encoder.fresh(instructions={})
     assert encoder.render(["a"], meta.name, meta.type, "query", meta) == [
         "Instruct: Retrieve semantically similar text.\nQuery: a"]
     assert encoder.instruction_sources == {meta.name: "mteb default prompt for STS"}
-    strict = copy.copy(encoder)
-    strict.instructions, strict.strict_instructions = {}, True
+    strict = tiny_encoder.fresh(instructions={}, strict_instructions=True)
     with pytest.raises(EvalkitError, match="strict_instructions=true refuses"):
         strict.render(["a"], meta.name, meta.type, "query", meta)
 
 
 def test_every_task_of_mteb_eng_v2_gets_a_spec_and_an_instruction(tiny_encoder):
     """What `mteb.evaluate(load_encoder(...), mteb.get_benchmark("MTEB(eng, v2)"))` asks of the encoder."""
-    encoder = copy.copy(tiny_encoder)
-    encoder.instructions, encoder.instruction_sources = {}, {}
+    encoder = tiny_encoder.fresh(instructions={})
     tasks = mteb.get_benchmark("MTEB(eng, v2)").tasks
     assert len(tasks) == 41
     for task in tasks:
@@ -104,8 +100,7 @@ def test_every_task_of_mteb_eng_v2_gets_a_spec_and_an_instruction(tiny_encoder):
 
 
 def test_mock_run_passes_on_every_text_mock_task_with_the_e5_protocol(tiny_encoder):
-    encoder = copy.copy(tiny_encoder)
-    encoder.instructions, encoder.instruction_sources = {}, {}
+    encoder = tiny_encoder.fresh(instructions={})
     results = mteb.mock_run(encoder)
     ran = {name: r for name, r in results.items() if r is not None}
     assert len(ran) == 28 and results.all_passed, [r.exception[:200] for r in ran.values()

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 import torch
 
-import evalkit.encoding.encoder as encoder_module
+import evalkit.encoding.loaded as loaded_module
 from evalkit import EvalkitError
 from evalkit.config import EncodeConfig, load_model_config
 from evalkit.encoding.cache import EmbeddingCache, main, model_identity, text_key
@@ -191,7 +191,7 @@ def test_an_unwritable_cache_fails_before_the_model_loads(tmp_path, monkeypatch,
     else:
         (tmp_path / "file").write_text("")
         folder, cache_dir = None, tmp_path / "file" / "embeddings"
-    monkeypatch.setattr(encoder_module, "load_model", lambda *a, **k: pytest.fail("the model loaded first"))
+    monkeypatch.setattr(loaded_module, "load_model", lambda *a, **k: pytest.fail("the model loaded first"))
     try:
         with pytest.raises(EvalkitError) as info:
             Encoder(load_model_config("tiny_mistral"), instructions={},

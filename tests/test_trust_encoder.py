@@ -16,12 +16,15 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
-import evalkit.encoding.encoder as encoder_module  # noqa: E402
+import evalkit.encoding.loaded as loaded_module  # noqa: E402
+import evalkit.encoding.planner as planner_module  # noqa: E402
 from evalkit import EvalkitError  # noqa: E402
 from evalkit.config import EncodeConfig, RunConfig, load_model_config  # noqa: E402
-from evalkit.encoding import packing  # noqa: E402
+from evalkit.encoding import varlen  # noqa: E402
 from evalkit.encoding.cache import text_key  # noqa: E402
 from evalkit.encoding.encoder import Encoder  # noqa: E402
+from evalkit.encoding.loaded import LoadedModel  # noqa: E402
+from evalkit.encoding.store import EmbeddingStore  # noqa: E402
 from evalkit.encoding.model import load_tokenizer, resolve_path  # noqa: E402
 from evalkit.runner import result_path, run  # noqa: E402
 from evalkit.tasks import get_task_spec  # noqa: E402
@@ -35,13 +38,8 @@ def encoder(tiny_encoder):
 
 
 def with_encode(encoder: Encoder, model=None, **settings) -> Encoder:
-    clone = copy.copy(encoder)
-    clone.encode_cfg = EncodeConfig(**{"cache": False, "show_progress": False, **settings})
-    clone.stats = type(encoder.stats)()
-    clone._caches, clone._packed, clone._pack_checked, clone._pack_failed = {}, None, {}, {}
-    if model is not None:
-        clone.model = model
-    return clone
+    """A fresh encoder over the session's loaded model (or `model`: a LoadedModel), with these encode settings."""
+    return encoder.fresh(model=model, encode=EncodeConfig(**{"cache": False, "show_progress": False, **settings}))
 
 
 # -- non-finite embeddings are refused ------------------------------------------------------------------
@@ -57,7 +55,7 @@ def test_a_nan_embedding_from_the_model_is_refused_and_no_result_is_written(smal
     ids = [set(tok(text, add_special_tokens=False)["input_ids"]) for text in texts]
     # a token only document d5 has (no query mentions comets): poisoning its embedding row makes that one text NaN
     poisoned = min(ids[5] - set().union(*(ids[:5] + ids[6:])))
-    real = encoder_module.load_model
+    real = loaded_module.load_model
 
     def broken_checkpoint(model_cfg, device):
         model = real(model_cfg, device)
@@ -65,7 +63,7 @@ def test_a_nan_embedding_from_the_model_is_refused_and_no_result_is_written(smal
             model.embed_tokens.weight[poisoned] = float("nan")
         return model
 
-    monkeypatch.setattr(encoder_module, "load_model", broken_checkpoint)
+    monkeypatch.setattr(loaded_module, "load_model", broken_checkpoint)
     with pytest.raises(EvalkitError) as info:
         run(cfg)
     message = str(info.value)
@@ -79,7 +77,7 @@ def test_a_nan_in_a_cache_shard_is_refused(encoder, tmp_path):
     cached = with_encode(encoder, cache=True, cache_dir=str(tmp_path))
     vectors = torch.randn(3, encoder.model.config.hidden_size)
     vectors[1, 7] = float("nan")  # stored with a valid checksum: only the finiteness check can catch it
-    cached._open_cache().put([text_key(t) for t in TEXTS[:3]], vectors)
+    cached.store.cache().put([text_key(t) for t in TEXTS[:3]], vectors)
     with pytest.raises(EvalkitError) as info:
         cached.embed(TEXTS)
     message = str(info.value)
@@ -88,14 +86,14 @@ def test_a_nan_in_a_cache_shard_is_refused(encoder, tmp_path):
 
 
 def test_a_row_nobody_computed_is_refused(encoder, monkeypatch):
-    real = Encoder._run_model
+    real = EmbeddingStore.compute
 
-    def loses_a_row(self, items, tokenize, todo, out, cache, keys):
-        written = real(self, items, tokenize, todo, out, cache, keys)
+    def loses_a_row(self, texts, todo, out, cache, keys):
+        written = real(self, texts, todo, out, cache, keys)
         out[written[-1]] = np.nan  # as if that row had never been computed (the buffer starts as NaN)
         return written[:-1]
 
-    monkeypatch.setattr(Encoder, "_run_model", loses_a_row)
+    monkeypatch.setattr(EmbeddingStore, "compute", loses_a_row)
     with pytest.raises(EvalkitError, match=r"1 of 6 document embeddings were never computed \(first: text #\d "):
         with_encode(encoder).embed(TEXTS, side="document")
 
@@ -122,7 +120,7 @@ def leaky(q, k, v, batch, scale):
 
 
 def test_packed_unlike_padded_falls_back_to_padded_with_a_warning(encoder, monkeypatch, caplog):
-    monkeypatch.setitem(packing.KERNELS, "sdpa", leaky)
+    monkeypatch.setitem(varlen.KERNELS, "sdpa", leaky)
     clone = with_encode(encoder)
     with caplog.at_level(logging.WARNING, logger="evalkit"):
         out = clone.embed(TEXTS)
@@ -143,7 +141,7 @@ def causal_across_texts(q, k, v, batch, scale):
 
 def test_a_first_call_of_one_text_still_catches_attention_across_texts(encoder, monkeypatch):
     """One text alone cannot show attention leaking into the next text: it is checked packed twice."""
-    monkeypatch.setitem(packing.KERNELS, "sdpa", causal_across_texts)
+    monkeypatch.setitem(varlen.KERNELS, "sdpa", causal_across_texts)
     clone = with_encode(encoder)
     clone.embed(TEXTS[:1])
     out = clone.embed(TEXTS)
@@ -153,7 +151,7 @@ def test_a_first_call_of_one_text_still_catches_attention_across_texts(encoder, 
 
 def test_a_call_with_nothing_to_compare_runs_padded_and_the_next_one_checks(encoder, monkeypatch):
     clone = with_encode(encoder)
-    monkeypatch.setattr(encoder_module, "min_cosine", lambda packed, padded: None)
+    monkeypatch.setattr(planner_module, "min_cosine", lambda packed, padded: None)
     clone.embed(TEXTS)
     assert clone.stats.packing == "padded/no-mask" and "not comparable" in clone.stats.packing_reason
     monkeypatch.undo()
@@ -174,20 +172,19 @@ def bidirectional_layers(model):
                                          (bidirectional_layers, "attention layers are not causal"),
                                          (None, "trust_remote_code")])
 def test_a_bidirectional_or_remote_code_model_is_never_packed(encoder, make, reason):
-    model = copy.deepcopy(encoder.model)
+    backbone = copy.deepcopy(encoder.model)
+    cfg = load_model_config("tiny_mistral", trust_remote_code=make is None)
+    if make is not None:
+        make(backbone)
+    model = LoadedModel(cfg, encoder.device, encoder.tokenizer, backbone)
     clone = with_encode(encoder, model=model)
-    if make is None:
-        clone.cfg = load_model_config("tiny_mistral", trust_remote_code=True)
-    else:
-        make(model)
-    plan = clone.plan()
-    assert not plan.packed and plan.use_mask  # and padded with the mask: a pad may be seen both ways
+    path, _ = clone.planner.path()
+    assert not path.packed and path.use_mask  # and padded with the mask: a pad may be seen both ways
     clone.embed(TEXTS[:2])
     assert clone.stats.packing == "padded" and reason in clone.stats.packing_reason
     forced = with_encode(encoder, model=model, packing="packed")
-    forced.cfg = clone.cfg
     with pytest.raises(EvalkitError, match=f"encode.packing=packed is not possible: .*{reason}"):
-        forced.plan()
+        forced.planner.path()
 
 
 # -- one-line errors for models evalkit cannot encode with --------------------------------------------------
@@ -203,7 +200,7 @@ def test_max_length_beyond_the_model_positions_is_one_line():
 
 
 def test_position_offsets_count():
-    from evalkit.encoding.model import check_positions
+    from evalkit.encoding.architecture import check_positions
 
     arch = SimpleNamespace(model_type="xlm-roberta", max_position_embeddings=514, pad_token_id=1)
     check_positions(arch, load_model_config("minilm", max_length=512))

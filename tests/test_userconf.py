@@ -129,3 +129,12 @@ def test_the_worked_example_runs_a_user_model(small_beir, tmp_path, user_conf):
     # small_beir is not the published test set: the experiment folder says so (v1/ on the real SciFact folder)
     [result] = (tmp_path / "r" / "me__my-minilm").glob("*/SciFact.json")
     assert result.parent.name.startswith(f"v1__data-{small_beir.name}-")
+
+
+def test_a_model_file_that_includes_itself_is_one_line(tmp_path, monkeypatch):
+    """Model files compose through Hydra's compose API (as a run does); a defaults cycle is one line."""
+    write(tmp_path / "model" / "loopa.yaml", "defaults: [loopb]\nname: a/b\nname_or_path: x\n")
+    write(tmp_path / "model" / "loopb.yaml", "defaults: [loopa]\n")
+    monkeypatch.setenv("EVALKIT_CONFIG_PATH", str(tmp_path))
+    with pytest.raises(EvalkitError, match="a defaults list includes itself"):
+        load_model_config("loopa")

@@ -47,22 +47,16 @@ def parser() -> argparse.ArgumentParser:
 
 
 def parse_overrides(items: list[str]) -> tuple[str, dict]:
+    """suite=<name> and model.<key>=<value> (YAML values), through evalkit's one key=value parser."""
     import yaml
 
-    suite, model = None, {}
-    for item in items:
-        key, eq, value = item.partition("=")
-        if not eq:
-            raise EvalkitError(f"expected key=value, got {item!r}")
-        if key == "suite":
-            suite = value
-        elif key.startswith("model.") and len(key) > 6:
-            model[key[6:]] = yaml.safe_load(value) if value else ""
-        else:
-            raise EvalkitError(f"unknown key {key!r}: use suite=<name> or model.<key>=<value>")
-    if not suite:
+    from evalkit.config import parse_overrides as key_values
+
+    args = key_values(items, ("suite",), nested=("model",))
+    if not args.get("suite"):
         raise EvalkitError("no suite given: pass suite=<name> (--list shows them)")
-    return suite, model
+    model = {key[6:]: yaml.safe_load(value) if value else "" for key, value in args.items() if key != "suite"}
+    return args["suite"], model
 
 
 def report(outcome, baseline_note: str) -> str:

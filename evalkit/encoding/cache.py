@@ -72,11 +72,12 @@ def model_identity(cfg, device_type: str = "cpu", weights: str | None = None) ->
 
     Random weights are drawn differently on a GPU and a CPU, so for them the device counts."""
     from evalkit.encoding.fingerprint import model_fingerprint
+    from evalkit.encoding.model import random_init_device
     from evalkit.encoding.st_folder import protocol_extras
 
     random_init = None
     if cfg.random_init is not None:
-        random_init = {**asdict(cfg.random_init), "drawn_on": "cuda" if device_type == "cuda" else "cpu"}
+        random_init = {**asdict(cfg.random_init), "drawn_on": random_init_device(device_type)}
     return {
         "name": cfg.name, "name_or_path": cfg.name_or_path, "revision": cfg.revision, "tokenizer": cfg.tokenizer,
         "weights": weights if weights is not None else model_fingerprint(cfg, device_type),

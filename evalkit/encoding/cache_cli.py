@@ -13,13 +13,14 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from evalkit.encoding.cache import INDEX, embeddings_root
-from evalkit.encoding.shard import DamagedShard, read_shard
+from evalkit.files import cache_root  # evalkit.encoding.cache (torch) loads after parsing: --help is fast
 
 
 def describe(root: Path, verify: bool = False) -> list[dict[str, Any]]:
     """What each model folder under `root` holds; never fails on a damaged cache, it reports it.
     `verify` reads every shard and checks its checksum and that its vectors are finite."""
+    from evalkit.encoding.cache import INDEX
+
     rows = []
     for folder in sorted(p for p in Path(root).glob("*") if (p / "shards").is_dir()):
         try:
@@ -58,6 +59,8 @@ def _index_count(path: Path) -> tuple[int, str]:
 def _verify(shards: list[Path]) -> tuple[list[tuple[str, str]], int]:
     import torch
 
+    from evalkit.encoding.shard import DamagedShard, read_shard
+
     damaged, nonfinite = [], 0
     for path in shards:
         try:
@@ -77,9 +80,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="evalkit cache", description="the embedding cache")
     parser.add_argument("command", choices=["info", "clear"])
     parser.add_argument("model", nargs="?", help="clear: only models whose name contains this")
-    parser.add_argument("--dir", default=None, help=f"cache folder (default {embeddings_root()})")
+    parser.add_argument("--dir", default=None, help=f"cache folder (default {cache_root() / 'embeddings'})")
     parser.add_argument("--verify", action="store_true", help="info: read every shard and check its checksum")
     args = parser.parse_intermixed_args(argv)
+    from evalkit.encoding.cache import embeddings_root
+
     root = Path(args.dir) if args.dir else embeddings_root()
     rows = describe(root, verify=args.verify and args.command == "info") if root.is_dir() else []
     if args.command == "info":

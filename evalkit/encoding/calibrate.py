@@ -39,17 +39,19 @@ def budgets_file() -> Path:
     return cache_root() / "budgets.json"
 
 
-def pick_budget(encoder, plan, items: list, tokenize, cut, build) -> tuple[int, str]:
-    """(tokens per forward pass, where that number came from) for one encode call of `items`."""
-    fixed = encoder.encode_cfg.max_tokens_per_batch
+def pick_budget(planner, path, items: list, tokenize) -> tuple[int, str]:
+    """(tokens per forward pass, where that number came from) for one call of `planner.batches` on `items`
+    along `path`: the planner's `encode` settings, `model`, `batching(path)` and `forward(path, inputs)`."""
+    fixed = planner.encode.max_tokens_per_batch
     if fixed is not None:
         return fixed, "encode.max_tokens_per_batch"
-    device, max_length = encoder.device, encoder.cfg.max_length
+    model = planner.model
+    device, max_length = model.device, model.cfg.max_length
     if device.type == "cuda":
-        scores = not plan.packed and encoder.stats.attn_implementation == "eager"
-        return (token_budget(encoder.model, device, max_length, scores=scores),
+        scores = not path.packed and model.attn_implementation == "eager"
+        return (token_budget(model.backbone, device, max_length, scores=scores),
                 "half the free GPU memory over the activations per token")
-    key = budget_key(encoder, plan)
+    key = budget_key(model, path)
     known = remembered(key)
     if known is not None:
         return max(known, 1), f"calibrated earlier on this machine ({budgets_file()})"
@@ -58,12 +60,13 @@ def pick_budget(encoder, plan, items: list, tokenize, cut, build) -> tuple[int, 
     seqs = tokenize(items[:SAMPLE_TEXTS])
     if len(items) * sum(len(s) for s in seqs) / max(1, len(seqs)) < CALIBRATE_MIN_TOKENS:
         return default, f"the CPU default (calibrated on the first call of >= {CALIBRATE_MIN_TOKENS:,} tokens)"
-    rates = measure(lambda inputs: encoder._forward(plan, inputs), sample(seqs), cut, build)
+    cut, build = planner.batching(path)
+    rates = measure(lambda inputs: planner.forward(path, inputs), sample(seqs), cut, build)
     best = max(rates, key=rates.get)
     remember(key, best, rates)
     seconds = time.perf_counter() - start
     shown = ", ".join(f"{b}: {r:,.0f}" for b, r in rates.items())
-    log.info("%s: %d tokens per forward pass, calibrated in %.1f s (tokens/s %s)", encoder.cfg.name, best, seconds, shown)
+    log.info("%s: %d tokens per forward pass, calibrated in %.1f s (tokens/s %s)", model.cfg.name, best, seconds, shown)
     return best, f"calibrated now in {seconds:.1f} s (tokens/s by budget: {shown})"
 
 
@@ -101,11 +104,11 @@ def measure(forward, seqs: list[list[int]], cut, build, candidates: tuple[int, .
     return rates
 
 
-def budget_key(encoder, plan) -> str:
+def budget_key(model, path) -> str:
     """What a measured budget holds for: the model (its shape), dtype, max length, forward path, machine."""
-    cfg = encoder.cfg
-    return json.dumps([cfg.name, cfg.revision, str(cfg.dtype), cfg.max_length, plan.describe(),
-                       encoder.stats.attn_implementation, encoder.stats.device, torch.__version__])
+    cfg = model.cfg
+    return json.dumps([cfg.name, cfg.revision, str(cfg.dtype), cfg.max_length, path.describe(),
+                       model.attn_implementation, model.device_name, torch.__version__])
 
 
 def _read() -> dict:

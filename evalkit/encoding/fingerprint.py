@@ -38,10 +38,10 @@ CHUNK = 1 << 24
 
 def model_fingerprint(cfg: ModelConfig, device_type: str = "cpu") -> str:
     """A short stable id of the weights and tokenizer `cfg` loads (see the module docstring)."""
-    from evalkit.encoding.model import is_local, resolve_path
+    from evalkit.encoding.model import is_local, random_init_device, resolve_path
 
     if cfg.random_init is not None:
-        drawn = {**asdict(cfg.random_init), "drawn_on": "cuda" if device_type == "cuda" else "cpu"}
+        drawn = {**asdict(cfg.random_init), "drawn_on": random_init_device(device_type)}
         weights = "random:" + _digest(json.dumps(drawn, sort_keys=True, default=str).encode())
     else:
         source = resolve_path(cfg.name_or_path)

@@ -22,9 +22,14 @@ class DenseLayer:
     activation: torch.nn.Module
 
 
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        return dense(x, self)
+
+
 def dense(x: torch.Tensor, layer: DenseLayer) -> torch.Tensor:
-    """One Dense module: activation(linear(x)), in float32."""
-    return layer.activation(torch.nn.functional.linear(x.float(), layer.weight, layer.bias))
+    """One Dense module: activation(linear(x)), in float32 on x's device."""
+    bias = None if layer.bias is None else layer.bias.to(x.device)
+    return layer.activation(torch.nn.functional.linear(x.float(), layer.weight.to(x.device), bias))
 
 
 def apply_head(x: torch.Tensor, layers: tuple[DenseLayer, ...]) -> torch.Tensor:

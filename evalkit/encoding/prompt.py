@@ -1,5 +1,6 @@
 """Which prompt each input gets, and where it came from: one function (`resolve_prompt`) for every model kind,
-both sides and every task type, as a pure function (no model needed).
+both sides and every task type, as a pure function (no model needed); and which instruction each task gets
+(`TaskPrompts`).
 
 A model config gives at most one scheme:
 
@@ -25,10 +26,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Mapping
 
+from evalkit import EvalkitError
 from evalkit.config import ModelConfig, PromptConfig, TaskSpec
 
-SIDES = ("query", "document")
 DOCUMENT_FALLBACK = ("document", "passage", "corpus")  # sentence-transformers' encode_document, in its order
 
 
@@ -123,3 +125,38 @@ def render(texts: list[str], model: ModelConfig, spec: TaskSpec, task_type: str,
     if resolved.template is None and not resolved.prefix:
         return texts
     return [resolved.apply(text) for text in texts]
+
+
+class TaskPrompts:
+    """The spec (instruction, symmetric) of each mteb task an encoder meets: from `specs` (mteb task name ->
+    spec), else resolved once by `evalkit.instructions`, as a run would; `sources` says where each came from."""
+
+    def __init__(self, specs: Mapping[str, TaskSpec], strict: bool = False) -> None:
+        self.given = dict(specs)  # as passed in (a fresh encoder starts from these)
+        self.specs = dict(specs)
+        self.strict = strict
+        self.sources: dict[str, str] = {}  # tasks whose instruction was resolved here, and from where
+
+    def spec(self, mteb_task: str, task_metadata=None) -> TaskSpec:
+        spec = self.specs.get(mteb_task)
+        if spec is None or spec.instruction is None:
+            from evalkit.instructions import resolve_instruction
+            from evalkit.tasks import spec_for_metadata
+
+            if spec is None:
+                task_metadata = task_metadata or mteb_metadata(mteb_task)
+                spec = spec_for_metadata(task_metadata)
+            spec, self.sources[mteb_task] = resolve_instruction(spec, self.strict, task_metadata)
+            self.specs[mteb_task] = spec
+        return spec
+
+
+def mteb_metadata(mteb_task: str):
+    """mteb's metadata of a task by name (one line when mteb knows no such task)."""
+    import mteb
+
+    try:
+        return mteb.get_task(mteb_task).metadata
+    except KeyError:
+        raise EvalkitError(f"no instruction for mteb task {mteb_task!r}: mteb knows no such task; pass "
+                           f"instructions= or add conf/tasks/{mteb_task}.yaml") from None

@@ -11,10 +11,13 @@ and a Router's query/document routes act as sentence-transformers defines them),
 from __future__ import annotations
 
 import numpy as np
+import torch
 
 from evalkit import EvalkitError
+from evalkit.encoding.loaded import LoadedModel
 
 BATCH = 32  # sentence-transformers' own default batch size
+CHUNK = 4096  # texts per encode call: one embedding-cache shard's worth at a time
 
 
 def load_sentence_transformer(cfg, device):
@@ -44,3 +47,61 @@ def encode_texts(model, texts: list[str], prefix: str | None, side: str | None) 
     out = encode(texts, prompt=prefix or "", batch_size=BATCH, convert_to_numpy=True, normalize_embeddings=False,
                  show_progress_bar=False)
     return np.asarray(out, dtype=np.float32)
+
+
+class SentenceTransformerModel(LoadedModel):
+    """A LoadedModel whose forward pass is SentenceTransformer.encode: it batches its own texts (`batches`),
+    the embedding store caches what it returns, the Encoder normalizes as the config says."""
+
+    runs_itself = True
+
+    def __init__(self, cfg, device, st) -> None:  # noqa: super().__init__ reads a transformers backbone
+        from evalkit.encoding.model import device_name
+        from evalkit.encoding.pipeline import Normalize, Pipeline
+
+        self.cfg, self.device, self.st, self.backbone = cfg, device, st, None
+        self.tokenizer = getattr(st, "tokenizer", None)
+        self.pipeline = Pipeline(pooling=str(cfg.pooling), normalize=Normalize.from_config(cfg))
+        self.pad_id = getattr(self.tokenizer, "pad_token_id", None)
+        self.attn_implementation = "sentence-transformers"
+        self.device_name = device_name(device)
+        self._fingerprints: dict[str, str] = {}
+        self.prompt_tokens = 0  # sentence-transformers leaves the prompt out itself
+        self.prompt, self.side = None, None
+
+    @classmethod
+    def load(cls, cfg, device) -> SentenceTransformerModel:
+        return cls(cfg, device, load_sentence_transformer(cfg, device))
+
+    @property
+    def dimension(self) -> int:
+        measure = getattr(self.st, "get_embedding_dimension", None) or self.st.get_sentence_embedding_dimension
+        return int(measure())
+
+    hidden_size = dimension
+    dtype = property(lambda self: torch.float32)
+
+    def set_prompt(self, prompt, side: str | None) -> None:
+        self.prompt, self.side = (prompt.prefix if prompt is not None else None), side
+
+    def tokenize(self, texts: list[str]) -> list[list[int]]:
+        """No token ids of evalkit's: sentence-transformers tokenizes inside its own modules."""
+        return [[] for _ in texts]
+
+    def batches(self, items: list[str]):
+        """(row positions, embeddings) per chunk of `items`, from SentenceTransformer.encode."""
+        for start in range(0, len(items), CHUNK):
+            vectors = encode_texts(self.st, items[start:start + CHUNK], self.prompt, self.side)
+            yield list(range(start, start + len(vectors))), torch.from_numpy(vectors)
+
+    def storage_dtype(self) -> torch.dtype:
+        return torch.float32
+
+    def with_config(self, cfg) -> SentenceTransformerModel:
+        return SentenceTransformerModel(cfg, self.device, self.st)
+
+    def special_tokens(self) -> dict:
+        tok = self.tokenizer
+        if not hasattr(tok, "bos_token"):  # no transformers tokenizer (a StaticEmbedding's)
+            return {}
+        return super().special_tokens()
