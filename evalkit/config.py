@@ -20,6 +20,7 @@ from omegaconf.errors import OmegaConfBaseException
 
 from evalkit import EvalkitError
 from evalkit.conf_path import CONF_DIR, config_dirs, config_files, find_config, shown
+from evalkit.errors import first_line
 
 
 class Choice(str, Enum):
@@ -216,7 +217,7 @@ def structured(schema: type, data: Any, where: str):
         merged = OmegaConf.merge(OmegaConf.structured(schema), data)
         obj = OmegaConf.to_object(merged)
     except OmegaConfBaseException as exc:
-        msg = str(exc).splitlines()[0]
+        msg = first_line(exc)
         key = getattr(exc, "full_key", None)
         raise EvalkitError(f"{where}: {key}: {msg}" if key and key not in msg else f"{where}: {msg}") from None
     return obj

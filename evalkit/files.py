@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+import threading
 from pathlib import Path
 from typing import Callable, Union
 
@@ -29,14 +30,23 @@ def cache_root() -> Path:
 Content = Union[bytes, str, Callable[[Path], None]]
 
 
-def _file_mode() -> int:
-    """What a plain `open(path, "w")` would give: 0o666 less the process's umask (mkstemp makes files 0600)."""
-    mask = os.umask(0o022)
-    os.umask(mask)
+def file_mode() -> int:
+    """What a plain `open(path, "w")` gives now: 0o666 less the process's umask (mkstemp makes files 0600).
+    Read where the kernel shows it (/proc/self/status), which leaves the umask alone; elsewhere by setting and
+    restoring it, under a lock so evalkit's own threads never see the stand-in."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return 0o666 & ~int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    with _UMASK_LOCK:
+        mask = os.umask(0o022)
+        os.umask(mask)
     return 0o666 & ~mask
 
 
-FILE_MODE = _file_mode()  # read once, at import, before any thread could race on the umask
+_UMASK_LOCK = threading.Lock()
 
 
 def atomic_write(path: Path, content: Content) -> None:
@@ -53,7 +63,7 @@ def atomic_write(path: Path, content: Content) -> None:
             content(tmp)
         else:
             tmp.write_bytes(content.encode("utf-8") if isinstance(content, str) else content)
-        os.chmod(tmp, FILE_MODE)
+        os.chmod(tmp, file_mode())
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)

@@ -32,6 +32,7 @@ from typing import Any
 from evalkit import EvalkitError
 from evalkit.conf_path import config_dirs
 from evalkit.config import ModelConfig, RunConfig, TaskSpec, hub_offline
+from evalkit.errors import first_line
 
 TEST_SETS = files("evalkit") / "report" / "reference" / "test_sets.tsv"  # package data (read, not imported)
 VERSION = 2  # bump when the identity's fields change meaning
@@ -151,14 +152,25 @@ def weights(model: ModelConfig, device_type: str) -> str:
         commit = HfApi().model_info(source, revision=model.revision).sha
     except Exception as exc:  # network and hub errors come in many kinds; the user needs one line
         raise EvalkitError(f"cannot find {source}@{model.revision or 'main'} on the hub: "
-                           f"{(str(exc).splitlines() or [type(exc).__name__])[0]}") from None
+                           f"{first_line(exc)}") from None
     return model_fingerprint(replace(model, revision=commit), device_type)
 
 
+def model_files() -> tuple[tuple[str, int, int], ...]:
+    """(path, mtime, size) of every model config file in the config folders: what `_model_defaults` reads, as its
+    cache key, so another folder list ($EVALKIT_CONFIG_PATH) or an edited file is read again."""
+    found = []
+    for folder in config_dirs():
+        for path in sorted((folder / "model").glob("*.yaml")):
+            stat = path.stat()
+            found.append((str(path), stat.st_mtime_ns, stat.st_size))
+    return tuple(found)
+
+
 @lru_cache(maxsize=4)
-def _model_defaults(dirs: tuple[Path, ...]) -> dict[str, ModelConfig]:
+def _model_defaults(key: tuple[tuple[str, int, int], ...]) -> dict[str, ModelConfig]:
     """Model name -> the settings of the config file evalkit ships for it, else of the first user file that
-    names it (`dirs`: the config folders, the key of what is read). A user's file that shadows one of
+    names it (`key`: see `model_files`). A user's file that shadows one of
     evalkit's is measured against evalkit's: it never passes for the published protocol."""
     from evalkit.config import load_model_config, model_names, packaged_model_config
 
@@ -193,7 +205,7 @@ def model_differences(model: ModelConfig, weights_fingerprint: str) -> dict[str,
         default = replace(folder_model(model.name_or_path, model.revision, model.trust_remote_code)[0],
                           name=model.name, device=model.device, attn_implementation=model.attn_implementation)
     else:
-        default = _model_defaults(tuple(config_dirs())).get(model.name)
+        default = _model_defaults(model_files()).get(model.name)
     if default is None:
         return {"model_config": "unknown"}
     out = {}

@@ -29,9 +29,9 @@ def mteb_instruction(meta) -> tuple[str, str]:
     prompt = meta.prompt.get("query") if isinstance(meta.prompt, dict) else meta.prompt
     if prompt and prompt.strip():
         return prompt, MTEB_PROMPT
-    from mteb.abstasks.abstask import get_abstask_prompt
+    from evalkit.mteb_hooks import default_prompt
 
-    default = get_abstask_prompt(meta.name)
+    default = default_prompt(meta.name)
     if not default:
         raise EvalkitError(f"no instruction for {meta.name}: no task file, and mteb has no prompt for it; "
                            f"pass task.instruction=...")

@@ -1,8 +1,7 @@
 """Per-item scores of STS, pair classification and summarization, for bootstrap confidence intervals.
 
-mteb has no per-item hook for these types (retrieval has `task_specific_scores`), so `capture` wraps the
-instance methods that receive the per-item arrays: `_calculate_scores` (STS), `_compute_metrics` (pair
-classification) and the evaluator's `_calculate_metrics` (summarization). What is kept is what the main
+mteb has no public per-item hook for these types, so `capture` watches the per-item arrays mteb scores from
+through `evalkit.mteb_hooks` (the one module that touches mteb's internals). What is kept is what the main
 metric is computed from, as one entry:
 
     {"metric", "statistic": spearman|pearson|ap|mean, "gold": [...] (not for mean), "scores": [[...], ...]}
@@ -20,6 +19,8 @@ import math
 from typing import Any
 
 import numpy as np
+
+from evalkit.stats import statistic_ci
 
 log = logging.getLogger(__name__)
 
@@ -75,50 +76,22 @@ def summary_entry(metric: str, distances: dict, deprecated: bool) -> dict | None
 
 
 def capture(task, metric: str) -> dict[str, dict]:
-    """Wrap the task's scoring so that each evaluated subset's per-item entry lands in the returned dict
-    (hf_subset -> entry), for the main metric; types without per-item scores leave it empty."""
-    from mteb import abstasks
+    """Watch the task's scoring (see evalkit.mteb_hooks) so that each evaluated subset's per-item entry lands
+    in the returned dict (hf_subset -> entry), for the main metric; types without per-item scores leave it empty."""
+    from evalkit.mteb_hooks import deprecated_summarization, watch_item_scores
 
     captured: dict[str, dict] = {}
-    current: dict[str, str] = {}
-    evaluate_subset = task._evaluate_subset
+    builders = {"sts": sts_entry, "pair": pair_entry}
 
-    def tracking(*args, hf_subset: str, **kwargs):
-        current["subset"] = hf_subset
-        return evaluate_subset(*args, hf_subset=hf_subset, **kwargs)
-
-    def keep(entry: dict | None) -> None:
+    def keep(family: str, subset: str, scores, gold) -> None:
+        if family == "summary":
+            entry = summary_entry(metric, scores, deprecated_summarization(task))
+        else:
+            entry = builders[family](metric, scores, gold)
         if entry is not None:
-            captured[current["subset"]] = entry
+            captured[subset] = entry
 
-    def tap(method: str, entry) -> None:  # the task's scoring method, seen on its way through
-        original = getattr(task, method)
-
-        def tapped(scores, gold):
-            keep(entry(metric, scores, gold))
-            return original(scores, gold)
-
-        setattr(task, method, tapped)
-
-    if isinstance(task, abstasks.AbsTaskSTS):
-        tap("_calculate_scores", sts_entry)
-    elif isinstance(task, abstasks.AbsTaskPairClassification):
-        tap("_compute_metrics", pair_entry)
-    elif isinstance(task, abstasks.AbsTaskSummarization):
-        from mteb._evaluators.text.summarization_evaluator import DeprecatedSummarizationEvaluator
-
-        base = task.evaluator
-        deprecated = issubclass(base, DeprecatedSummarizationEvaluator)
-
-        class Capturing(base):  # the task builds its evaluator from this class attribute
-            def _calculate_metrics(self, distances):
-                keep(summary_entry(metric, distances, deprecated))
-                return super()._calculate_metrics(distances)
-
-        task.evaluator = Capturing
-    else:
-        return captured
-    task._evaluate_subset = tracking
+    watch_item_scores(task, keep)
     return captured
 
 
@@ -155,11 +128,5 @@ def verified(entry: dict | None, main_score: float, where: str) -> dict | None:
 
 def item_ci(entry: dict[str, Any], *, seed: int = 0, resamples: int = 1000, level: float = 0.95) -> tuple[float, float]:
     """Percentile bootstrap CI of the entry's metric, resampling items (pairs, documents) with replacement."""
-    n = len(entry["scores"][0])
-    if n == 0:
-        raise ValueError("no per-item scores to resample")
-    rng = np.random.default_rng(seed)
-    values = np.array([statistic(entry, rng.integers(0, n, n)) for _ in range(resamples)])
-    tail = 50.0 * (1.0 - level)
-    low, high = np.nanpercentile(values, [tail, 100.0 - tail])
-    return float(low), float(high)
+    return statistic_ci(lambda index: statistic(entry, index), len(entry["scores"][0]), seed=seed,
+                        resamples=resamples, level=level)

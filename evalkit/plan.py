@@ -11,8 +11,6 @@ task (characters; tokens estimated). The rate is `tokens_per_s=`, else measured:
 
 from __future__ import annotations
 
-import importlib.util
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -54,12 +52,6 @@ class TaskPlan:
         return self.to_encode / tokens_per_s / 3600
 
 
-def _stats_file(mteb_name: str) -> Path | None:
-    root = Path(importlib.util.find_spec("mteb").submodule_search_locations[0]) / "descriptive_stats"
-    matches = sorted(root.glob(f"*/{mteb_name}.json"))
-    return matches[0] if matches else None
-
-
 def _text_stats(stats: dict, split: str, subset: str) -> dict[str, dict]:
     """Part name (documents, queries, text, ...) -> its text statistics, for one split and subset of an mteb
     descriptive-stats file."""
@@ -82,14 +74,14 @@ def plan_from_stats(spec: TaskSpec, model: ModelConfig) -> TaskPlan:
     import mteb
 
     task = mteb.get_task(spec.mteb_task)
-    names = [t.metadata.name for t in getattr(task.metadata, "tasks", None) or []] or [spec.mteb_task]
+    subtasks = list(getattr(task.metadata, "tasks", None) or []) or [task]
+    names = [sub.metadata.name for sub in subtasks]
     splits = [spec.split] + (["train"] if spec.type == "Classification" else [])  # a train sample is encoded too
     sets = []
-    for name in names:
-        path = _stats_file(name)
-        if path is None:
+    for sub, name in zip(subtasks, names):
+        stats = sub.metadata.descriptive_stats  # mteb's published statistics (None: it has none)
+        if stats is None:
             raise EvalkitError(f"mteb publishes no statistics for {name}; pass data_root with a local copy")
-        stats = json.loads(path.read_text())
         for split in splits:
             for part, st in _text_stats(stats, split, spec.hf_subset).items():
                 n, chars = int(st.get("unique_texts") or 0), int(st["total_text_length"])

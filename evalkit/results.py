@@ -22,7 +22,7 @@ from typing import Any, Mapping
 from evalkit import EvalkitError
 from evalkit.files import atomic_write, source_checkout
 
-PACKAGES = ("evalkit", "mteb", "torch", "transformers", "tokenizers", "beir", "datasets", "numpy", "hydra-core")
+PACKAGES = ("evalkit", "mteb", "torch", "transformers", "tokenizers", "datasets", "numpy", "hydra-core")
 
 
 NOT_RESULTS = ("evalkit", "baselines")  # folders under a results root that hold no TaskResult files

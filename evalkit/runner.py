@@ -14,12 +14,13 @@ from evalkit.data import BeirData, attach_to_task, fingerprint, local_data_dir, 
 from evalkit.distributed import barrier, init_from_env, rank, world_size
 from evalkit.encoding.encoder import Encoder
 from evalkit.encoding.sources import folder_record
+from evalkit.errors import first_line
 from evalkit.files import check_writable
 from evalkit.hub import check_reachable, offline_error
 from evalkit.identity import Data, Experiment, experiment, first_difference, hub_data, local_data
 from evalkit.instructions import resolve_instruction
-from evalkit import results
-from evalkit.results import check_names, environment, read_record, scores_entry, write_result
+from evalkit.mteb_hooks import watch_query_scores
+from evalkit.results import check_names, environment, read_record, result_path, scores_entry, write_result
 from evalkit.search import ExactSearch
 from evalkit.task_data import load_mteb_folder, loaded_fingerprint
 from evalkit.tasks import get_mteb_task, subtask_names
@@ -78,7 +79,7 @@ def plan_run(cfg: RunConfig) -> Planned:
     spec = replace(spec, hf_subset=headline, hf_subsets=subsets)
     exp = experiment(replace(cfg, task=spec), origin)
     return Planned(task, spec, source, folder, data, exp,
-                   results.result_path(cfg.results_dir, cfg.model.name, exp.folder, spec.mteb_task))
+                   result_path(cfg.results_dir, cfg.model.name, exp.folder, spec.mteb_task))
 
 
 def task_and_data(spec: TaskSpec, folder: Path | None) -> tuple[Any, BeirData | None, Data]:
@@ -98,11 +99,6 @@ def task_and_data(spec: TaskSpec, folder: Path | None) -> tuple[Any, BeirData | 
                            f"which a BEIR folder does not hold; a BEIR folder would score full retrieval instead")
     data = read_beir_folder(folder, spec.split)
     return get_mteb_task(spec), data, local_data(folder.resolve().name, fingerprint(data))
-
-
-def result_path(cfg: RunConfig) -> Path:
-    """Where `cfg`'s result goes (the folder depends on its identity: see evalkit.identity)."""
-    return plan_run(cfg).path
 
 
 def finished(planned: Planned, overwrite: bool) -> bool:
@@ -141,25 +137,23 @@ def load_task(planned: Planned):
     except Exception as exc:  # datasets raises many kinds; the user needs one line
         if hub_offline():
             raise offline_error(what, fix) from None
-        raise EvalkitError(f"cannot load the data of {spec.mteb_task}: {str(exc).splitlines()[0]}") from None
+        raise EvalkitError(f"cannot load the data of {spec.mteb_task}: {first_line(exc)}") from None
     return task
 
 
 def capture_per_query(task) -> dict[str, dict[str, float]]:
-    """Per-query retrieval scores (nDCG@10 and friends), caught from mteb's own evaluation hook."""
+    """Per-query retrieval scores (nDCG@10 and friends), caught from mteb's own evaluation (evalkit.mteb_hooks)."""
     captured: dict[str, dict[str, float]] = {}
-    original = getattr(task, "task_specific_scores", None)
-    if original is None or subtask_names(task) != [task.metadata.name]:
-        return captured  # aggregates (CQADupstack) score in their parts
+    if not hasattr(task, "task_specific_scores") or subtask_names(task) != [task.metadata.name]:
+        return captured  # not retrieval; aggregates (CQADupstack) score in their parts
 
-    def hook(scores, qrels, results, hf_split, hf_subset):
+    def keep(scores: dict[str, dict[str, float]]) -> None:
         for qid, per_metric in scores.items():
             for trec_key, name in PER_QUERY_METRICS.items():
                 if trec_key in per_metric:
                     captured.setdefault(name, {})[qid] = per_metric[trec_key]
-        return original(scores, qrels, results, hf_split, hf_subset)
 
-    task.task_specific_scores = hook
+    watch_query_scores(task, keep)
     return captured
 
 

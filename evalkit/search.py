@@ -64,10 +64,9 @@ class RunningTopK:
 
 def retrieval_loader(dataset, task_metadata, prompt_type, batch_size: int = 32, num_proc: int | None = None):
     """mteb's own data loader for a corpus or query set: documents come out as mteb joins them (title + text)."""
-    from mteb._create_dataloaders import create_dataloader
+    from evalkit.mteb_hooks import loader
 
-    return create_dataloader(dataset, task_metadata=task_metadata, prompt_type=prompt_type, batch_size=batch_size,
-                             num_proc=num_proc)
+    return loader(dataset, task_metadata, prompt_type, batch_size, num_proc)
 
 
 class ExactSearch:
@@ -124,7 +123,7 @@ class ExactSearch:
                 for i, qid in enumerate(queries["id"])}
 
     def _rerank(self, queries, top_k, encode_kwargs, top_ranked, num_proc, where):
-        from mteb.models.search_wrappers import SearchEncoderWrapper
+        from mteb.models import SearchEncoderWrapper
 
         wrapper = SearchEncoderWrapper(self.encoder)
         wrapper.index(self.corpus, encode_kwargs=encode_kwargs, num_proc=num_proc, **where)

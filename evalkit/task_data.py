@@ -4,8 +4,8 @@ A folder holds one Hugging Face config of the task's dataset at the revision mte
 `<split>.jsonl`, `<split>.parquet`, `<split>/*.parquet` shards, or a `datasets.save_to_disk` folder; a
 multilingual task's folder holds one such folder per subset (`<hf_subset>/<split>.jsonl`), or, for the tasks
 mteb loads fast, the single `default` config with a `lang` column. mteb's `AbsTask.load_data` runs as it is,
-with `load_dataset` answered from the folder, so the task's own `dataset_transform` and every evaluator
-default stay mteb's. Whatever a folder lacks is one line naming it: the split, the subset, the columns the
+with `load_dataset` answered from the folder (`evalkit.mteb_hooks.load_data_from`), so the task's own
+`dataset_transform` and every evaluator default stay mteb's. Whatever a folder lacks is one line naming it: the split, the subset, the columns the
 evaluator reads, or the file and line that does not decode.
 """
 
@@ -17,6 +17,7 @@ from pathlib import Path
 
 from evalkit import EvalkitError
 from evalkit.data import json_objects
+from evalkit.errors import first_line
 
 SPLIT_FILES = (".jsonl", ".parquet")
 
@@ -40,8 +41,7 @@ def _read_split(path: Path):
     except EvalkitError:
         raise
     except Exception as exc:  # pyarrow and datasets raise many kinds; the user needs one line
-        raise EvalkitError(f"{path}: unreadable ({type(exc).__name__}: {str(exc).strip().splitlines()[0][:160]})"
-                           ) from None
+        raise EvalkitError(f"{path}: unreadable ({first_line(exc, 160, with_type=True)})") from None
 
 
 def read_config(folder: Path):
@@ -85,9 +85,9 @@ def _subsets(task, folder: Path, wanted: list[str] | None) -> list[str] | None:
 
 def load_mteb_folder(task, folder: Path, hf_subsets: list[str] | None = None) -> list[str]:
     """Load `folder` into the mteb task through mteb's own load_data; returns the subsets loaded."""
-    from unittest import mock
+    from mteb.abstasks import AbsTask
 
-    from mteb.abstasks import AbsTask, abstask
+    from evalkit.mteb_hooks import load_data_from
 
     name = task.metadata.name
     if not folder.is_dir():
@@ -117,13 +117,12 @@ def load_mteb_folder(task, folder: Path, hf_subsets: list[str] | None = None) ->
         return config[split]
 
     try:
-        with mock.patch.object(abstask, "load_dataset", from_folder):
-            task.load_data()
+        load_data_from(task, from_folder)
     except EvalkitError:
         raise
     except Exception as exc:  # a task's dataset_transform meeting columns it does not expect
-        raise EvalkitError(f"{name}: loading {folder} as mteb does failed ({type(exc).__name__}: "
-                           f"{str(exc).strip().splitlines()[0][:200] if str(exc).strip() else 'no message'})") from None
+        raise EvalkitError(f"{name}: loading {folder} as mteb does failed "
+                           f"({first_line(exc, 200, with_type=True)})") from None
     if multilingual:
         if hf_subsets and any(s not in task.dataset for s in hf_subsets):
             missing = [s for s in hf_subsets if s not in task.dataset]
@@ -169,7 +168,9 @@ def required_columns(task) -> tuple[list[str], list[str]]:
     if isinstance(task, (a.AbsTaskClustering, a.AbsTaskClusteringLegacy, a.AbsTaskZeroShotClassification)):
         return [*names(task.input_column_name), task.label_column_name], []
     if isinstance(task, a.AbsTaskBitextMining) and not task.parallel_subsets:
-        return sorted({column for pair in task._get_pairs(False) for column in pair}), []
+        from evalkit.mteb_hooks import bitext_columns
+
+        return bitext_columns(task), []
     return [], []  # a layout evalkit does not know: mteb's own errors apply
 
 

@@ -18,6 +18,7 @@ import yaml
 from evalkit import EvalkitError
 from evalkit.conf_path import CONF_DIR, config_dirs, config_files, shown
 from evalkit.config import TASK_TYPES, TaskSpec, TaskType, check_task, structured, suggest
+from evalkit.errors import first_line
 from evalkit.files import atomic_write, cache_root
 
 
@@ -76,7 +77,7 @@ def _read_task_files(files: tuple[tuple[str, Path], ...]) -> dict[str, tuple[Tas
         try:
             data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
         except yaml.YAMLError as exc:
-            raise EvalkitError(f"{where}: not valid YAML ({str(exc).splitlines()[0]})") from None
+            raise EvalkitError(f"{where}: not valid YAML ({first_line(exc)})") from None
         if not isinstance(data, dict):
             raise EvalkitError(f"{where}: expected a mapping of keys (instruction: ..., aliases: [...])")
         spec = check_task(structured(TaskSpec, {"name": path.stem, "mteb_task": path.stem, **data}, where), where)
@@ -227,5 +228,5 @@ def sweep_suites() -> dict[str, dict]:
         try:
             suites.update(yaml.safe_load(path.read_text(encoding="utf-8")) or {})
         except yaml.YAMLError as exc:
-            raise EvalkitError(f"{shown(path)}: not valid YAML ({str(exc).splitlines()[0]})") from None
+            raise EvalkitError(f"{shown(path)}: not valid YAML ({first_line(exc)})") from None
     return suites

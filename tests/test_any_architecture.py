@@ -27,6 +27,7 @@ def mpnet_folder(tmp_path_factory):
     return st_folder(tmp_path_factory.mktemp("models") / "tiny-mpnet", "mpnet", "tiny")
 
 
+@pytest.mark.integration
 def test_an_architecture_without_sdpa_runs_with_the_stock_config(mpnet_folder, small_beir, tmp_path):
     """minilm.yaml with another path, as a user copies it: the run picks eager and records it."""
     proc = evalkit("task=scifact", "model=minilm", f"model.name_or_path={mpnet_folder}", "model.name=test/tiny-mpnet",
@@ -37,6 +38,7 @@ def test_an_architecture_without_sdpa_runs_with_the_stock_config(mpnet_folder, s
     assert record["encode"]["attn_implementation"] == "eager" and record["model"]["attn_implementation"] == "auto"
 
 
+@pytest.mark.integration
 def test_a_named_attention_the_architecture_lacks_is_one_line(mpnet_folder, small_beir, tmp_path):
     proc = evalkit("task=scifact", "model=minilm", f"model.name_or_path={mpnet_folder}", "model.attn_implementation=sdpa",
                    f"data_dir={small_beir}", f"results_dir={tmp_path}/results")
@@ -45,6 +47,7 @@ def test_a_named_attention_the_architecture_lacks_is_one_line(mpnet_folder, smal
     assert not (tmp_path / "results").exists()
 
 
+@pytest.mark.integration
 def test_a_sentence_transformers_folder_gives_sentence_transformers_embeddings(mpnet_folder):
     from sentence_transformers import SentenceTransformer
 
@@ -55,6 +58,7 @@ def test_a_sentence_transformers_folder_gives_sentence_transformers_embeddings(m
     assert min_cosine(ours, theirs) >= 0.9999
 
 
+@pytest.mark.unit
 def test_auto_takes_the_best_attention_the_architecture_supports(monkeypatch):
     from transformers import AutoConfig
 
@@ -83,6 +87,7 @@ def tiny(monkeypatch, tmp_path):
     return Encoder(load_model_config("tiny_mistral"), instructions={}, encode=EncodeConfig(cache=False))
 
 
+@pytest.mark.integration
 def test_a_cpu_measures_its_token_budget_once_and_remembers_it(tiny, monkeypatch):
     texts = TEXTS * 8  # 48 texts: a call large enough to calibrate on
     first = with_encode(tiny)
@@ -108,6 +113,7 @@ def test_a_cpu_measures_its_token_budget_once_and_remembers_it(tiny, monkeypatch
     assert other.stats.budget_reason.startswith("the CPU default") and other.stats.max_tokens_per_batch == 16_384
 
 
+@pytest.mark.integration
 def test_an_unreadable_budget_file_is_measured_again(tiny, caplog):
     calibrate.budgets_file().parent.mkdir(parents=True, exist_ok=True)
     calibrate.budgets_file().write_text("{not json")

@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
-
-os.environ["HF_HUB_OFFLINE"] = "1"
 
 import pytest  # noqa: E402
 
@@ -43,6 +40,7 @@ def score_suite(data_dir: Path, golden: bool = False) -> Suite:
 
 
 # -- suite files ---------------------------------------------------------------------------
+@pytest.mark.unit
 @pytest.mark.parametrize("name", suite_names())
 def test_every_shipped_suite_loads_and_has_a_committed_baseline_that_covers_it(name):
     suite = load_suite(name)
@@ -56,14 +54,7 @@ def test_every_shipped_suite_loads_and_has_a_committed_baseline_that_covers_it(n
         assert set(scores.task_metrics(suite, entry)) <= set(data["scores"][entry.task]["metrics"])
 
 
-def test_the_ci_suite_is_what_the_issue_asks_for():
-    suite = load_suite("ci")
-    assert suite.golden.models == ["minilm", "tiny_mistral"] and suite.golden.min_cosine == 0.9999
-    assert suite.scores.model == "minilm" and suite.scores.tolerance == 0.1
-    assert [(t.task, t.data_dir) for t in suite.scores.tasks] == [
-        ("SciFact", "../shared/data/beir/scifact"), ("NFCorpus", "../shared/data/beir/nfcorpus")]
-
-
+@pytest.mark.unit
 def test_the_e5_smoke_baseline_holds_the_published_scores():
     from evalkit.report.published import E5, load_published
 
@@ -74,6 +65,7 @@ def test_the_e5_smoke_baseline_holds_the_published_scores():
             assert 100 * value == pytest.approx(published.score(recorded[entry.task]["mteb_task"], metric), abs=1e-9)
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize("text, message", [
     ("scores: {model: minilm, tasks: [{task: SciFact}], colour: red}", "colour"),
     ("golden: {models: [minilm2]}", "unknown model 'minilm2'; did you mean minilm?"),
@@ -92,6 +84,7 @@ def test_bad_suites_fail_with_one_line(tmp_path, text, message):
     assert message in str(info.value) and "\n" not in str(info.value)
 
 
+@pytest.mark.unit
 def test_a_missing_data_folder_is_one_clear_line():
     with pytest.raises(EvalkitError) as info:
         data_folder(SuiteTask(task="SciFact", data_dir="../nowhere/scifact"), "ci")
@@ -103,17 +96,19 @@ def fake(metrics: dict[str, float]) -> dict:
     return {"SciFact": {"model": "m", "metrics": metrics}}
 
 
+@pytest.mark.unit
 def test_scores_hold_within_the_tolerance_either_way_and_fail_beyond_it():
     suite = score_suite(Path("unused"))
     base = fake({"ndcg_at_10": 0.50000, "recall_at_100": 0.90000})
     rows = scores.compare(suite, base, fake({"ndcg_at_10": 0.50099, "recall_at_100": 0.89800}))
     ndcg, recall = rows
-    assert ndcg.ok and ndcg.cells() == ("SciFact", "ndcg_at_10", "50.000", "50.099", "+0.099", "±0.1", "ok")
-    assert not recall.ok and recall.delta == "-0.200" and recall.note.startswith("dropped 0.200 points")
+    assert ndcg.ok and ndcg.cells() == ("SciFact", "ndcg_at_10", "50.000", "50.099", "+0.099", "", "", "±0.1", "ok")
+    assert not recall.ok and recall.delta == "-0.200" and recall.note.startswith("tolerance: dropped 0.200 points")
     suite.scores.tasks[0].tolerance = 0.25  # per task
     assert all(r.ok for r in scores.compare(suite, base, fake({"ndcg_at_10": 0.5024, "recall_at_100": 0.898})))
 
 
+@pytest.mark.unit
 def test_a_score_missing_from_the_baseline_fails_and_unrun_scores_are_skipped():
     suite = score_suite(Path("unused"))
     rows = scores.compare(suite, fake({"ndcg_at_10": 0.5}), fake({"ndcg_at_10": 0.5, "recall_at_100": 0.9}))
@@ -121,6 +116,7 @@ def test_a_score_missing_from_the_baseline_fails_and_unrun_scores_are_skipped():
     assert [r.verdict for r in scores.compare(suite, {}, None)] == ["skipped", "skipped"]
 
 
+@pytest.mark.integration
 def test_scores_end_to_end_record_then_pass_identically(tmp_path):
     suite, path = score_suite(write_beir(tmp_path / "beir")), tmp_path / "b.json"
     first = check(suite, path, results_dir=tmp_path / "r", update=True)
@@ -132,6 +128,7 @@ def test_scores_end_to_end_record_then_pass_identically(tmp_path):
     assert recorded["model"] == "evalkit/tiny-random-mistral" and recorded["data_dir"] == str(tmp_path / "beir")
 
 
+@pytest.mark.unit
 def test_the_gate_runs_with_strict_instructions(tmp_path, monkeypatch):
     """The gate measures the paper's instructions: mteb's prompts would be an error, never a quiet stand-in."""
     import evalkit.runner
@@ -148,19 +145,21 @@ def test_the_gate_runs_with_strict_instructions(tmp_path, monkeypatch):
     assert seen == [True]
 
 
+@pytest.mark.integration
 def test_golden_failures_stop_before_the_scores_unless_keep_going(tmp_path, monkeypatch):
     suite, path = score_suite(write_beir(tmp_path / "beir"), golden=True), tmp_path / "b.json"
     check(suite, path, results_dir=tmp_path / "r", update=True, golden_only=True)
-    calls = []
-    monkeypatch.setattr(scores, "measure", lambda *a, **k: calls.append(1) or {})
+    calls, measured = [], {"SciFact": {"metrics": {"ndcg_at_10": 0.5, "recall_at_100": 0.25}}}
+    monkeypatch.setattr(scores, "measure", lambda *a, **k: calls.append(1) or measured)
     outcome = check(suite, path, model_overrides={"pooling": "mean"})
     assert not outcome.ok and not calls and {r.verdict for r in outcome.rows if r.task == "SciFact"} == {"skipped"}
-    with pytest.raises(KeyError):  # measure was called and returned nothing
-        check(suite, path, model_overrides={"pooling": "mean"}, keep_going=True)
-    assert calls
+    outcome = check(suite, path, model_overrides={"pooling": "mean"}, keep_going=True)
+    assert calls == [1]
+    assert [r.now for r in outcome.rows if r.task == "SciFact"] == ["50.000", "25.000"]  # the scores were compared
 
 
 # -- baseline files ------------------------------------------------------------------------
+@pytest.mark.unit
 def test_baseline_json_keeps_number_lists_on_one_line_and_says_what_changed():
     old = {"golden": {}, "scores": {"SciFact": {"metrics": {"ndcg_at_10": 0.5}}}}
     new = {"golden": {}, "scores": {"SciFact": {"metrics": {"ndcg_at_10": 0.51}}, "NFCorpus": {"metrics": {}}}}
@@ -168,6 +167,7 @@ def test_baseline_json_keeps_number_lists_on_one_line_and_says_what_changed():
     assert '"ids": [1,2,3]' in baseline.dumps({"ids": [1, 2, 3]})
 
 
+@pytest.mark.unit
 def test_a_corrupt_baseline_is_one_line(tmp_path):
     path = tmp_path / "b.json"
     path.write_text("{not json")
@@ -176,13 +176,15 @@ def test_a_corrupt_baseline_is_one_line(tmp_path):
 
 
 # -- CLI -----------------------------------------------------------------------------------
+@pytest.mark.integration
 def test_help_and_list_do_not_import_torch():
     code = "import sys; from evalkit.check.__main__ import main; main(['--list']); assert 'torch' not in sys.modules"
-    proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=60)
+    proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr
     assert "ci" in proc.stdout.split() and "e5_mistral_smoke" in proc.stdout.split()
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize("argv, message", [
     (["suite=nope"], "unknown suite 'nope'"), ([], "no suite given"), (["suite=ci", "colour=red"], "unknown key 'colour'"),
 ])
@@ -191,6 +193,7 @@ def test_cli_input_errors_exit_2(argv, message, capsys):
     assert message in capsys.readouterr().err
 
 
+@pytest.mark.integration
 def test_cli_records_passes_fails_and_writes_junit(tmp_path, capsys):
     suite = tmp_path / "tiny.yaml"
     suite.write_text("golden: {models: [tiny_mistral]}\n")

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import os
 
-os.environ["HF_HUB_OFFLINE"] = "1"
-
 import pytest  # noqa: E402
 
 from evalkit.check.gate import check  # noqa: E402
 from evalkit.check.golden import decode_vector, describe_ids, encode_vector  # noqa: E402
 from evalkit.check.suite import GoldenChecks, Suite  # noqa: E402
+
+pytestmark = pytest.mark.integration
 
 
 def golden_suite(model: str) -> Suite:

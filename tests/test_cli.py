@@ -5,14 +5,16 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 
 import pytest
 
 from conftest import REPO
 
+pytestmark = pytest.mark.integration
 
-def evalkit(*args: str, env: dict | None = None, timeout: int = 120) -> subprocess.CompletedProcess:
+
+def evalkit(*args: str, env: dict | None = None, timeout: int = 600) -> subprocess.CompletedProcess:
+    """`python -m evalkit ARGS`; the timeout only guards against a hang, sized for a loaded 2-core machine."""
     full_env = {**os.environ, "HF_HUB_OFFLINE": "1", **(env or {})}
     return subprocess.run([sys.executable, "-m", "evalkit", *args], cwd=REPO, env=full_env,
                           capture_output=True, text=True, timeout=timeout)
@@ -34,7 +36,7 @@ def test_list_and_help_import_neither_torch_nor_hydra(args, needle):
             "try:\n    main()\nexcept SystemExit:\n    pass\n"
             "heavy = {'torch', 'mteb', 'hydra'} & set(sys.modules)\n"
             "assert not heavy, f'heavy import: {heavy}'")
-    proc = subprocess.run([sys.executable, "-c", code, *args], cwd=REPO, capture_output=True, text=True, timeout=60,
+    proc = subprocess.run([sys.executable, "-c", code, *args], cwd=REPO, capture_output=True, text=True, timeout=600,
                           env={**os.environ, "HF_HUB_OFFLINE": "1"})
     assert proc.returncode == 0, proc.stderr
     assert needle in proc.stdout
@@ -43,15 +45,16 @@ def test_list_and_help_import_neither_torch_nor_hydra(args, needle):
 def test_help_names_the_commands_keys_and_config_folders():
     import dataclasses
 
-    from evalkit.config import EncodeConfig, ModelConfig, RunConfig, TaskSpec
+    from evalkit.config import RunConfig
 
     text = evalkit("--help").stdout
     for needle in ("list", "plan", "cache", "report", "check", "-m task=", "suite=", "--config-dir",
                    "EVALKIT_CONFIG_PATH", "HF_HUB_OFFLINE", "minilm", "e5_mistral_7b", "beir"):
         assert needle in text, needle
-    for schema in (RunConfig, ModelConfig, TaskSpec, EncodeConfig):  # every key the schema knows is named
-        for f in dataclasses.fields(schema):
-            assert f.name in text, f.name
+    # the main keys are written by hand: each RunConfig key is named (the model./task./encode. key lists are
+    # generated from their schemas, so checking them against the schemas would prove nothing)
+    for f in dataclasses.fields(RunConfig):
+        assert f"{f.name}=" in text or f"{f.name}.<key>=" in text, f.name
 
 
 def test_list_shows_tasks_and_models():
@@ -94,7 +97,7 @@ def test_model_path_that_does_not_exist(small_beir, tmp_path):
 
 def test_hub_model_offline_fails_fast(small_beir, tmp_path):
     proc = evalkit("task=scifact", "model=e5_mistral_7b", f"data_dir={small_beir}", f"results_dir={tmp_path}/r",
-                   env={"HF_HOME": str(tmp_path / "hf")}, timeout=90)
+                   env={"HF_HOME": str(tmp_path / "hf")})
     assert_one_line_error(proc, "'intfloat/e5-mistral-7b-instruct' is not in the local Hugging Face cache",
                           "HF_HUB_OFFLINE=1")
 
@@ -102,7 +105,7 @@ def test_hub_model_offline_fails_fast(small_beir, tmp_path):
 @pytest.mark.parametrize("task", ["Banking77Classification", "MSMARCO"])
 def test_hub_dataset_offline_fails_fast(tmp_path, task):
     proc = evalkit(f"task={task}", "model=minilm", f"results_dir={tmp_path}/r",
-                   env={"HF_HOME": str(tmp_path / "hf")}, timeout=90)
+                   env={"HF_HOME": str(tmp_path / "hf")})
     assert_one_line_error(proc, f"data of {task} is not in the local Hugging Face cache",
                           "HF_HUB_OFFLINE=1", "data_dir=", "data_root=")
 
@@ -112,18 +115,18 @@ def test_unreachable_hub_fails_fast_with_the_fix(tmp_path):
     one connection attempt rather than retries."""
     online = {"HF_HUB_OFFLINE": "0", "HF_DATASETS_OFFLINE": "0", "HF_ENDPOINT": "http://127.0.0.1:9",
               "HF_HOME": str(tmp_path / "hf")}
-    start = time.monotonic()
-    proc = evalkit("task=msmarco", "model=minilm", f"results_dir={tmp_path}/r", env=online, timeout=90)
+    proc = evalkit("task=msmarco", "model=minilm", f"results_dir={tmp_path}/r", env=online)
     assert_one_line_error(proc, "cannot reach the Hugging Face hub at http://127.0.0.1:9", "data of MSMARCO",
                           "data_dir=", "data_root=", "HF_HUB_OFFLINE=1")
-    assert time.monotonic() - start < 60  # the old path retried for half a minute after startup
+    # the message is evalkit.hub's single reachability check (the old path retried for half a minute and then
+    # failed with another message); no wall-clock bound: on a loaded machine the start-up alone can exceed one
     proc = evalkit("task=scifact", f"data_dir={tmp_path}/none", f"results_dir={tmp_path}/r", env=online)
     assert_one_line_error(proc, "data_dir does not exist")  # a local folder never asks the hub
 
 
 def test_unreachable_hub_for_a_model(small_beir, tmp_path):
     online = {"HF_HUB_OFFLINE": "0", "HF_ENDPOINT": "http://127.0.0.1:9", "HF_HOME": str(tmp_path / "hf")}
-    proc = evalkit("task=scifact", f"data_dir={small_beir}", f"results_dir={tmp_path}/r", env=online, timeout=90)
+    proc = evalkit("task=scifact", f"data_dir={small_beir}", f"results_dir={tmp_path}/r", env=online)
     assert_one_line_error(proc, "cannot reach the Hugging Face hub", "'intfloat/e5-mistral-7b-instruct'",
                           "model.name_or_path=", "HF_HUB_OFFLINE=1")
 
@@ -167,7 +170,9 @@ def test_plan_on_local_folders_never_asks_the_hub(small_beir, tmp_path):
               "HF_HOME": str(tmp_path / "hf")}
     proc = evalkit("plan", "task=scifact", f"data_root={root}", env=online)
     assert proc.returncode == 0, proc.stderr
-    assert "SciFact" in proc.stdout and " local~ " in proc.stdout and "local~ = the local folder's texts" in proc.stdout
+    assert "local~ = the local folder's texts" in proc.stdout
+    [row] = [line.split() for line in proc.stdout.splitlines() if line.startswith("SciFact ")]
+    assert row[1:3] == ["local~", "12"]  # the folder's 8 documents and 4 queries
     assert "127.0.0.1" not in proc.stderr and "Retrying" not in proc.stderr
 
 

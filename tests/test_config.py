@@ -30,6 +30,7 @@ def read_tsv(path):
         return {row["task"]: row for row in csv.DictReader(fh, delimiter="\t")}
 
 
+@pytest.mark.realdata
 def test_registry_has_the_56_tasks_with_the_papers_instructions():
     reference = read_tsv(shared_path("reference", "e5-mistral-7b-instruct.tsv"))
     instructions = read_tsv(shared_path("reference", "instructions.tsv"))
@@ -44,17 +45,20 @@ def test_registry_has_the_56_tasks_with_the_papers_instructions():
     assert [s.mteb_task for s in specs.values() if s.symmetric] == ["QuoraRetrieval"]
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize("alias,mteb_name", sorted(BEIR_ALIASES.items()))
 def test_beir_aliases_resolve(alias, mteb_name):
     assert get_task_spec(alias).mteb_task == mteb_name
     assert get_task_spec(alias.upper()).mteb_task == mteb_name
 
 
+@pytest.mark.unit
 def test_msmarco_is_the_dev_split():
     spec = get_task_spec("msmarco")
     assert (spec.mteb_task, spec.split, spec.metric) == ("MSMARCO", "dev", "ndcg_at_10")
 
 
+@pytest.mark.unit
 def test_every_task_names_an_mteb_task_with_that_split_and_subset():
     import mteb
 
@@ -65,18 +69,21 @@ def test_every_task_names_an_mteb_task_with_that_split_and_subset():
         assert meta.type == spec.type, spec.name
 
 
+@pytest.mark.unit
 def test_unknown_task_suggests_close_names():
     with pytest.raises(EvalkitError, match="did you mean scifact"):
         resolve_task_name("scifct")
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize("name", model_names())
 def test_every_model_config_loads(name):
     cfg = load_model_config(name)
     assert cfg.trust_remote_code is False
-    assert cfg.pooling in ("last", "mean", "cls")
+    assert cfg.name and cfg.revision  # pinned: the revision names the results folder
 
 
+@pytest.mark.unit
 def test_e5_mistral_config_is_the_papers_protocol():
     cfg = load_model_config("e5_mistral_7b")
     assert (cfg.name, cfg.pooling, cfg.max_length, cfg.dtype) == ("intfloat/e5-mistral-7b-instruct", "last", 512, "float16")
@@ -87,11 +94,13 @@ def test_e5_mistral_config_is_the_papers_protocol():
         "Classification", "Clustering", "PairClassification", "Reranking", "STS", "Summarization"}
 
 
+@pytest.mark.unit
 def test_unknown_model_key_is_rejected():
     with pytest.raises(EvalkitError, match="bogus"):
         structured(ModelConfig, {"name": "a/b", "name_or_path": "x", "bogus": 1}, "model")
 
 
+@pytest.mark.unit
 def test_bad_choice_is_rejected():
     with pytest.raises(EvalkitError, match=r"pooling: Invalid value .max., expected one of \[last, mean, cls\]"):
         load_model_config("minilm", pooling="max")
@@ -105,6 +114,7 @@ def compose_run(*overrides: str):
         return to_run_config(compose(config_name="config", overrides=argv))
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize("model", model_names())
 def test_hydra_composes_every_model(model):
     run = compose_run("task=scifact", f"model={model}")
@@ -112,6 +122,7 @@ def test_hydra_composes_every_model(model):
     assert run.task == get_task_spec("SciFact")
 
 
+@pytest.mark.unit
 def test_hydra_overrides_reach_the_run_config():
     run = compose_run("task=msmarco", "model=minilm", 'task.instruction="Find it"', "data_dir=/x",
                       "results_dir=/y", "encode.batch_size=8", "model.max_length=128")
@@ -119,6 +130,7 @@ def test_hydra_overrides_reach_the_run_config():
     assert (run.data_dir, run.results_dir, run.encode.batch_size, run.model.max_length) == ("/x", "/y", 8, 128)
 
 
+@pytest.mark.unit
 def test_hydra_composes_an_mteb_task_without_a_file():
     run = compose_run("task=summevalsummarization.v2", "model=minilm", "strict_instructions=true",
                       "task.hf_subsets=[default]")
@@ -127,6 +139,7 @@ def test_hydra_composes_an_mteb_task_without_a_file():
     assert run.strict_instructions is True and run.task.hf_subsets == ["default"]
 
 
+@pytest.mark.unit
 def test_hydra_rejects_unknown_keys():
     with pytest.raises(EvalkitError, match="unknown key 'model.bogus'; known: model.name, model.name_or_path"):
         compose_run("task=scifact", "model=minilm", "model.bogus=1")
@@ -134,11 +147,13 @@ def test_hydra_rejects_unknown_keys():
         compose_run("task=scifact", "model=minilm", "model.max_length=many")
 
 
+@pytest.mark.unit
 def test_no_task_is_an_error():
     with pytest.raises(EvalkitError, match="no task given"):
         compose_run("model=minilm")
 
 
+@pytest.mark.unit
 def test_task_files_hold_only_what_mteb_does_not_know():
     """A shipped task file gives the paper's instruction, aliases and symmetric; a split, subset or metric only
     where evalkit deliberately differs from mteb's metadata, with the reason on that line."""
@@ -159,6 +174,7 @@ def test_task_files_hold_only_what_mteb_does_not_know():
             assert "#" in line, f"{path.name}: {key} says not why it differs from mteb"
 
 
+@pytest.mark.unit
 def test_task_files_are_read_without_mteb_and_completed_from_it():
     from evalkit.tasks import load_task_specs, task_files
 
@@ -169,6 +185,7 @@ def test_task_files_are_read_without_mteb_and_completed_from_it():
     assert load_task_specs()["AmazonCounterfactualClassification"].hf_subset == "en"  # the file's, not mteb's en-ext
 
 
+@pytest.mark.unit
 def test_a_run_refuses_a_task_whose_split_or_metric_is_unset():
     from omegaconf import OmegaConf
 

@@ -12,6 +12,8 @@ from evalkit.tasks import get_mteb_task, get_task_spec
 
 from conftest import write_beir
 
+pytestmark = pytest.mark.unit
+
 
 def test_reads_a_good_folder(small_beir):
     data = read_beir_folder(small_beir, "test")

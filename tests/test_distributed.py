@@ -1,4 +1,4 @@
-"""torchrun on CPU: 2 gloo ranks on the local SciFact folder score like one process; a killed run resumes."""
+"""torchrun on CPU: 2 gloo ranks on a 300-document SciFact slice score like one process; a killed run resumes."""
 
 from __future__ import annotations
 
@@ -12,7 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO, shared_path
+from conftest import REPO
+
+pytestmark = pytest.mark.integration
 
 RANKING = ("ndcg_at_", "map_at_", "recall_at_", "precision_at_", "mrr_at_")
 
@@ -39,8 +41,8 @@ def scores(results: Path) -> tuple[dict, dict]:
             json.loads((folder / "evalkit" / "SciFact.run.json").read_text()))
 
 
-def test_two_gloo_ranks_score_like_one_process(tmp_path):
-    data = shared_path("data", "beir", "scifact")
+def test_two_gloo_ranks_score_like_one_process(tmp_path, scifact_300):
+    data = scifact_300
     run_ok(evalkit_cmd(1, data, tmp_path / "one"), tmp_path / "cache1")
     run_ok(evalkit_cmd(2, data, tmp_path / "two"), tmp_path / "cache2")
     (one, record_one), (two, record_two) = scores(tmp_path / "one"), scores(tmp_path / "two")
@@ -92,15 +94,15 @@ def kill_tree(proc: subprocess.Popen) -> None:
         time.sleep(0.1)
 
 
-def test_a_killed_distributed_run_resumes_from_the_ranks_shards(tmp_path):
-    data = shared_path("data", "beir", "scifact")
+def test_a_killed_distributed_run_resumes_from_the_ranks_shards(tmp_path, scifact_300):
+    data = scifact_300
     cache = tmp_path / "cache"
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "EVALKIT_CACHE": str(cache), "OMP_NUM_THREADS": "1"}
     # small batches and shards: many of each, so the kill lands mid-run even on a loaded machine
-    cmd = evalkit_cmd(2, data, tmp_path / "killed", "encode.cache_shard_texts=16", "encode.max_tokens_per_batch=512")
+    cmd = evalkit_cmd(2, data, tmp_path / "killed", "encode.cache_shard_texts=8", "encode.max_tokens_per_batch=512")
     proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             start_new_session=True)
-    deadline = time.time() + 300
+    deadline = time.time() + 600  # guards against a hang, sized for a loaded machine
     try:
         while time.time() < deadline:
             writers = {p.name.split("-")[1] for p in cache.rglob("*.safetensors")}
@@ -109,10 +111,10 @@ def test_a_killed_distributed_run_resumes_from_the_ranks_shards(tmp_path):
             assert proc.poll() is None, "the run ended before it could be killed"
             time.sleep(0.1)
         else:
-            pytest.fail("no shards from both ranks within 300 s")
+            pytest.fail("no shards from both ranks within 600 s")
     finally:
         kill_tree(proc)
-    assert not (tmp_path / "killed" / "evalkit__tiny-random-mistral" / "seed0" / "SciFact.json").exists()
+    assert not list((tmp_path / "killed").rglob("SciFact.json"))  # killed before any result was written
     written = stored_texts(cache)
     run_ok(evalkit_cmd(1, data, tmp_path / "resumed"), cache)
     _, record = scores(tmp_path / "resumed")

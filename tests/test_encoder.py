@@ -30,6 +30,7 @@ from evalkit.encoding.loaded import LoadedModel
 from evalkit.encoding.pipeline import Normalize, Pipeline, normalizes
 from evalkit.encoding.model import token_ids
 
+
 MOCKS = [MockRetrievalTask, MockClassificationTask, MockClusteringTask, MockPairClassificationTask,
          MockRerankingTask, MockSTSTask, MockSummarizationTask]
 TEXTS = ["short one", "a much longer text about rivers and lakes " * 80, "cats " * 7, "", "x"]
@@ -68,6 +69,7 @@ def with_config(encoder: Encoder, instructions=None, **overrides) -> Encoder:
                          instructions=instructions)
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize("side", ["left", "right"])
 @pytest.mark.parametrize("max_length", [16, 512])
 def test_mteb_protocol_equals_the_model_card_code(tiny_encoder, side, max_length):
@@ -85,6 +87,7 @@ def test_mteb_protocol_equals_the_model_card_code(tiny_encoder, side, max_length
     assert longest == max_length  # the long text really was truncated
 
 
+@pytest.mark.unit
 def test_token_ids_start_with_bos_end_with_eos_and_respect_max_length(tiny_encoder):
     cfg = load_model_config("tiny_mistral", max_length=8)
     tok = tiny_encoder.tokenizer
@@ -123,6 +126,7 @@ def run_mock(encoder: Encoder, task_cls, symmetric=False) -> Recorder:
     return recorder
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("task_cls", MOCKS, ids=lambda c: c.__name__)
 def test_instruction_and_normalization_rules_on_every_task_type(tiny_encoder, task_cls):
     recorder = run_mock(tiny_encoder, task_cls)
@@ -139,18 +143,21 @@ def test_instruction_and_normalization_rules_on_every_task_type(tiny_encoder, ta
             np.testing.assert_allclose(norms, 1.0, atol=1e-5)
 
 
+@pytest.mark.unit
 def test_symmetric_retrieval_instructs_documents_too(tiny_encoder):
     recorder = run_mock(tiny_encoder, MockRetrievalTask, symmetric=True)
     assert {side for _, side, _, _ in recorder.calls} == {"query", "document"}
     assert all(t.startswith("Instruct: ") for _, _, rendered, _ in recorder.calls for t in rendered)
 
 
+@pytest.mark.unit
 def test_a_task_without_instruction_is_an_error(tiny_encoder):
     clone = tiny_encoder.fresh(instructions={})
     with pytest.raises(EvalkitError, match="no instruction for mteb task 'Nope'"):
         clone.render(["x"], "Nope", "Retrieval", "query")
 
 
+@pytest.mark.unit
 def test_stats_keep_the_first_rendered_query_and_document(tiny_encoder):
     recorder = run_mock(tiny_encoder, MockRetrievalTask)
     samples = recorder.inner.stats.samples
@@ -163,6 +170,7 @@ def test_stats_keep_the_first_rendered_query_and_document(tiny_encoder):
     assert record["texts"] > 0 and record["tokens"] <= record["padded_tokens"]
 
 
+@pytest.mark.unit
 def test_length_batches_respect_rows_and_token_budget():
     lengths = [5, 100, 7, 50, 50, 3, 99]
     batches = list(length_batches(lengths, max_rows=3, max_tokens=150))
@@ -174,6 +182,7 @@ def test_length_batches_respect_rows_and_token_budget():
 
 # -- the parts: a fresh adapter over loaded weights, pipeline steps, one owner per decision ------------------
 
+@pytest.mark.unit
 def test_a_fresh_encoder_shares_the_weights_and_nothing_it_records(tiny_encoder):
     before = copy.deepcopy(tiny_encoder.stats)
     fresh = tiny_encoder.fresh(encode=EncodeConfig(cache=False, show_progress=False, packing="padded"))
@@ -185,6 +194,7 @@ def test_a_fresh_encoder_shares_the_weights_and_nothing_it_records(tiny_encoder)
     np.testing.assert_allclose(out, tiny_encoder.fresh(encode=EncodeConfig(cache=False)).embed(TEXTS), atol=1e-5)
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize("packing", ["packed", "padded"])
 def test_a_head_added_to_the_pipeline_reaches_every_path_without_touching_the_adapter(tiny_encoder, packing):
     loaded = tiny_encoder.loaded
@@ -199,6 +209,7 @@ def test_a_head_added_to_the_pipeline_reaches_every_path_without_touching_the_ad
     np.testing.assert_allclose(headed.embed(TEXTS), tiny_encoder.fresh(encode=encode).embed(TEXTS), atol=1e-5)
 
 
+@pytest.mark.unit
 def test_whether_a_task_is_normalized_has_one_owner(tiny_encoder, monkeypatch):
     """The encoder and the experiment identity both ask `pipeline.Normalize.applies`: change it, both follow."""
     from evalkit.config import RunConfig
@@ -215,6 +226,7 @@ def test_whether_a_task_is_normalized_has_one_owner(tiny_encoder, monkeypatch):
     assert normalizes(cfg.model, "Classification") and not normalizes(cfg.model, "Retrieval")
 
 
+@pytest.mark.unit
 def test_where_random_weights_are_drawn_is_decided_once(monkeypatch):
     """The cache key and the weights fingerprint name the device `model.random_init_device` decides."""
     from evalkit.encoding import model

@@ -7,16 +7,18 @@ import os
 import sqlite3
 from types import SimpleNamespace
 
-os.environ["HF_HUB_OFFLINE"] = "1"
+import numpy as np
+import pytest
+from safetensors import safe_open
 
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
-from safetensors import safe_open  # noqa: E402
+import evalkit.encoding.loaded as loaded_module
+from evalkit.encoding.cache import EmbeddingCache, model_identity, text_key
+from evalkit.encoding.cache_cli import main
+from evalkit.encoding.shard import evict
+from evalkit.config import EncodeConfig, TaskSpec, load_model_config
+from evalkit.encoding.encoder import Encoder
 
-import evalkit.encoding.loaded as loaded_module  # noqa: E402
-from evalkit.encoding.cache import EmbeddingCache, evict, main, model_identity, text_key  # noqa: E402
-from evalkit.config import EncodeConfig, TaskSpec, load_model_config  # noqa: E402
-from evalkit.encoding.encoder import Encoder  # noqa: E402
+pytestmark = pytest.mark.unit
 
 DOCS = [f"document {i} about {'rivers ' * (i % 5)}and {'cats ' * (i % 3)}" for i in range(40)]
 

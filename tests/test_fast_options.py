@@ -28,7 +28,7 @@ def encoder():
     return Encoder(load_model_config("tiny_mistral"), instructions={}, encode=EncodeConfig(cache=False))
 
 
-@pytest.mark.slow  # torch.compile takes a minute on two busy cores
+@pytest.mark.integration  # torch.compile takes a minute on two busy cores
 def test_compiled_packed_forward_equals_the_default(encoder):
     reference = with_encode(encoder, packing="packed").embed(TEXTS * 3)
     compiled = with_encode(encoder, packing="packed", compile=True, max_tokens_per_batch=200)
@@ -40,6 +40,7 @@ def test_compiled_packed_forward_equals_the_default(encoder):
     assert record["forward_passes"] > 1
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize("settings, message", [
     (dict(fused_ops="liger"), "encode.fused_ops=liger needs the liger-kernel package .* and a CUDA device"),
     (dict(varlen_kernel="flash_attn"), "encode.varlen_kernel=flash_attn needs the flash-attn package .* CUDA device"),
@@ -50,6 +51,7 @@ def test_a_cuda_only_option_on_a_cpu_is_one_line(encoder, settings, message):
     assert "\n" not in str(info.value)
 
 
+@pytest.mark.unit
 def test_packed_only_options_on_a_padded_path_are_said_not_done(encoder, caplog):
     clone = with_encode(encoder, packing="padded", compile=True)
     clone.embed(TEXTS)
@@ -87,6 +89,7 @@ def fake_liger(monkeypatch):
     fused.fused_ops.cache_clear()
 
 
+@pytest.mark.unit
 def test_the_liger_glue_computes_the_default_forward(encoder, monkeypatch):
     fake_liger(monkeypatch)
     try:
@@ -98,6 +101,7 @@ def test_the_liger_glue_computes_the_default_forward(encoder, monkeypatch):
         fused.fused_ops.cache_clear()
 
 
+@pytest.mark.unit
 def test_4096_token_documents_fit_an_80_gb_card_with_the_7b_shape():
     """The 7B shape at max_length 4096 on an 80 GB card: the budget holds every 4,096-token document, and
     weights plus the activation bound of a full batch stay within the card (half its free memory, by rule)."""
@@ -119,6 +123,7 @@ def test_4096_token_documents_fit_an_80_gb_card_with_the_7b_shape():
         assert sum(lengths[i] for i in batch) <= budget
 
 
+@pytest.mark.integration
 def test_long_documents_run_packed_within_the_budget_and_equal_padded(encoder, monkeypatch):
     """max_length 4096 on the tiny model: texts of up to 4,096 tokens beside short ones; every packed batch
     keeps its tokens and its sdpa block within the budget, and the embeddings equal padded ones."""
@@ -142,6 +147,7 @@ def test_long_documents_run_packed_within_the_budget_and_equal_padded(encoder, m
     assert min_cosine(out, padded) >= 0.9999
 
 
+@pytest.mark.integration
 def test_a_cast_encoder_packs_with_the_cast_weights():
     """gpu_smoke casts a loaded encoder to float16 after packing in float32: the packed decoder's fused
     matrices must follow the cast, not keep the float32 weights (a dtype error, or stale weights)."""
@@ -156,6 +162,7 @@ def test_a_cast_encoder_packs_with_the_cast_weights():
     assert not np.array_equal(packed, before)  # computed in bfloat16, not served from float32 weights
 
 
+@pytest.mark.integration
 def test_a_cast_encoder_never_reads_the_vectors_of_the_other_dtype(tmp_path):
     """The embedding cache keys on the dtype the model runs in: after a cast, nothing computed before it is served."""
     own = Encoder(load_model_config("tiny_mistral"), instructions={},

@@ -3,20 +3,17 @@
 from __future__ import annotations
 
 import json
-import os
+import mteb
+import numpy as np
+import pytest
+import torch
 
-os.environ["HF_HUB_OFFLINE"] = "1"
+from evalkit.config import EncodeConfig, load_model_config
+from evalkit.data import attach_to_task, read_beir_folder
+from evalkit.encoding.encoder import Encoder
+from evalkit.search import ExactSearch, RunningTopK
+from evalkit.tasks import get_mteb_task, get_task_spec
 
-import mteb  # noqa: E402
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
-import torch  # noqa: E402
-
-from evalkit.config import EncodeConfig, load_model_config  # noqa: E402
-from evalkit.data import attach_to_task, read_beir_folder  # noqa: E402
-from evalkit.encoding.encoder import Encoder  # noqa: E402
-from evalkit.search import ExactSearch, RunningTopK  # noqa: E402
-from evalkit.tasks import get_mteb_task, get_task_spec  # noqa: E402
 
 WORDS = "cats rivers volcanoes chess bread comets violins glaciers tides maps salt owls".split()
 
@@ -49,6 +46,7 @@ def loaded_task(folder):
     return task
 
 
+@pytest.mark.unit
 def test_running_top_k_equals_the_full_score_matrix():
     gen = torch.Generator().manual_seed(0)
     queries, docs = torch.randn(37, 16, generator=gen), torch.randn(503, 16, generator=gen)
@@ -66,6 +64,7 @@ def test_running_top_k_equals_the_full_score_matrix():
     assert len(small.result()[1][0]) == 5  # fewer documents than k: all of them, like mteb
 
 
+@pytest.mark.integration
 def test_search_results_and_scores_equal_mtebs(encoder, tmp_path):
     folder = write_corpus(tmp_path / "beir")
     theirs = mteb.evaluate(encoder, loaded_task(folder), cache=None, overwrite_strategy="always",
@@ -79,6 +78,7 @@ def test_search_results_and_scores_equal_mtebs(encoder, tmp_path):
             assert our_scores[metric] == pytest.approx(value, abs=1e-6), metric
 
 
+@pytest.mark.integration
 def test_search_dict_equals_mtebs_wrapper(encoder, tmp_path):
     from mteb.models.search_wrappers import SearchEncoderWrapper
 

@@ -4,13 +4,15 @@ plan takes its rate from the run records."""
 
 from __future__ import annotations
 
+import pytest
+
 import json
 import shutil
 
 from evalkit.config import EncodeConfig, RunConfig, load_model_config
 from evalkit.plan import make_plan, measured_rate, plan_from_stats, suite_run_order
 from evalkit.results import record_path
-from evalkit.runner import result_path, run
+from evalkit.runner import plan_run, run
 from evalkit.tasks import get_task_spec, suite_task_names
 from evalkit.textsets import count_new
 
@@ -29,6 +31,7 @@ def two_tasks_one_corpus(root):
     return root
 
 
+@pytest.mark.unit
 def test_plan_counts_a_shared_local_corpus_once_and_exactly(tmp_path):
     root = two_tasks_one_corpus(tmp_path / "beir")
     plans = {p.task: p for p in make_plan("ClimateFEVER,FEVER", "tiny_mistral", str(root))}
@@ -40,6 +43,7 @@ def test_plan_counts_a_shared_local_corpus_once_and_exactly(tmp_path):
     assert second.new.notes == ["documents: 12 texts already encoded by an earlier task (exact: local folders)"]
 
 
+@pytest.mark.unit
 def test_plan_estimates_fever_and_climatefever_share_their_corpus_from_mteb_statistics():
     model = load_model_config("e5_mistral_7b")
     fever, climate = (plan_from_stats(get_task_spec(t), model) for t in ("FEVER", "ClimateFEVER"))
@@ -58,6 +62,7 @@ def test_plan_estimates_fever_and_climatefever_share_their_corpus_from_mteb_stat
     assert count_new({"a": domain.sets, "b": intent.sets})["b"].tokens == 0
 
 
+@pytest.mark.unit
 def test_a_suite_run_takes_tasks_sharing_a_corpus_one_after_the_other():
     order = suite_run_order(suite_task_names("mteb_eng"))
     assert sorted(order) == sorted(suite_task_names("mteb_eng"))
@@ -65,6 +70,7 @@ def test_a_suite_run_takes_tasks_sharing_a_corpus_one_after_the_other():
     assert order.index("MTOPIntentClassification") == order.index("MTOPDomainClassification") + 1
 
 
+@pytest.mark.integration
 def test_the_second_task_on_a_shared_corpus_does_no_forward_pass_for_it(tmp_path, monkeypatch):
     monkeypatch.setenv("EVALKIT_CACHE", str(tmp_path / "cache"))
     root = two_tasks_one_corpus(tmp_path / "beir")
@@ -74,13 +80,14 @@ def test_the_second_task_on_a_shared_corpus_does_no_forward_pass_for_it(tmp_path
         cfg = RunConfig(task=get_task_spec(task), model=load_model_config("tiny_mistral"), data_root=str(root),
                         results_dir=str(tmp_path / "results"), encode=EncodeConfig(show_progress=False))
         run(cfg)
-        records[task] = json.loads(record_path(result_path(cfg)).read_text())["encode"]["by_side"]
+        records[task] = json.loads(record_path(plan_run(cfg).path).read_text())["encode"]["by_side"]
     first, second = (records[task] for task in order)
     assert first["document"]["forward_passes"] >= 1 and first["document"]["cache_hits"] == 0
     assert second["document"] == {"texts": 12, "cache_hits": 12, "forward_passes": 0, "tokens": 0}
     assert second["query"]["forward_passes"] >= 1 and second["query"]["cache_hits"] == 0
 
 
+@pytest.mark.integration
 def test_plan_takes_its_rate_from_matching_run_records(small_beir, tmp_path):
     model = load_model_config("tiny_mistral")
     rate, note = measured_rate(str(tmp_path / "results"), model, None)

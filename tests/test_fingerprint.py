@@ -13,6 +13,8 @@ from evalkit.encoding import fingerprint
 from evalkit.encoding.fingerprint import folder_fingerprint, model_fingerprint
 from evalkit.encoding.model import resolve_path
 
+pytestmark = pytest.mark.unit
+
 
 @pytest.fixture
 def checkpoint(tmp_path, monkeypatch):

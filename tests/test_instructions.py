@@ -22,6 +22,7 @@ from test_cli import assert_one_line_error, evalkit
 SICK_NL_PROMPT = "Zoek tekst die semantisch vergelijkbaar is met de gegeven tekst."
 
 
+@pytest.mark.unit
 def test_any_mteb_task_gets_a_spec_from_mteb_metadata():
     spec = get_task_spec("sicknlpairclassification")  # any case, like the task files' names
     assert (spec.name, spec.mteb_task, spec.type, spec.split, spec.metric) == (
@@ -31,6 +32,7 @@ def test_any_mteb_task_gets_a_spec_from_mteb_metadata():
     assert get_task_spec("scifact").aliases == ["scifact"]  # a task file still wins
 
 
+@pytest.mark.unit
 def test_unknown_and_non_text_tasks_are_one_line_errors():
     with pytest.raises(EvalkitError, match="unknown task 'SICK-NL-STSS'; did you mean SICK-NL-STS"):
         resolve_task_name("SICK-NL-STSS")
@@ -40,6 +42,7 @@ def test_unknown_and_non_text_tasks_are_one_line_errors():
         get_task_spec("WebQAT2TRetrieval")
 
 
+@pytest.mark.unit
 def test_resolution_order_and_sources(caplog):
     file_spec = get_task_spec("STSBenchmark")
     with caplog.at_level(logging.WARNING):
@@ -60,6 +63,7 @@ def test_resolution_order_and_sources(caplog):
     assert warnings[0].startswith("SICKNLPairClassification: no task file gives its instruction; using the mteb task")
 
 
+@pytest.mark.unit
 def test_strict_refuses_mteb_prompts_only():
     with pytest.raises(EvalkitError, match=r"SICKNLPairClassification: .* strict_instructions=true refuses the mteb "
                                            r"task metadata prompt \('Zoek"):
@@ -71,6 +75,7 @@ def test_strict_refuses_mteb_prompts_only():
     assert resolve_instruction(explicit, strict=True)[1] == EXPLICIT
 
 
+@pytest.mark.unit
 def test_the_encoder_resolves_unmapped_tasks_the_same_way(tiny_encoder):
     meta = MockSTSTask().metadata
     encoder = tiny_encoder.fresh(instructions={})
@@ -82,6 +87,7 @@ def test_the_encoder_resolves_unmapped_tasks_the_same_way(tiny_encoder):
         strict.render(["a"], meta.name, meta.type, "query", meta)
 
 
+@pytest.mark.integration
 def test_every_task_of_mteb_eng_v2_gets_a_spec_and_an_instruction(tiny_encoder):
     """What `mteb.evaluate(load_encoder(...), mteb.get_benchmark("MTEB(eng, v2)"))` asks of the encoder."""
     encoder = tiny_encoder.fresh(instructions={})
@@ -99,6 +105,7 @@ def test_every_task_of_mteb_eng_v2_gets_a_spec_and_an_instruction(tiny_encoder):
         f"mteb default prompt for {t}" for t in ("Clustering", "Retrieval", "STS", "Summarization")}
 
 
+@pytest.mark.integration
 def test_mock_run_passes_on_every_text_mock_task_with_the_e5_protocol(tiny_encoder):
     encoder = tiny_encoder.fresh(instructions={})
     results = mteb.mock_run(encoder)
@@ -119,6 +126,7 @@ def write_sts_folder(folder, rows=12):
     return folder
 
 
+@pytest.mark.integration
 def test_cli_runs_an_mteb_task_without_a_file_and_records_the_instruction(tmp_path):
     data = write_sts_folder(tmp_path / "sick")
     proc = evalkit("task=SICK-NL-STS", "model=tiny_mistral", f"data_dir={data}", f"results_dir={tmp_path}/r")
@@ -133,6 +141,7 @@ def test_cli_runs_an_mteb_task_without_a_file_and_records_the_instruction(tmp_pa
     assert record["encode"]["samples"]["query"]["text"].startswith("Instruct: Haal semantisch")
 
 
+@pytest.mark.integration
 def test_cli_strict_instructions_refuses_and_writes_nothing(tmp_path):
     data = write_sts_folder(tmp_path / "sick")
     proc = evalkit("task=SICK-NL-STS", "model=tiny_mistral", f"data_dir={data}", f"results_dir={tmp_path}/r",

@@ -18,6 +18,7 @@ from evalkit.tasks import get_task_spec
 
 from test_task_data import STS_ROWS, write_jsonl
 
+
 WORDS = "cat river volcano chess bread comet violin glacier lamp orbit".split()
 
 
@@ -44,6 +45,7 @@ def summeval_rows(n=6):
                                                                             for _ in range(5)]} for _ in range(n)]
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("task,rows,statistic,columns", [
     ("STSBenchmark", STS_ROWS, "spearman", 1),
     ("SICKNLPairClassification", pair_rows(), "ap", 5),  # max AP over five similarity functions
@@ -61,6 +63,7 @@ def test_per_item_scores_recompute_the_main_score(tmp_path, task, rows, statisti
     assert low <= record["score"] <= high
 
 
+@pytest.mark.integration
 def test_summeval_v1_keeps_mteb_bug_1156_and_v2_does_not(tmp_path):
     folder = write_jsonl(tmp_path / "summeval" / "test.jsonl", summeval_rows()).parent
     v1 = tiny_record(tmp_path, "SummEval", folder)["per_item"]["scores"][0]
@@ -69,6 +72,7 @@ def test_summeval_v1_keeps_mteb_bug_1156_and_v2_does_not(tmp_path):
     assert all(-1 <= rho <= 1 for rho in v2)
 
 
+@pytest.mark.integration
 def test_the_record_says_which_instruction_and_normalization_applied(tmp_path):
     rows = [{"text": f"{w} {i}", "label": i % 2} for i, w in enumerate(WORDS * 3)]
     folder = write_jsonl(tmp_path / "b77" / "train.jsonl", rows).parent
@@ -82,6 +86,7 @@ def test_the_record_says_which_instruction_and_normalization_applied(tmp_path):
                                                     "instructed": record["encode"]["texts"]}}
 
 
+@pytest.mark.unit
 def test_a_capture_that_does_not_reproduce_the_score_is_dropped(caplog):
     entry = {"metric": "cosine_spearman", "statistic": "spearman", "gold": [0, 1, 2, 3], "scores": [[0, 1, 3, 2]]}
     assert itemscores.verified(entry, itemscores.statistic(entry), "T") is entry
@@ -90,6 +95,7 @@ def test_a_capture_that_does_not_reproduce_the_score_is_dropped(caplog):
     assert "T: per-item scores give" in caplog.text and "no confidence interval" in caplog.text
 
 
+@pytest.mark.unit
 def test_item_ci_is_deterministic_and_narrows_with_more_items():
     rng = np.random.default_rng(0)
     gold = rng.normal(size=2000)
@@ -102,6 +108,7 @@ def test_item_ci_is_deterministic_and_narrows_with_more_items():
     assert (ci[1] - ci[0]) < (small[1] - small[0]) / 2  # ~ 1/sqrt(n): 10x the items, ~3x narrower
 
 
+@pytest.mark.unit
 def test_max_ap_takes_the_max_inside_each_resample():
     labels = [1, 0, 1, 0, 1, 1, 0, 0]
     good, bad = [0.9, 0.1, 0.8, 0.2, 0.7, 0.6, 0.3, 0.4], [0.1, 0.9, 0.2, 0.8, 0.3, 0.4, 0.7, 0.6]

@@ -14,17 +14,20 @@ from evalkit.config import load_model_config
 from conftest import REPO
 
 
+@pytest.mark.unit
 def test_release_numbers():
     assert versions.release("2.13.0+cpu") == (2, 13, 0)
     assert versions.release("5.0.0rc1") == (5, 0, 0)
     assert versions.release("4.56") > versions.release("4.55.4")
 
 
+@pytest.mark.unit
 def test_the_installed_packages_meet_the_floors():
     for command in versions.COMMAND_NEEDS:
         versions.require_for(command)
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize("name, old", [("transformers", "4.55.4"), ("torch", "2.4.1"), ("mteb", "2.9.1")])
 def test_an_old_release_is_named_with_the_upgrade(monkeypatch, name, old):
     real = versions.installed_version
@@ -35,6 +38,7 @@ def test_an_old_release_is_named_with_the_upgrade(monkeypatch, name, old):
         versions.require_for("run")
 
 
+@pytest.mark.unit
 def test_a_missing_package_is_named(monkeypatch):
     real = versions.installed_version
     monkeypatch.setattr(versions, "installed_version", lambda dist: None if dist == "mteb" else real(dist))
@@ -42,6 +46,7 @@ def test_a_missing_package_is_named(monkeypatch):
         versions.require_for("report")
 
 
+@pytest.mark.unit
 def test_the_cli_says_it_in_one_line_before_loading_anything(monkeypatch, capsys, tmp_path):
     from evalkit.__main__ import main
 
@@ -58,6 +63,7 @@ def test_the_cli_says_it_in_one_line_before_loading_anything(monkeypatch, capsys
     assert not (tmp_path / "sentence-transformers__all-MiniLM-L6-v2").exists()
 
 
+@pytest.mark.unit
 def test_pyproject_declares_the_same_floors():
     tomllib = pytest.importorskip("tomllib")
     project = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))["project"]
@@ -73,6 +79,7 @@ def test_pyproject_declares_the_same_floors():
 
 # -- mteb metadata ---------------------------------------------------------------------------
 
+@pytest.mark.unit
 @pytest.mark.parametrize("name", ["e5_mistral_7b", "minilm", "tiny_mistral"])
 def test_shipped_model_configs_declare_no_facts_a_model_that_includes_them_would_inherit(name):
     """License, languages, release date and reference of e5 and minilm come from mteb's registry (the round
@@ -82,6 +89,7 @@ def test_shipped_model_configs_declare_no_facts_a_model_that_includes_them_would
     assert (cfg.license, cfg.languages, cfg.release_date, cfg.reference) == (None, None, None, None)
 
 
+@pytest.mark.unit
 def test_a_model_that_includes_another_does_not_take_its_facts(tiny_encoder):
     from evalkit.encoding.meta import model_meta
 
@@ -89,6 +97,7 @@ def test_a_model_that_includes_another_does_not_take_its_facts(tiny_encoder):
     assert (meta.license, meta.release_date, meta.reference) == (None, None, None)
 
 
+@pytest.mark.integration
 def test_model_meta_round_trips_through_mtebs_result_cache(small_beir, tmp_path):
     """A run's model_meta.json is what mteb's ResultCache reads back: minilm's facts from mteb's registry, its
     parameters counted on the loaded model, the revision that ran."""
@@ -116,6 +125,7 @@ def test_model_meta_round_trips_through_mtebs_result_cache(small_beir, tmp_path)
         assert meta_.use_instructions is False and meta_.open_weights is True
 
 
+@pytest.mark.unit
 def test_a_model_mteb_does_not_know_gets_the_configs_facts(tiny_encoder):
     from dataclasses import replace
 

@@ -5,6 +5,8 @@ import torch
 
 from evalkit.encoding.pooling import first_token_pool, last_token_pool, mean_pool
 
+pytestmark = pytest.mark.unit
+
 LENGTHS = [5, 2, 3]
 
 

@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import os
-
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-
 import csv  # noqa: E402
 import json  # noqa: E402
 import shutil  # noqa: E402
@@ -47,6 +43,7 @@ def stderr_lines(capsys) -> list[str]:
 
 # --- golden tables -----------------------------------------------------------------------------------
 
+@pytest.mark.unit
 @pytest.mark.parametrize(
     ("case", "args"),
     [
@@ -61,6 +58,7 @@ def test_tables_equal_golden_files(tmp_path, case, args):
         assert (tmp_path / "out" / name).read_text(encoding="utf-8") == expected, f"{case}/{name} differs"
 
 
+@pytest.mark.unit
 def test_delta_is_ours_minus_published_by_hand(tmp_path):
     assert run_report(tmp_path, E5_RUN, "--compare", E5, "--no-plots") == 0
     rows = read_csv(tmp_path / "out" / "per_task.csv")
@@ -73,6 +71,7 @@ def test_delta_is_ours_minus_published_by_hand(tmp_path):
     assert rows["MindSmallReranking"]["Metric"] == "MAP@1000"  # max_over_subqueries_map_at_1000 vs the paper's map
 
 
+@pytest.mark.unit
 def test_the_same_tasks_rows_are_the_same_tasks_and_leave_out_what_is_not_comparable(tmp_path):
     """MindSmallReranking's published number (mteb 1) is not comparable: it is in neither like-for-like row, the
     run's own row over the remaining tasks sits beside the published one, and the CSV keeps the note."""
@@ -89,6 +88,7 @@ def test_the_same_tasks_rows_are_the_same_tasks_and_leave_out_what_is_not_compar
     assert "not comparable" in notes["MindSmallReranking"]["Δ e5-mistral-7b-instruct note"]
 
 
+@pytest.mark.unit
 def test_another_models_published_numbers_are_marked_and_no_minus_zero(tmp_path):
     from evalkit.report.tables import _fmt
 
@@ -103,6 +103,7 @@ def test_another_models_published_numbers_are_marked_and_no_minus_zero(tmp_path)
     assert _fmt(-0.001) == "0.00"
 
 
+@pytest.mark.unit
 def test_table1_averages_by_hand(tmp_path):
     assert run_report(tmp_path, RESULTS, "--compare", E5, "--compare", MINILM, "--no-plots") == 0
     rows = read_csv(tmp_path / "out" / "table1.csv")
@@ -128,6 +129,7 @@ def test_table1_averages_by_hand(tmp_path):
     assert "NanoSciFactRetrieval" in table  # named as left out
 
 
+@pytest.mark.unit
 def test_latex_is_booktabs_with_best_value_bold(tmp_path):
     assert run_report(tmp_path, E5_RUN, "--compare", E5, "--no-plots") == 0
     table1 = (tmp_path / "out" / "table1.tex").read_text(encoding="utf-8")
@@ -142,27 +144,7 @@ def test_latex_is_booktabs_with_best_value_bold(tmp_path):
 
 # --- confidence intervals ----------------------------------------------------------------------------
 
-def test_bootstrap_ci_is_deterministic_for_a_seed_and_covers_the_mean():
-    values = np.random.default_rng(7).beta(2, 3, size=200)
-    first = runs.bootstrap_ci(values, seed=3)
-    assert runs.bootstrap_ci(values, seed=3) == first
-    assert runs.bootstrap_ci(values, seed=4) != first
-    assert first[0] < values.mean() < first[1]
-    for seed in range(20):
-        sample = np.random.default_rng(seed).random(5 + seed * 7)
-        low, high = runs.bootstrap_ci(sample, seed=seed)
-        assert low <= sample.mean() <= high
-
-
-def test_bootstrap_ci_has_the_textbook_width():
-    values = np.random.default_rng(0).normal(0.5, 0.1, size=10_000)
-    low, high = runs.bootstrap_ci(values, seed=0, resamples=2000)
-    assert high - low == pytest.approx(2 * 1.96 * values.std() / np.sqrt(values.size), rel=0.15)
-    assert runs.bootstrap_ci([0.4] * 9) == pytest.approx((0.4, 0.4))
-    with pytest.raises(ValueError):
-        runs.bootstrap_ci([])
-
-
+@pytest.mark.unit
 def test_ci_from_the_run_record_and_whether_delta_lies_outside(tmp_path):
     assert run_report(tmp_path, RESULTS / MINILM.replace("/", "__"), "--no-plots") == 0  # default: own baselines
     rows = read_csv(tmp_path / "out" / "per_task.csv")
@@ -187,6 +169,7 @@ def write_minilm_result(folder: Path, task: str, subset: str, metric: str, score
     (folder / "evalkit" / f"{task}.run.json").write_text(json.dumps(record))
 
 
+@pytest.mark.unit
 def test_per_item_ci_and_a_published_score_that_is_not_comparable(tmp_path):
     """STS gets a CI from the record's per-item scores; SIB200's published mteb-1 score (unseeded k-means) gets a
     footnote, and its Δ is not counted as outside the CI; classification says it has no per-item scores."""
@@ -213,6 +196,7 @@ def test_per_item_ci_and_a_published_score_that_is_not_comparable(tmp_path):
     assert "no per-item scores for classification and clustering" in table
 
 
+@pytest.mark.unit
 def test_a_score_of_another_subset_gets_no_delta(tmp_path, capsys):
     folder = tmp_path / "results" / MINILM.replace("/", "__") / "rev"
     write_minilm_result(folder, "SIB200ClusteringS2S", "fra_Latn", "v_measure", 0.41)
@@ -225,10 +209,11 @@ def test_a_score_of_another_subset_gets_no_delta(tmp_path, capsys):
 
 # --- plots ----------------------------------------------------------------------------------------------
 
+@pytest.mark.integration
 def test_plots_are_written_and_not_empty(tmp_path):
     assert run_report(tmp_path, RESULTS, "--compare", E5) == 0
     written = sorted((tmp_path / "out" / "plots").iterdir())
-    assert len(written) == 2 * 3 * 2  # two runs x bars/scatter/delta x png/svg
+    assert len(written) == 2 * 3 * 2 + 2  # two runs x bars/scatter/delta x png/svg, and their forest plot
     for path in written:
         data = path.read_bytes()
         if path.suffix == ".png":
@@ -239,6 +224,7 @@ def test_plots_are_written_and_not_empty(tmp_path):
     assert "NFCorpus (-13.6)" in scatter  # 25.00 vs 38.62: an outlier, named with its Δ
 
 
+@pytest.mark.unit
 def test_scatter_outlier_labels_do_not_overlap():
     rng = np.random.default_rng(0)
     rows = [Comparison(f"Task{i:02d}WithALongName", "STS", "cosine_spearman", 85 + rng.normal(0, 4),
@@ -252,6 +238,7 @@ def test_scatter_outlier_labels_do_not_overlap():
     assert not any(a.overlaps(b) for i, a in enumerate(boxes) for b in boxes[i + 1:])
 
 
+@pytest.mark.unit
 def test_scatter_names_no_explained_delta_as_an_outlier():
     rows = [Comparison("Regressed", "Retrieval", "ndcg_at_10", 40.0, 50.0, None),
             Comparison("Unseeded", "Clustering", "v_measure", 42.45, 39.76, None, note="not comparable")]
@@ -260,6 +247,7 @@ def test_scatter_names_no_explained_delta_as_an_outlier():
     assert labels == ["Regressed (-10.0)"]
 
 
+@pytest.mark.unit
 def test_bar_chart_headers_and_ticks_do_not_overlap():
     rows = [Comparison(task, task_type, metric, 50.0, 51.0, None)
             for task, (task_type, metric) in mteb_english_tasks().items()]
@@ -275,6 +263,7 @@ def test_bar_chart_headers_and_ticks_do_not_overlap():
 
 # --- bad input ------------------------------------------------------------------------------------------
 
+@pytest.mark.unit
 def test_missing_and_empty_folders_alone_fail_with_one_line_each(tmp_path, capsys):
     (tmp_path / "empty").mkdir()
     assert run_report(tmp_path, tmp_path / "missing", tmp_path / "empty") == 1
@@ -285,6 +274,7 @@ def test_missing_and_empty_folders_alone_fail_with_one_line_each(tmp_path, capsy
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.unit
 def test_bad_files_are_reported_and_the_rest_still_renders(tmp_path, capsys):
     assert run_report(tmp_path, FIXTURES / "bad", tmp_path / "missing", E5_RUN, "--compare", E5, "--no-plots") == 0
     lines = stderr_lines(capsys)
@@ -295,11 +285,13 @@ def test_bad_files_are_reported_and_the_rest_still_renders(tmp_path, capsys):
     assert (tmp_path / "out" / "per_task.md").read_text() == (FIXTURES / "golden/single/per_task.md").read_text()
 
 
+@pytest.mark.unit
 def test_only_bad_files_exit_non_zero(tmp_path, capsys):
     assert run_report(tmp_path, FIXTURES / "bad") == 1
     assert any("nothing to report" in line for line in stderr_lines(capsys))
 
 
+@pytest.mark.unit
 def test_task_without_published_number_and_unknown_compare(tmp_path, capsys):
     minilm = RESULTS / MINILM.replace("/", "__")
     assert run_report(tmp_path, minilm, "--compare", "no-such-model", "--compare", MINILM, "--no-plots") == 0
@@ -310,6 +302,7 @@ def test_task_without_published_number_and_unknown_compare(tmp_path, capsys):
         tmp_path / "out" / "per_task.md").read_text()
 
 
+@pytest.mark.unit
 def test_result_file_outside_the_usual_layout(tmp_path, capsys):
     """A revision folder copied anywhere still reports; the model comes from model_meta.json."""
     folder = tmp_path / "somewhere"
@@ -318,6 +311,7 @@ def test_result_file_outside_the_usual_layout(tmp_path, capsys):
     assert "e5-mistral-7b-instruct (published, paper: all 56 tasks)" in (tmp_path / "out" / "table1.md").read_text()
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize("spec_from", ["run record", "registry", "mteb"])
 def test_multilingual_task_reads_the_english_subset(tmp_path, spec_from):
     """STS17 with ko-ko listed before en-en: the registry's (or mteb-fallback's) en-en subset is the one read."""
@@ -332,17 +326,19 @@ def test_multilingual_task_reads_the_english_subset(tmp_path, spec_from):
     assert (score.score, score.metric, score.type) == (pytest.approx(90.0), "cosine_spearman", "STS")
 
 
+@pytest.mark.integration
 def test_two_folders_of_one_model_get_distinct_columns(tmp_path):
     for revision in ("a", "b"):  # the same run copied twice: same model, same revision in the run records
         shutil.copytree(E5_RUN / "fixture0e5", tmp_path / "results" / "intfloat__e5-mistral-7b-instruct" / revision)
     assert run_report(tmp_path, tmp_path / "results") == 0
     header = (tmp_path / "out" / "per_task.csv").read_text(encoding="utf-8").splitlines()[0]
     assert "e5-mistral-7b-instruct@fixture#1 (ours)" in header and "e5-mistral-7b-instruct@fixture#2 (ours)" in header
-    assert len(list((tmp_path / "out" / "plots").glob("*.png"))) == 6
+    assert len(list((tmp_path / "out" / "plots").glob("*.png"))) == 7  # 2 runs x bars/scatter/delta, 1 forest
 
 
 # --- published numbers, scale and names ----------------------------------------------------------------
 
+@pytest.mark.unit
 def test_published_numbers_ship_with_the_package():
     assert {p.name for p in REFERENCE_DIR.iterdir()} >= {
         "README.md", "baselines.tsv", "e5-mistral-7b-instruct.tsv", "e5-mistral-7b-instruct.averages.tsv"}
@@ -353,6 +349,7 @@ def test_published_numbers_ship_with_the_package():
     assert set(available_models()) == {E5, MINILM, "BAAI/bge-small-en-v1.5"}
 
 
+@pytest.mark.unit
 def test_averages_of_published_task_scores_match_the_reference_file():
     """Our Table-1 averaging, fed the 56 published scores, gives the reference file's recomputed averages."""
     e5 = load_published(E5)
@@ -368,6 +365,7 @@ def test_averages_of_published_task_scores_match_the_reference_file():
             assert n == int(row["n_datasets"])
 
 
+@pytest.mark.unit
 def test_published_numbers_that_are_not_comparable_carry_a_note():
     minilm, e5 = load_published(MINILM), load_published(E5)
     assert minilm.score("SICKNLPairClassification", "max_ap") == 58.37 and minilm.note("STSBenchmark") is None
@@ -376,6 +374,7 @@ def test_published_numbers_that_are_not_comparable_carry_a_note():
     assert {t for t in e5.notes} == reranking and "retrieval-style" in e5.note("SciDocsRR")
 
 
+@pytest.mark.unit
 def test_baseline_kind_filter():
     assert load_published("all-MiniLM-L6-v2").score("SciFact", "ndcg_at_10") == 64.51
     assert load_published("BAAI/bge-small-en-v1.5").score("ArguAna", "ndcg_at_10") == 59.55  # model card
@@ -386,6 +385,7 @@ def test_baseline_kind_filter():
         load_published("all-MiniLM-L6-v2:model_card")
 
 
+@pytest.mark.unit
 def test_scale_and_metric_names_in_one_place():
     assert v2_metric("cos_sim_spearman") == "cosine_spearman"
     assert v2_metric("cos_sim_ap") == "cosine_ap"
@@ -397,6 +397,7 @@ def test_scale_and_metric_names_in_one_place():
         to_points(76.41)  # already points: refuse rather than report 7641
 
 
+@pytest.mark.integration
 def test_report_module_imports_no_heavy_libraries():
     code = ("import sys, evalkit.report; heavy = {'torch', 'transformers', 'mteb'} & set(sys.modules); "
             "assert not heavy, heavy")

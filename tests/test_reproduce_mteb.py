@@ -20,6 +20,8 @@ from evalkit.tasks import get_task_spec
 
 from conftest import shared_path
 
+pytestmark = pytest.mark.realdata
+
 MINILM = "sentence-transformers/all-MiniLM-L6-v2"
 FOLDERS = {"STSBenchmark": "STSBenchmark", "SummEval": "SummEval", "SICKNLPairClassification": "SICKNLPairClassification",
            "Banking77Classification": "Banking77Classification", "SIB200ClusteringS2S": "SIB200ClusteringS2S"}
@@ -79,7 +81,6 @@ def test_shipped_reference_numbers_are_the_published_ones():
         assert (row["comparable"] == "no") == (row["task"] in MEASURED_NOT_PUBLISHED), row["task"]
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("task", list(FOLDERS))
 def test_minilm_reproduces_the_published_score(minilm, task):
     record = minilm[1][task]
@@ -89,7 +90,6 @@ def test_minilm_reproduces_the_published_score(minilm, task):
     assert (record["per_item"] is None) == no_items
 
 
-@pytest.mark.slow
 def test_the_report_shows_delta_and_ci_and_explains_sib200(minilm, tmp_path):
     assert report_main([str(minilm[0]), "--out", str(tmp_path), "--no-plots"]) == 0
     with open(tmp_path / "per_task.csv", encoding="utf-8", newline="") as fh:
@@ -110,7 +110,6 @@ def test_the_report_shows_delta_and_ci_and_explains_sib200(minilm, tmp_path):
     assert "not comparable" in (tmp_path / "per_task.md").read_text(encoding="utf-8")
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("task", ["STSBenchmark", "SummEval", "SICKNLPairClassification", "Banking77Classification"])
 def test_e5_protocol_instructs_every_input_and_leaves_classification_unnormalized(tiny, task):
     record = tiny[task]

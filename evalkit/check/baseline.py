@@ -2,7 +2,8 @@
 
     {"format": 1, "suite": ..., "recorded": {date, git_sha, versions, hardware},
      "golden": {<model>: {model, revision, dim, fingerprint, probes: {<id>: {text_sha256, token_ids, vector}}}},
-     "scores": {<task>: {model, revision, split, metrics: {<metric>: fraction as mteb writes it}}}}
+     "scores": {<task>: {model, revision, split, metrics: {<metric>: fraction as mteb writes it},
+                         items: {<metric>: per-item scores (evalkit.units.Units.to_json), for the significance rule}}}}
 """
 
 from __future__ import annotations
@@ -35,10 +36,13 @@ def load(path: Path) -> dict[str, Any] | None:
 
 
 def dumps(data: Mapping[str, Any]) -> str:
-    """Indented JSON with every list of numbers on one line (token ids), so diffs stay readable and files small."""
+    """Indented JSON with every list of numbers (token ids) or plain strings (query ids) on one line, so diffs stay
+    readable and files small."""
     text = json.dumps(data, indent=1, ensure_ascii=False)
-    return re.sub(r"\[\s*((?:-?[\d.eE+-]+,\s*)*-?[\d.eE+-]+)\s*\]",
-                  lambda m: "[" + ",".join(x.strip() for x in m.group(1).split(",")) + "]", text) + "\n"
+    text = re.sub(r"\[\s*((?:-?[\d.eE+-]+,\s*)*-?[\d.eE+-]+)\s*\]",
+                  lambda m: "[" + ",".join(x.strip() for x in m.group(1).split(",")) + "]", text)
+    return re.sub(r'\[\s*((?:"[^"\\\n]*",\s*)*"[^"\\\n]*")\s*\]',  # lists of plain strings (query ids)
+                  lambda m: "[" + ",".join(re.findall(r'"[^"\\\n]*"', m.group(1))) + "]", text) + "\n"
 
 
 def write(path: Path, suite: str, old: Mapping[str, Any] | None, golden: Mapping[str, Any] | None,
@@ -65,6 +69,9 @@ def changes(old: Mapping[str, Any] | None, new: Mapping[str, Any]) -> list[str]:
         if before is None or after is None:
             lines.append(f"scores {task}: {'added' if before is None else 'removed'}")
             continue
+        if sorted(before.get("items") or {}) != sorted(after.get("items") or {}):
+            lines.append(f"scores {task}: per-item scores of {', '.join(sorted(after.get('items') or {})) or 'no metric'}"
+                         f" (were: {', '.join(sorted(before.get('items') or {})) or 'none'})")
         bm, am = before.get("metrics", {}), after.get("metrics", {})
         for metric in sorted(set(bm) | set(am)):
             if bm.get(metric) != am.get(metric):

@@ -75,8 +75,10 @@ def measure_golden(suite: Suite, specs, model_overrides: Mapping[str, Any] | Non
 
 def check(suite: Suite, path: Path | None = None, *, results_dir: Path | None = None, update: bool = False,
           golden_only: bool = False, keep_going: bool = False, model_overrides: Mapping[str, Any] | None = None,
-          task_overrides: Mapping[str, Mapping[str, Any]] | None = None) -> Outcome:
-    """Run the suite and compare. Golden failures stop before the scores unless keep_going or update."""
+          task_overrides: Mapping[str, Mapping[str, Any]] | None = None, alpha: float = 0.05,
+          adjustment: str = "holm") -> Outcome:
+    """Run the suite and compare. Golden failures stop before the scores unless keep_going or update. Scores
+    fail beyond their tolerance, and on a paired drop significant at `alpha` (0: off) after `adjustment`."""
     start = time.perf_counter()
     path = path or baseline_path(suite)
     if update:
@@ -101,7 +103,8 @@ def check(suite: Suite, path: Path | None = None, *, results_dir: Path | None = 
             outcome.seconds["scores"] = time.perf_counter() - t
         elif not golden_only:
             log.warning("golden embeddings changed: score checks skipped (--keep-going runs them anyway)")
-        outcome.rows += scores.compare(suite, (base or {}).get("scores", {}), scores_now)
+        outcome.rows += scores.compare(suite, (base or {}).get("scores", {}), scores_now, alpha=alpha,
+                                       adjustment=adjustment)
     if update:
         from evalkit.results import environment
 

@@ -17,9 +17,12 @@ def write(path: Path, suite: str, rows: list[Row], seconds: float, extra: str = 
                        failures=str(failures), errors="0", skipped=str(skipped), time=f"{seconds:.1f}")
     for row in rows:
         case = ET.SubElement(ts, "testcase", classname=f"{suite}.{row.task}", name=row.metric)
-        summary = f"baseline {row.baseline}, now {row.now}, Δ {row.delta}, tolerance {row.tolerance}"
+        summary = f"baseline {row.baseline}, now {row.now}, Δ {row.delta}, tolerance {row.tolerance}" + (
+            f", paired 95% CI {row.ci}, p (adjusted) {row.p}" if row.ci else "") + (
+            f"; significance rule unavailable: {row.unavailable}" if row.unavailable else "")
         if row.ok is False:
-            ET.SubElement(case, "failure", message=f"{row.task} {row.metric}: {row.note or summary}").text = summary
+            ET.SubElement(case, "failure", message=f"{row.task} {row.metric}: {row.note or summary}",
+                          type="+".join(row.rules) or "check").text = summary
         elif row.ok is None:
             ET.SubElement(case, "skipped", message=row.note or "not run")
         else:

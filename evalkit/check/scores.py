@@ -1,19 +1,25 @@
-"""Score checks: run the suite's tasks with `evalkit.runner.run`, exactly as users do, and compare metrics."""
+"""Score checks: run the suite's tasks with `evalkit.runner.run`, exactly as users do, and compare metrics.
+
+Two rules per task and metric: the tolerance (|Δ| in points, either direction) and, where the baseline holds
+per-item scores, the significance rule: a paired drop whose p, adjusted across the suite's tested rows, is
+below the level (evalkit.stats.paired: baseline and today's scores of the same queries or pairs).
+"""
 
 from __future__ import annotations
 
 import json
 import logging
 import time
+import zlib
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, Mapping
 
-from evalkit import EvalkitError
+from evalkit import EvalkitError, stats, units
 from evalkit.check.rows import Row
 from evalkit.check.suite import Suite, SuiteTask, data_folder, encode_config
 from evalkit.config import TaskSpec, load_model_config
-from evalkit.results import scores_entry
+from evalkit.results import read_record, scores_entry
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +63,8 @@ def measure(suite: Suite, results_dir: Path, specs: Mapping[str, TaskSpec],
         summary = run(cfg)
         seconds = time.perf_counter() - start
         metrics = read_metrics(summary.path, spec, task_metrics(suite, entry))
+        record = read_record(summary.path)
+        found = {m: units.checked(units.from_record(record, m, spec.type)[0], value)[0] for m, value in metrics.items()}
         log.info("%s: %s (%.0f s)", entry.task, ", ".join(f"{k}={v:.5f}" for k, v in metrics.items()), seconds)
         out[entry.task] = {
             "model": model.name,
@@ -66,14 +74,17 @@ def measure(suite: Suite, results_dir: Path, specs: Mapping[str, TaskSpec],
             "hf_subset": spec.hf_subset,
             "data_dir": entry.data_dir,
             "metrics": metrics,
+            "items": {m: u.to_json() for m, u in found.items() if u is not None},  # for the significance rule
             "seconds": round(seconds, 1),
         }
     return out
 
 
-def compare(suite: Suite, base: Mapping[str, Any], now: Mapping[str, Any] | None) -> list[Row]:
-    """One row per task and metric; `now` None means the scores were not run (rows skipped)."""
-    rows = []
+def compare(suite: Suite, base: Mapping[str, Any], now: Mapping[str, Any] | None, *, alpha: float = 0.05,
+            adjustment: str = "holm") -> list[Row]:
+    """One row per task and metric; `now` None means the scores were not run (rows skipped). alpha 0 turns the
+    significance rule off."""
+    rows, tested = [], []
     for entry in suite.scores.tasks:
         tol = task_tolerance(suite, entry)
         base_entry = base.get(entry.task) or {}
@@ -90,10 +101,51 @@ def compare(suite: Suite, base: Mapping[str, Any], now: Mapping[str, Any] | None
                 continue
             delta = 100 * (n - b)
             ok = abs(delta) <= tol + 1e-9
-            note = "" if ok else (f"{'dropped' if delta < 0 else 'rose'} {abs(delta):.3f} points, more than {tol:g}"
-                                  + _identity_note(base_entry, now[entry.task]))
-            rows.append(Row(entry.task, metric, bs, f"{100 * n:.3f}", f"{delta:+.3f}", f"±{tol:g}", ok, note))
+            note = "" if ok else (f"tolerance: {'dropped' if delta < 0 else 'rose'} {abs(delta):.3f} points, "
+                                  f"more than {tol:g}" + _identity_note(base_entry, now[entry.task]))
+            row = Row(entry.task, metric, bs, f"{100 * n:.3f}", f"{delta:+.3f}", f"±{tol:g}", ok, note,
+                      rules=[] if ok else ["tolerance"])
+            rows.append(row)
+            if alpha:
+                result, row.unavailable = paired_change(entry.task, metric, base_entry, now[entry.task])
+                if result is not None:
+                    row.ci = f"[{100 * result.ci[0]:+.3f}, {100 * result.ci[1]:+.3f}]"
+                    tested.append((row, result))
+    significance_rule(tested, alpha, adjustment)
     return rows
+
+
+def paired_change(task: str, metric: str, base: Mapping[str, Any], now: Mapping[str, Any]
+                  ) -> tuple[stats.Paired | None, str]:
+    """(today − baseline on the same items, "") or (None, why the significance rule cannot be applied)."""
+    stored, current = (base.get("items") or {}).get(metric), (now.get("items") or {}).get(metric)
+    if stored is None:
+        return None, ("the baseline has no per-item scores (recorded before the rule existed, or for a metric "
+                      "without them); record them with --update-baseline")
+    if current is None:
+        return None, "this run has no per-item scores of the metric (evalkit keeps them for nDCG@10, MAP@10, " \
+                     "Recall@100 of retrieval and the main metric of STS, pair classification, summarization)"
+    try:
+        before, after = units.pair(units.from_json(stored), units.from_json(current))
+        return stats.paired(before, after, seed=[0, zlib.crc32(f"{task}/{metric}".encode())]), ""
+    except units.Mismatch as exc:
+        return None, f"not the same items as the baseline's: {exc}"
+    except (KeyError, TypeError, ValueError) as exc:
+        return None, f"unusable per-item scores in the baseline ({type(exc).__name__}: {exc})"
+
+
+def significance_rule(tested: list[tuple[Row, stats.Paired]], alpha: float, adjustment: str) -> None:
+    """Adjust the rows' p across the suite and fail each row whose drop is significant."""
+    adjusted = stats.adjust([result.p_value for _, result in tested], adjustment)
+    name = {"holm": "Holm", "bh": "Benjamini-Hochberg"}[adjustment]
+    for (row, result), p in zip(tested, adjusted):
+        row.p = f"{result.p_value:.3g} ({p:.3g})"
+        if result.delta < 0 and p < alpha:
+            row.ok = False
+            row.rules.append("significance")
+            finding = (f"significance: paired Δ {100 * result.delta:+.3f} points, 95% CI {row.ci}, p {result.p_value:.3g} "
+                       f"({name}-adjusted over {len(tested)} rows: {p:.3g} < {alpha:g}; {result.n} items)")
+            row.note = f"{row.note}; {finding}" if row.note else finding
 
 
 def _identity_note(base: Mapping[str, Any], now: Mapping[str, Any]) -> str:

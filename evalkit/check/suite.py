@@ -16,6 +16,7 @@ from omegaconf import MISSING
 from evalkit import EvalkitError
 from evalkit.conf_path import config_files, find_config, shown
 from evalkit.config import structured, suggest
+from evalkit.errors import first_line
 
 SIDES = ("query", "document")
 
@@ -78,7 +79,7 @@ def _read_yaml(path: Path, where: str) -> Any:
     try:
         return yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except yaml.YAMLError as exc:
-        raise EvalkitError(f"{where}: not valid YAML ({str(exc).splitlines()[0]})") from None
+        raise EvalkitError(f"{where}: not valid YAML ({first_line(exc)})") from None
 
 
 def suite_names() -> list[str]:

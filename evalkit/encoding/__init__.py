@@ -1,9 +1,5 @@
 """The encoder and everything it owns (encoder, prompt, model, pooling, packing, batching, cache, fingerprint, meta).
 
-Importing it checks the torch and transformers floors first (`evalkit.versions`): one line naming the package
-to upgrade instead of a TypeError deep inside transformers (which takes `dtype=` from 4.56 on).
+Importing it checks nothing and loads nothing: dependency floors are checked when a command starts
+(`evalkit.versions.require_for`).
 """
-
-from evalkit.versions import require
-
-require("torch", "transformers")

@@ -40,7 +40,6 @@ import json
 import logging
 import os
 import sqlite3
-import sys
 import time
 import uuid
 from dataclasses import asdict
@@ -48,14 +47,13 @@ from pathlib import Path
 from typing import Any, Callable
 
 from evalkit import EvalkitError
-from evalkit.encoding.shard import DamagedShard, ShardBuffer, evict, read_keys, read_shard, write_shard
+from evalkit.encoding.shard import DamagedShard, evict, read_keys, read_shard, write_shard
 from evalkit.files import atomic_write, cache_root, probe_writable
+from evalkit.errors import first_line
 
 ID_SCHEME = "bos+text+eos/v1"  # bump when token ids are built differently (see model.token_ids)
 CHUNK = 500  # keys per SQLite query
 INDEX = "index.sqlite"
-
-__all__ = ["EmbeddingCache", "ShardBuffer", "evict", "model_identity", "text_key", "check_cache_writable", "main"]
 
 log = logging.getLogger(__name__)
 
@@ -92,7 +90,7 @@ def text_key(text: str) -> bytes:
 
 def cache_error(root: Path, exc: BaseException) -> EvalkitError:
     """A cache folder that cannot be used, as one line that says how to get going again."""
-    reason = getattr(exc, "strerror", None) or (str(exc).splitlines() or [type(exc).__name__])[0]
+    reason = getattr(exc, "strerror", None) or first_line(exc)
     return EvalkitError(f"the embedding cache at {root} cannot be written ({reason}): free space or fix its "
                         f"permissions, clear it with `python -m evalkit cache clear`, or run with encode.cache=false "
                         f"or encode.cache_dir=<another folder>")
@@ -127,28 +125,44 @@ class EmbeddingCache:
                 atomic_write(self.dir / "model.json", json.dumps(identity, indent=1, sort_keys=True))
         except OSError as exc:
             raise cache_error(self.root, exc) from None
-        self.db = self._connect()
-        self.adopt_orphans()
+        self.db: sqlite3.Connection | None = None
+        self._recovering = False
+        self.adopt_orphans()  # opens the index (see _sql)
 
     # -- the index: a hint, rebuilt from the shards when damaged -----------------------------------
-    def _connect(self) -> sqlite3.Connection:
-        path = self.dir / INDEX
+    def _open_index(self) -> sqlite3.Connection:
+        db = sqlite3.connect(self.dir / INDEX, timeout=60, check_same_thread=False)
+        db.execute("PRAGMA journal_mode=DELETE")  # never WAL: see the module docstring (network file systems)
+        db.execute("CREATE TABLE IF NOT EXISTS entries (key BLOB PRIMARY KEY, shard TEXT, row INTEGER)")
+        db.execute("CREATE TABLE IF NOT EXISTS shards (name TEXT PRIMARY KEY, rows INTEGER)")
+        return db
+
+    def _sql(self, work: Callable[[sqlite3.Connection], Any]) -> Any:
+        """work(db), the index opened when needed. The one recovery: a damaged index (not a database, malformed)
+        is deleted, opened empty and rebuilt from the shards, and the work done once more; any other failure
+        (full disk, read-only, locked), or damage again while rebuilding, is one line."""
         try:
-            db = sqlite3.connect(path, timeout=60, check_same_thread=False)
-            db.execute("PRAGMA journal_mode=DELETE")  # never WAL: see the module docstring (network file systems)
-            db.execute("CREATE TABLE IF NOT EXISTS entries (key BLOB PRIMARY KEY, shard TEXT, row INTEGER)")
-            db.execute("CREATE TABLE IF NOT EXISTS shards (name TEXT PRIMARY KEY, rows INTEGER)")
-            return db
+            if self.db is None:
+                self.db = self._open_index()
+            return work(self.db)
         except sqlite3.DatabaseError as exc:
-            if not _damaged(exc):
+            if self._recovering or not _damaged(exc):
                 raise cache_error(self.root, exc) from None
             self._drop_index(exc)
-            return self._connect()
+        self._recovering = True
+        try:
+            self.db = self._open_index()
+            self.adopt_orphans()
+            return work(self.db)
+        except sqlite3.DatabaseError as exc:
+            raise cache_error(self.root, exc) from None
+        finally:
+            self._recovering = False
 
     def _drop_index(self, exc: Exception) -> None:
         path = self.dir / INDEX
         log.warning("the embedding cache index %s is damaged (%s); rebuilding it from the shards", path, exc)
-        if getattr(self, "db", None) is not None:
+        if self.db is not None:
             self.db.close()
             self.db = None
         try:
@@ -156,22 +170,6 @@ class EmbeddingCache:
                 Path(f"{path}{suffix}").unlink(missing_ok=True)
         except OSError as err:
             raise cache_error(self.root, err) from None
-
-    def _sql(self, work: Callable[[sqlite3.Connection], Any]) -> Any:
-        """work(db); a damaged index is rebuilt from the shards and the work done again; I/O failures
-        (full disk, read-only, locked) become one line."""
-        try:
-            return work(self.db)
-        except sqlite3.DatabaseError as exc:
-            if not _damaged(exc):
-                raise cache_error(self.root, exc) from None
-            self._drop_index(exc)
-            self.db = self._connect()
-            self.adopt_orphans()
-        try:
-            return work(self.db)
-        except sqlite3.DatabaseError as exc:
-            raise cache_error(self.root, exc) from None
 
     # -- reading ---------------------------------------------------------------------------------
     def lookup(self, keys: list[bytes]) -> dict[bytes, tuple[str, int]]:
@@ -297,7 +295,8 @@ class EmbeddingCache:
         return adopted
 
     def close(self) -> None:
-        self.db.close()
+        if self.db is not None:
+            self.db.close()
 
 
 def still_to_encode(cache: EmbeddingCache | None, keys: list[bytes] | None, n: int):
@@ -313,14 +312,3 @@ def still_to_encode(cache: EmbeddingCache | None, keys: list[bytes] | None, n: i
     copies = [(i, first[keys[i]]) for i in range(n) if i not in done and first[keys[i]] != i]
     return found, vectors, todo, copies
 
-
-# -- `evalkit cache info|clear` (evalkit/encoding/cache_cli.py) ---------------------------------------------
-
-def main(argv: list[str] | None = None) -> int:
-    from evalkit.encoding.cache_cli import main as cache_main
-
-    return cache_main(argv)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

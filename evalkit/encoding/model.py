@@ -21,6 +21,7 @@ from evalkit.encoding.architecture import attention_for, check_positions
 from evalkit.encoding.pooling import pool_modes
 from evalkit.files import atomic_write, cache_root
 from evalkit.hub import check_reachable, offline_error
+from evalkit.errors import first_line
 
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 
@@ -147,7 +148,7 @@ def _from_hub(cls, source: str, **kwargs):
     except OSError as exc:
         if (hub_offline() or kwargs.get("local_files_only")) and not is_local(source):
             raise offline_error(repr(source), fix) from None
-        raise EvalkitError(f"cannot load {source!r}: {str(exc).splitlines()[0]}") from None
+        raise EvalkitError(f"cannot load {source!r}: {first_line(exc)}") from None
 
 
 def pick_device(name: str) -> torch.device:

@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from evalkit import EvalkitError
+from evalkit.errors import first_line
 from evalkit.encoding.loaded import LoadedModel
 
 BATCH = 32  # sentence-transformers' own default batch size
@@ -33,7 +34,7 @@ def load_sentence_transformer(cfg, device):
                                    local_files_only=True)
     except Exception as exc:  # a module's own loading code can raise anything; the user needs one line
         raise EvalkitError(f"sentence-transformers cannot load {folder}: "
-                           f"{(str(exc).splitlines() or [type(exc).__name__])[0]}") from exc
+                           f"{first_line(exc)}") from exc
 
 
 def encode_texts(model, texts: list[str], prefix: str | None, side: str | None) -> np.ndarray:

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from evalkit import EvalkitError
+from evalkit.errors import first_line
 
 CANONICAL = {"transformer": "sentence_transformers.models.Transformer", "pooling": "sentence_transformers.models.Pooling",
              "dense": "sentence_transformers.models.Dense", "normalize": "sentence_transformers.models.Normalize"}
@@ -97,7 +98,7 @@ def load_json(path: Path, what: str) -> dict[str, Any]:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
-        raise EvalkitError(f"{path}: cannot read {what}: {str(exc).splitlines()[0]}") from None
+        raise EvalkitError(f"{path}: cannot read {what}: {first_line(exc)}") from None
     return data
 
 
@@ -302,7 +303,7 @@ def local_folder(name_or_path: str, revision: str | None) -> Path:
     except Exception as exc:  # hub errors come in many kinds; the user needs one line
         if hub_offline():
             raise offline_error(repr(source), fix) from None
-        raise EvalkitError(f"cannot fetch {source!r}: {(str(exc).splitlines() or [type(exc).__name__])[0]}") from None
+        raise EvalkitError(f"cannot fetch {source!r}: {first_line(exc)}") from None
 
 
 def folder_name(name_or_path: str) -> str:

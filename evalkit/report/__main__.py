@@ -13,9 +13,16 @@ import sys
 from pathlib import Path
 
 from evalkit.report.compare import load_references, warn_missing_published
-from evalkit.report.published import available_models
+from evalkit.report.published import available_models, mteb_english_tasks
 from evalkit.report.runs import find_runs, name_runs, warn
 from evalkit.tasks import specs_by_mteb_name
+
+
+def level(text: str) -> float:
+    value = float(text)
+    if not 0 < value < 1:
+        raise argparse.ArgumentTypeError(f"a significance level is between 0 and 1, got {text}")
+    return value
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -33,6 +40,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=0, help="bootstrap seed (default: 0)")
     parser.add_argument("--resamples", type=int, default=1000, help="bootstrap resamples (default: 1000)")
     parser.add_argument("--no-plots", action="store_true", help="write the tables only")
+    parser.add_argument("--reference-run", metavar="NAME", help="the run the tables mark significant differences "
+                        "against (default: the first run with the model config's own settings)")
+    parser.add_argument("--alpha", type=level, default=0.05, help="significance level (default: 0.05)")
+    parser.add_argument("--adjust", choices=("holm", "bh"), default="holm",
+                        help="multiple-comparison adjustment across tasks: holm (default) or bh (Benjamini-Hochberg)")
     return parser.parse_args(argv)
 
 
@@ -47,11 +59,26 @@ def main(argv: list[str] | None = None) -> int:
     references = load_references(args.compare, runs)
     warn_missing_published(runs, references)
 
-    from evalkit.report import plots, tables  # pandas and matplotlib: only once there is something to draw
+    from evalkit.report import plots, significance, tables  # pandas and matplotlib: only once there is something to draw
 
-    written = tables.write_tables(runs, references, args.out, seed=args.seed, resamples=args.resamples)
+    pairs, marks = [], None
+    if len(runs) > 1:
+        try:
+            reference = significance.reference_run(runs, args.reference_run)
+        except ValueError as exc:
+            warn(str(exc))
+            return 2
+        options = {"seed": args.seed, "resamples": args.resamples}
+        pairs = significance.all_pairs(runs, reference, adjustment=args.adjust, **options)
+        marks = significance.table_marks(reference, pairs, runs, args.alpha, args.adjust, set(mteb_english_tasks()))
+        written = significance.write(pairs, significance.rank_table(runs, **options), args.out, alpha=args.alpha,
+                                     adjustment=args.adjust, **options)
+    else:
+        written = []
+    written += tables.write_tables(runs, references, args.out, seed=args.seed, resamples=args.resamples, marks=marks)
     if not args.no_plots:
         written += plots.write_plots(runs, references, args.out / "plots")
+        written += plots.write_forest(pairs, args.alpha, args.out / "plots")
     print(f"evalkit.report: wrote {len(written)} files to {args.out}/")
     return 0
 

@@ -3,6 +3,7 @@
 bars    per-task scores, ours vs published, grouped by task category
 scatter ours vs published, the y = x line, the outlying tasks labelled
 delta   Δ = ours − published per task, sorted, with the CI of Δ where the run record gives one
+forest  Δ = B − A per task between two runs, with its paired 95% CI, significant ones filled
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from evalkit.report.runs import warn
 if TYPE_CHECKING:
     from evalkit.report.published import Published
     from evalkit.report.runs import Run
+    from evalkit.report.significance import TaskComparison
 
 OURS, PUBLISHED = "#1f77b4", "#bbbbbb"
 CATEGORY_COLORS = dict(zip(CATEGORIES, matplotlib.colormaps["tab10"].colors))
@@ -184,4 +186,42 @@ def write_plots(runs: list[Run], references: list[Published], out: Path) -> list
         stem = f"{_slug(run.name)}_vs_{_slug(reference.name)}"
         for kind, draw in (("bars", bars), ("scatter", scatter), ("delta", delta)):
             written += _save(draw(rows, run.label, reference.label), out / f"{stem}_{kind}")
+    return written
+
+
+def forest(rows: list[TaskComparison], alpha: float):
+    """Δ = B − A per task (points) with its paired 95% CI; filled where the adjusted p is below `alpha`, hollow
+    where not, a cross where there is no paired test (its Δ alone)."""
+    rows = [r for r in rows if r.delta is not None]
+    fig = _figure(8, 1.6 + ROW_INCHES * max(len(rows), 1))
+    ax = fig.subplots()
+    for i, r in enumerate(rows):
+        color = _color(r.type)
+        if r.ci is None:
+            ax.plot(r.delta, i, "x", color=color)
+            continue
+        ax.errorbar(r.delta, i, xerr=[[r.delta - r.ci[0]], [r.ci[1] - r.delta]], fmt="o", color=color, capsize=2,
+                    lw=0.9, markerfacecolor=color if r.significant(alpha) else "white")
+    ax.axvline(0, color="black", lw=0.8)
+    ax.set_yticks(list(range(len(rows))), [r.task for r in rows], fontsize=8)
+    ax.set_ylim(len(rows) - 0.5, -0.5)
+    ax.set_xlabel("Δ = B − A (points), paired 95% CI")
+    title = f"A: {rows[0].a}\nB: {rows[0].b}" if rows else "no task in common"
+    ax.set_title(title, fontsize=9)
+    handles = [Line2D([], [], marker="o", color="#444444", label=f"significant (adjusted p < {alpha:g})"),
+               Line2D([], [], marker="o", color="#444444", markerfacecolor="white", label="not significant"),
+               Line2D([], [], marker="x", color="#444444", lw=0, label="no paired test")]
+    ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False)
+    ax.grid(axis="x", alpha=0.3)
+    return fig
+
+
+def write_forest(pairs: list[list[TaskComparison]], alpha: float, out: Path) -> list[Path]:
+    """One forest plot per pair of runs (PNG and SVG under `out`)."""
+    written = []
+    for rows in pairs:
+        if not any(r.delta is not None for r in rows):
+            continue
+        out.mkdir(parents=True, exist_ok=True)
+        written += _save(forest(rows, alpha), out / f"forest_{_slug(rows[0].b)}_vs_{_slug(rows[0].a)}")
     return written

@@ -13,12 +13,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
-import numpy as np
-
+from evalkit import units as item_units
 from evalkit.identity import describe, is_published
-from evalkit.itemscores import item_ci
 from evalkit.report.metrics import short_model_name, to_points
 from evalkit.results import identify_model, read_run_records, result_files, scores_entry
+from evalkit.errors import first_line
+from evalkit.stats import bootstrap_ci, statistic_ci
 
 SPEC_KEYS = ("type", "split", "hf_subset", "metric")
 SUBSET_PREFERENCE = ("default", "en", "en-en")
@@ -38,6 +38,8 @@ class TaskScore:
     ci: tuple[float, float] | None = None  # 95% bootstrap CI over queries, pairs or documents, points
     data: str | None = None  # "published" | "local" (not the published test set) | "unverified" | None (unknown)
     hf_subset: str = "default"  # the subset the score is of
+    units: item_units.Units | None = None  # the per-item (or per-experiment) scores behind it, for comparisons
+    no_units: str | None = None  # why there are none
 
     @property
     def comparable(self) -> bool:
@@ -78,24 +80,6 @@ def warn(message: str) -> None:
     print(f"evalkit.report: {message}", file=sys.stderr)
 
 
-def bootstrap_ci(values, *, seed: int = 0, resamples: int = 1000, level: float = 0.95) -> tuple[float, float]:
-    """Percentile CI of the mean of `values`, resampling them with replacement."""
-    values = np.asarray(values, dtype=float)
-    if values.size == 0:
-        raise ValueError("no per-query scores to resample")
-    rng = np.random.default_rng(seed)
-    means = np.empty(resamples)
-    for start in range(0, resamples, 100):  # chunks keep memory flat for large query sets
-        stop = min(start + 100, resamples)
-        means[start:stop] = values[rng.integers(0, values.size, size=(stop - start, values.size))].mean(axis=1)
-    tail = 50.0 * (1.0 - level)
-    low, high = np.percentile(means, [tail, 100.0 - tail])
-    return float(low), float(high)
-
-
-def _first_line(exc: Exception) -> str:
-    text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0][:160]}" if text else type(exc).__name__
 
 
 def _mteb_spec(result) -> dict:
@@ -130,7 +114,7 @@ def read_task_score(path: Path, registry: Mapping[str, Any], record: dict | None
     try:
         result = TaskResult.from_disk(path)
     except Exception as exc:
-        raise ReportInputError(f"not an mteb TaskResult ({_first_line(exc)})") from None
+        raise ReportInputError(f"not an mteb TaskResult ({first_line(exc, 160, with_type=True)})") from None
     spec = task_spec(result, registry, record)
     entry = scores_entry(result.scores, spec["split"], spec["hf_subset"])
     if entry is None or spec["metric"] not in entry:
@@ -139,8 +123,19 @@ def read_task_score(path: Path, registry: Mapping[str, Any], record: dict | None
         score = to_points(entry[spec["metric"]])
     except (TypeError, ValueError) as exc:
         raise ReportInputError(str(exc)) from None
-    return TaskScore(result.task_name, spec["type"], spec["metric"], score, data=data_status(record),
-                     hf_subset=spec["hf_subset"])
+    task_score = TaskScore(result.task_name, spec["type"], spec["metric"], score, data=data_status(record),
+                           hf_subset=spec["hf_subset"])
+    try:
+        if spec["type"] in CI_TYPES:
+            task_score.units, task_score.no_units = item_units.from_record(record, spec["metric"], spec["type"])
+            if task_score.units is not None:
+                task_score.units, task_score.no_units = item_units.checked(task_score.units, entry[spec["metric"]])
+        else:
+            data = ((record or {}).get("identity") or {}).get("data") or {"dataset_revision": result.dataset_revision}
+            task_score.units, task_score.no_units = item_units.from_result(entry, spec["metric"], spec["type"], data)
+    except (TypeError, ValueError, KeyError, IndexError, AttributeError) as exc:
+        task_score.no_units = f"unusable per-item scores ({_first_line(exc)})"
+    return task_score
 
 
 def data_status(record: dict | None) -> str | None:
@@ -155,22 +150,19 @@ def data_status(record: dict | None) -> str | None:
     return "unverified" if (record or {}).get("data_dir") else None
 
 
-def score_ci(score: TaskScore, record: dict | None, seed: int, resamples: int) -> str | None:
-    """Set `score.ci` from the record's per-query or per-item scores; the reason when there is none."""
-    if record is None:
-        return "no run record"
-    per_query = (record.get("per_query") or {}).get(score.metric)
-    per_item = record.get("per_item") or {}
-    if not per_query and per_item.get("metric") != score.metric:
-        return f"run record has no per-{'query' if score.type == 'Retrieval' else 'item'} {score.metric}"
+def score_ci(score: TaskScore, seed: int, resamples: int) -> str | None:
+    """Set `score.ci` from its per-query or per-item scores; the reason when there is none."""
+    if score.units is None:
+        return score.no_units
     try:
-        if per_query:
-            low, high = bootstrap_ci(list(per_query.values()), seed=seed, resamples=resamples)
+        if score.units.scores.values is not None:
+            low, high = bootstrap_ci(score.units.scores.values, seed=seed, resamples=resamples)
         else:
-            low, high = item_ci(per_item, seed=seed, resamples=resamples)
+            low, high = statistic_ci(score.units.scores.statistic, score.units.scores.n, seed=seed,
+                                     resamples=resamples)
         score.ci = (to_points(low), to_points(high))
     except (TypeError, ValueError, KeyError, IndexError) as exc:
-        return f"unusable per-{'query' if per_query else 'item'} scores ({_first_line(exc)})"
+        return f"unusable per-{score.units.kind} scores ({first_line(exc, 160, with_type=True)})"
     return None
 
 
@@ -191,7 +183,7 @@ def load_run(folder: Path, registry: Mapping[str, Any], seed: int = 0, resamples
             continue
         run.scores[score.task] = score
         if score.type in CI_TYPES:
-            reason = score_ci(score, records.get(score.task), seed, resamples)
+            reason = score_ci(score, seed, resamples)
             if reason:
                 no_ci.append(f"{score.task} ({reason})")
     if no_ci:

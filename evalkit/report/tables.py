@@ -7,6 +7,7 @@ best value in bold) and CSV (raw numbers, 4 decimals).
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 from statistics import fmean
 
 import pandas as pd
@@ -16,14 +17,22 @@ from evalkit.report.metrics import BEIR_METRIC, CATEGORY_LABELS, metric_label
 from evalkit.report.published import KIND_DESCRIPTIONS, Published, mteb_english_tasks
 from evalkit.report.runs import Run
 
+if TYPE_CHECKING:
+    from evalkit.report.significance import Marks
+
 BLANK = "–"
 TABLE1_COLUMNS = (*CATEGORY_LABELS.values(), "Avg", "BEIR")
 MARKS = "¹²³⁴⁵⁶⁷⁸⁹"
 NOT_COMPARABLE = "not comparable"
 
 
-def per_task_frame(runs: list[Run], references: list[Published]) -> pd.DataFrame:
-    """One row per task run: our scores (+ CI), the published scores, Δ against each run's reference."""
+def significance_heading(run: Run, marks: Marks) -> str:
+    return f"{run.name} differs from {marks.reference.name}"
+
+
+def per_task_frame(runs: list[Run], references: list[Published], marks: Marks | None = None) -> pd.DataFrame:
+    """One row per task run: our scores (+ CI), the published scores, Δ against each run's reference, and
+    whether each run differs significantly from the reference run (with `marks`)."""
     first = {}
     for run in runs:
         for score in run.scores.values():
@@ -43,6 +52,9 @@ def per_task_frame(runs: list[Run], references: list[Published]) -> pd.DataFrame
             row[delta_heading(run, reference)] = mine[0].delta if mine else None
             row[f"Δ {run.name} outside CI"] = mine[0].outside_ci if mine else None
             row[f"Δ {run.name} note"] = mine[0].note if mine else None
+        for run in runs if marks else []:
+            if run is not marks.reference:
+                row[significance_heading(run, marks)] = marks.tasks.get(run.name, {}).get(task)
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -139,9 +151,10 @@ def _bold_max(values: dict[str, float | None]) -> set[str]:
     return {k for k, v in present.items() if v == best}
 
 
-def per_task_display(raw: pd.DataFrame, runs: list[Run], references: list[Published]):
+def per_task_display(raw: pd.DataFrame, runs: list[Run], references: list[Published], sig: Marks | None = None):
     """Formatted cells, and per row the best score (the LaTeX bold), for the per-task table. A Δ against a
-    published score that is not comparable carries a footnote mark, and is not counted as outside the CI."""
+    published score that is not comparable carries a footnote mark, and is not counted as outside the CI; a
+    score that differs significantly from the reference run's carries a `*`."""
     score_columns = [run.label for run in runs] + [ref.label for ref in references]
     marks = footnotes(raw, runs)
     cells, bold = [], []
@@ -149,7 +162,8 @@ def per_task_display(raw: pd.DataFrame, runs: list[Run], references: list[Publis
         out = {"Task": row["Task"], "Type": row["Type"], "Metric": row["Metric"]}
         for run in runs:
             low, high = row[f"{run.name} CI low"], row[f"{run.name} CI high"]
-            out[run.label] = _fmt(row[run.label])
+            significant = sig is not None and row.get(significance_heading(run, sig)) is True
+            out[run.label] = _fmt(row[run.label]) + ("*" if significant else "")
             out[f"{run.name} 95% CI"] = BLANK if pd.isna(low) else f"[{low:.2f}, {high:.2f}]"
         for ref in references:
             out[ref.label] = _fmt(row[ref.label])
@@ -165,8 +179,9 @@ def per_task_display(raw: pd.DataFrame, runs: list[Run], references: list[Publis
     return pd.DataFrame(cells, columns=list(cells[0]) if cells else None), bold
 
 
-def table1_display(rows: list[tuple[str, dict, int]]):
-    """Formatted "mean (k/K)" cells, and per row the cells that are best in their column."""
+def table1_display(rows: list[tuple[str, dict, int]], starred: dict[str, set[str]] | None = None):
+    """Formatted "mean (k/K)" cells, and per row the cells that are best in their column; the columns named in
+    `starred` (row name -> columns) carry a `*`."""
     english = mteb_english_tasks()
     totals = {label: sum(t == cat for t, _ in english.values()) for cat, label in CATEGORY_LABELS.items()}
     totals.update(Avg=len(english), BEIR=totals["Retr."])
@@ -175,7 +190,8 @@ def table1_display(rows: list[tuple[str, dict, int]]):
         out = {"Model": name}
         for column in TABLE1_COLUMNS:
             value, n = row[column]
-            out[column] = BLANK if value is None else f"{value:.{decimals}f} ({n}/{totals[column]})"
+            star = "*" if column in (starred or {}).get(name, ()) else ""
+            out[column] = BLANK if value is None else f"{value:.{decimals}f}{star} ({n}/{totals[column]})"
         cells.append(out)
     best = {c: _bold_max({i: row[c][0] for i, (_, row, _) in enumerate(rows)}) for c in TABLE1_COLUMNS}
     bold = [{c for c in TABLE1_COLUMNS if i in best[c]} for i in range(len(rows))]
@@ -224,11 +240,11 @@ def source_notes(runs: list[Run], references: list[Published]) -> list[str]:
 
 
 def write_tables(runs: list[Run], references: list[Published], out: Path, *, seed: int = 0,
-                 resamples: int = 1000) -> list[Path]:
+                 resamples: int = 1000, marks: Marks | None = None) -> list[Path]:
     """per_task.{md,tex,csv} and table1.{md,tex,csv} under `out`; returns the paths written."""
     out.mkdir(parents=True, exist_ok=True)
-    raw = per_task_frame(runs, references)
-    display, bold = per_task_display(raw, runs, references)
+    raw = per_task_frame(runs, references, marks)
+    display, bold = per_task_display(raw, runs, references, marks)
     deltas = [f"{delta_heading(run, ref)} = {run.label} − {ref.label}"
               + (" (another model's published numbers)" if ref.model != run.model else "")
               for run in runs if (ref := reference_for(run, references))]
@@ -238,11 +254,14 @@ def write_tables(runs: list[Run], references: list[Published], out: Path, *, see
              "pair classification: max AP over similarity functions) or the mean over documents (summarization). "
              "mteb exposes no per-item scores for classification and clustering: no CI there. "
              "'outside CI': the published score lies outside it.",
+             *([marks.note("per task")] if marks and marks.tested else []),
              *[f"{mark} {note}" for note, mark in footnotes(raw, runs).items()], *source_notes(runs, references)]
     written = _write(out / "per_task", "Per-task scores", display, bold, raw, notes)  # the CSV keeps each Δ's note
 
     rows = table1_rows(runs, references)
-    display, bold = table1_display(rows)
+    starred = {run.label: {c for c, yes in marks.columns.get(run.name, {}).items() if yes} for run in runs} \
+        if marks else None
+    display, bold = table1_display(rows, starred)
     english = mteb_english_tasks()
     extra = sorted({t for run in runs for t in run.scores if t not in english})
     names = [name for name, _, _ in rows]
@@ -258,6 +277,9 @@ def write_tables(runs: list[Run], references: list[Published], out: Path, *, see
                      "that compare like for like (the published test set and protocol, a published score without a "
                      "note); where the run has other tasks too, its row over just those tasks is listed as "
                      "'…, same tasks as … published'.")
+    if marks and marks.tested:
+        notes.append(marks.note("the mean Δ over the column's tasks, where both runs have the same tasks there; "
+                                "CI and p from each task's items resampled on their own"))
     notes += source_notes(runs, references)
     if extra:
         notes.append(f"Not MTEB-English tasks, left out of this table: {', '.join(extra)}.")
