@@ -16,6 +16,8 @@ from evalkit.tasks import get_task_spec
 from tests.st_builders import st_folder
 from test_cli import assert_one_line_error, evalkit
 
+pytestmark = pytest.mark.integration  # folders built by sentence-transformers, command-line subprocesses
+
 HUB_DATA = Data({"source": "hub", "datasets": ["mteb/scifact@x"]})
 
 

@@ -73,6 +73,7 @@ def evalkit_embeddings(encoder, texts, task, task_type, side):
     return encoder.embed(rendered, normalize=encoder.cfg.normalize, prompt=resolved, prompt_side=side)
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("case", list(CASES))
 def test_embeddings_equal_sentence_transformers(folders, case):
     from sentence_transformers import SentenceTransformer
@@ -93,6 +94,7 @@ def test_embeddings_equal_sentence_transformers(folders, case):
         assert (encoder.prompts_used[f"{task}/{side or 'no side'}"]["prompt"] or None) == (prefix or None)
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize("side", ["left", "right"])
 @pytest.mark.parametrize("modes", [("cls",), ("mean",), ("max",), ("mean_sqrt_len_tokens",), ("weightedmean",),
                                    ("lasttoken",), ("cls", "mean", "weightedmean")])
@@ -122,6 +124,7 @@ def test_pooling_equals_sentence_transformers_pooling(side, modes, prompt_length
     assert torch.allclose(ours, theirs, atol=1e-6), (modes, side, prompt_length)
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("spelling", ["sentence_transformers.models.{cls}",
                                       "sentence_transformers.sentence_transformer.modules.{cls}",
                                       "{module}.{cls}"])
@@ -142,6 +145,7 @@ def test_every_module_spelling_sentence_transformers_accepts(tmp_path, spelling)
     assert read.unsupported == ()
 
 
+@pytest.mark.integration
 def test_a_module_evalkit_lacks_goes_to_sentence_transformers_never_skipped(tmp_path):
     folder = st_folder(tmp_path / "m", pooling="mean")
     modules = json.loads((folder / "modules.json").read_text())
@@ -152,6 +156,7 @@ def test_a_module_evalkit_lacks_goes_to_sentence_transformers_never_skipped(tmp_
     assert folder_model_config(str(folder)).encode_with == "sentence_transformers"
 
 
+@pytest.mark.integration
 def test_custom_code_module_is_refused_in_one_line_without_trust_remote_code(tmp_path):
     folder = st_folder(tmp_path / "m", pooling="mean")
     modules = json.loads((folder / "modules.json").read_text())
@@ -163,6 +168,7 @@ def test_custom_code_module_is_refused_in_one_line_without_trust_remote_code(tmp
     assert folder_model_config(str(folder), trust_remote_code=True).encode_with == "sentence_transformers"
 
 
+@pytest.mark.integration
 def test_legacy_pooling_flags_and_old_sentence_bert_config_are_read():
     """all-MiniLM-L6-v2 as shipped (sentence-transformers 2.0 files): legacy flags, max_seq_length in
     sentence_bert_config.json, a Normalize module without a folder."""
@@ -171,6 +177,7 @@ def test_legacy_pooling_flags_and_old_sentence_bert_config_are_read():
     assert cfg.prompts == {"query": None, "document": None} and cfg.encode_with == "evalkit"
 
 
+@pytest.mark.unit
 def test_prompt_key_is_mtebs_order():
     """prompt.prompt_key against mteb's own get_prompt_name over every combination of keys."""
     from itertools import combinations
@@ -191,6 +198,7 @@ def test_prompt_key_is_mtebs_order():
                 assert prompt_key(prompts, "SciFact", "Retrieval", side) == expected, (chosen, side)
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("build", ["layer_norm", "static"])
 def test_modules_evalkit_lacks_run_through_sentence_transformers_with_the_cache(tmp_path, build):
     """A LayerNorm module, a StaticEmbedding: SentenceTransformer.encode runs them (prompt, include_prompt and
@@ -269,6 +277,7 @@ def small_retrieval():
     return task
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("settings", list(SCORED))
 def test_scores_equal_mtebs_own_wrapper(tmp_path, settings):
     """mteb.evaluate on an STS and a retrieval task: evalkit's encoder and mteb's SentenceTransformerEncoderWrapper
@@ -289,6 +298,7 @@ def test_scores_equal_mtebs_own_wrapper(tmp_path, settings):
         assert scores[0] == pytest.approx(scores[1], abs=1e-6), (make.__name__, scores)
 
 
+@pytest.mark.integration
 def test_do_lower_case_in_sentence_bert_config_is_applied(tmp_path):
     """The 2.x-5.x spelling of lower-casing (`do_lower_case` in sentence_bert_config.json, the tokenizer left
     cased): evalkit lower-cases as sentence-transformers does, and the embeddings would differ if it did not."""
