@@ -35,7 +35,7 @@ def main(argv=None) -> int:
     import mteb
 
     from evalkit.config import EncodeConfig
-    from evalkit.data import attach_to_task, read_beir_folder
+    from evalkit.beir_folder import attach_to_task, read_beir_folder
     from evalkit.encoding.encoder import load_encoder
     from evalkit.search import ExactSearch
     from evalkit.tasks import get_mteb_task, get_task_spec

@@ -15,6 +15,7 @@ from evalkit import EvalkitError
 from evalkit.conf_path import CONFIG_PATH_ENV, add_config_dirs, config_dirs
 from evalkit.config import (EncodeConfig, ModelConfig, TaskSpec, check_override_key, model_names, register_primary_config,
                             searchpath_override, suggest, to_run_config)
+from evalkit.errors import print_error
 from evalkit.tasks import (FROM_MTEB, file_keys, get_task_spec, resolve_task_name, suite_task_names, sweep_suites,
                            task_files)
 
@@ -65,7 +66,9 @@ examples:
   evalkit report results/ --out report/
 
 environment: HF_HUB_OFFLINE=1 (use only the local Hugging Face cache), EVALKIT_CACHE (default ~/.cache/evalkit),
-{env}. Hydra's own flags (--cfg job, --info, ...; --hydra-help lists them) go anywhere on the line.
+{env}, EVALKIT_DEBUG=1 (an error shows its traceback and the chain of causes
+behind its one line: paste it into a bug report). Hydra's own flags (--cfg job, --info, ...; --hydra-help
+lists them) go anywhere on the line.
 """
 
 
@@ -77,8 +80,9 @@ suites (check suite=), from evalkit's conf/ and the user's config folders (--con
 """
 
 
-def fail(message: str) -> None:
-    print(f"evalkit: error: {message}", file=sys.stderr)
+def fail(message: str | BaseException) -> None:
+    """One line on stderr (with the traceback and its causes first under EVALKIT_DEBUG=1), exit code 2."""
+    print_error("evalkit", message)
     sys.exit(2)
 
 
@@ -227,7 +231,7 @@ def hydra_job(cfg) -> None:
     try:
         summary = run(to_run_config(cfg))
     except EvalkitError as exc:
-        fail(str(exc))
+        fail(exc)
     if not summary.main_rank:
         return
     if summary.skipped:
@@ -309,7 +313,7 @@ def main(argv: list[str] | None = None) -> None:
         require_for("run")
         register_configs(argv)
     except EvalkitError as exc:
-        fail(str(exc))
+        fail(exc)
     import hydra
 
     with hydra_argv(argv):

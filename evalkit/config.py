@@ -219,7 +219,7 @@ def structured(schema: type, data: Any, where: str):
     except OmegaConfBaseException as exc:
         msg = first_line(exc)
         key = getattr(exc, "full_key", None)
-        raise EvalkitError(f"{where}: {key}: {msg}" if key and key not in msg else f"{where}: {msg}") from None
+        raise EvalkitError(f"{where}: {key}: {msg}" if key and key not in msg else f"{where}: {msg}") from exc
     return obj
 
 

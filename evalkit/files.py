@@ -91,4 +91,4 @@ def check_writable(folder: str | Path, what: str) -> None:
         probe_writable(folder)
     except OSError as exc:
         raise EvalkitError(f"{what} {folder} is not writable: {exc.strerror or exc}; pass a folder you can "
-                           f"write to") from None
+                           f"write to") from exc

@@ -1,6 +1,6 @@
 """Experiment identity: everything that changes a result's number, and the results folder it names.
 
-A result is identified by the weights (`model_fingerprint`: content hash of a local folder, hub commit, or the
+A result is identified by the weights (`weights_fingerprint`: content hash of a local folder, hub commit, or the
 random-init config), the revision, every protocol setting as it acts on this task (pooling, max length, dtype,
 normalization, padding side, prompt template, the instruction actually used and which inputs get it, evalkit's
 token-id scheme), the task, split, subsets evaluated and headline metric, and the data (a content fingerprint
@@ -133,16 +133,16 @@ def experiment(cfg: RunConfig, data: Data) -> Experiment:
 
 
 def weights(model: ModelConfig, device_type: str) -> str:
-    """`model_fingerprint`, with a missing local folder named as load_model names it. Online, a hub model not
+    """`weights_fingerprint`, with a missing local folder named as load_model names it. Online, a hub model not
     downloaded yet is pinned to the commit the hub says its revision names (the download follows)."""
-    from evalkit.encoding.fingerprint import model_fingerprint
+    from evalkit.encoding.weights_fingerprint import weights_fingerprint
     from evalkit.encoding.model import is_local, resolve_path
 
     source = resolve_path(model.name_or_path)
     if model.random_init is None and is_local(source) and not os.path.isdir(source):
         raise EvalkitError(f"model path does not exist: {source}")
     try:
-        return model_fingerprint(model, device_type)
+        return weights_fingerprint(model, device_type)
     except EvalkitError:
         if model.random_init is not None or is_local(source) or hub_offline():
             raise
@@ -152,8 +152,8 @@ def weights(model: ModelConfig, device_type: str) -> str:
         commit = HfApi().model_info(source, revision=model.revision).sha
     except Exception as exc:  # network and hub errors come in many kinds; the user needs one line
         raise EvalkitError(f"cannot find {source}@{model.revision or 'main'} on the hub: "
-                           f"{first_line(exc)}") from None
-    return model_fingerprint(replace(model, revision=commit), device_type)
+                           f"{first_line(exc)}") from exc
+    return weights_fingerprint(replace(model, revision=commit), device_type)
 
 
 def model_files() -> tuple[tuple[str, int, int], ...]:
@@ -207,7 +207,7 @@ def model_differences(model: ModelConfig, weights_fingerprint: str) -> dict[str,
     else:
         default = _model_defaults(model_files()).get(model.name)
     if default is None:
-        return {"model_config": "unknown"}
+        return {"weights": _given(model.name_or_path)}  # a model given by overrides: named after its weights
     out = {}
     if (model.name_or_path, model.tokenizer, model.random_init) != (
             default.name_or_path, default.tokenizer, default.random_init):
@@ -274,6 +274,12 @@ def _plain(value: Any) -> Any:
 
 def _short(text: str, n: int = 6) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:n]
+
+
+def _given(name_or_path: str) -> str:
+    """The name of the weights a model was given: a folder's or a hub model's last part (`/ckpt/step-1000/` ->
+    `step-1000`)."""
+    return re.split(r"[/\\]", name_or_path.rstrip("/\\"))[-1] or name_or_path
 
 
 def _part(key: str, value: str) -> str:

@@ -88,8 +88,8 @@ def resolve(path: str) -> Any:
         for attr in parts[cut:]:
             try:
                 obj = getattr(obj, attr)
-            except AttributeError:
-                raise mismatch(path, "does not exist") from None
+            except AttributeError as exc:
+                raise mismatch(path, "does not exist") from exc
         return obj
     raise mismatch(path, "cannot be imported")
 
@@ -102,8 +102,8 @@ def check(path: str) -> Any:
         return obj
     try:
         params = [p for p in inspect.signature(obj).parameters.values() if p.name != "self"]
-    except (TypeError, ValueError):
-        raise mismatch(path, "is no longer a function") from None
+    except (TypeError, ValueError) as exc:
+        raise mismatch(path, "is no longer a function") from exc
     names = [p.name for p in params]
     takes_any = any(p.kind is p.VAR_KEYWORD for p in params)
     if tuple(names[:len(hook.positional)]) != hook.positional:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from evalkit import EvalkitError
 from evalkit.config import ModelConfig, TaskSpec, load_model_config
-from evalkit.data import local_data_dir
+from evalkit.beir_folder import local_data_dir
 from evalkit.encoding.prompt import render
 from evalkit.instructions import resolve_instruction
 from evalkit.tasks import get_task_spec, suite_task_names
@@ -98,7 +98,7 @@ def plan_from_folder(spec: TaskSpec, model: ModelConfig, folder: Path) -> TaskPl
     encoder's own functions (the model's tokenizer; characters estimate it where that is not here)."""
     from mteb.types import PromptType
 
-    from evalkit.data import attach_to_task, read_beir_folder
+    from evalkit.beir_folder import attach_to_task, read_beir_folder
     from evalkit.encoding.encoder import loader_texts
     from evalkit.encoding.model import load_tokenizer, token_ids
     from evalkit.search import retrieval_loader
@@ -206,8 +206,8 @@ def main(argv: list[str]) -> None:
     if "tokens_per_s" in args:
         try:
             tokens_per_s, rate_note = float(args["tokens_per_s"]), "as given"
-        except ValueError:
-            raise EvalkitError(f"tokens_per_s must be a number, got {args['tokens_per_s']!r}") from None
+        except ValueError as exc:
+            raise EvalkitError(f"tokens_per_s must be a number, got {args['tokens_per_s']!r}") from exc
         if not tokens_per_s > 0:
             raise EvalkitError(f"tokens_per_s must be > 0, got {args['tokens_per_s']!r}")
     else:

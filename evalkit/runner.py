@@ -10,7 +10,7 @@ from typing import Any
 
 from evalkit import EvalkitError, itemscores
 from evalkit.config import RunConfig, TaskSpec, hub_offline
-from evalkit.data import BeirData, attach_to_task, fingerprint, local_data_dir, read_beir_folder
+from evalkit.beir_folder import BeirData, attach_to_task, beir_data_fingerprint, local_data_dir, read_beir_folder
 from evalkit.distributed import barrier, init_from_env, rank, world_size
 from evalkit.encoding.encoder import Encoder
 from evalkit.encoding.sources import folder_record
@@ -22,7 +22,7 @@ from evalkit.instructions import resolve_instruction
 from evalkit.mteb_hooks import watch_query_scores
 from evalkit.results import check_names, environment, read_record, result_path, scores_entry, write_result
 from evalkit.search import ExactSearch
-from evalkit.task_data import load_mteb_folder, loaded_fingerprint
+from evalkit.mteb_folder import load_mteb_folder, task_data_fingerprint
 from evalkit.tasks import get_mteb_task, subtask_names
 
 log = logging.getLogger(__name__)
@@ -50,7 +50,7 @@ class RunSummary:
 
 
 @dataclass
-class Planned:
+class PreparedRun:
     """What a run will do, decided before any model loads: its data, its identity and where it writes."""
 
     task: Any  # the mteb task (hub data not loaded yet; a local mteb dataset folder's loaded)
@@ -62,7 +62,7 @@ class Planned:
     path: Path  # the TaskResult file
 
 
-def plan_run(cfg: RunConfig) -> Planned:
+def prepare_run(cfg: RunConfig) -> PreparedRun:
     """Resolve the instruction, read and check the local data, fingerprint the weights and the data: the
     run's identity and file."""
     spec, source = cfg.task, None
@@ -78,7 +78,7 @@ def plan_run(cfg: RunConfig) -> Planned:
                     spec.mteb_task, spec.hf_subset, headline)
     spec = replace(spec, hf_subset=headline, hf_subsets=subsets)
     exp = experiment(replace(cfg, task=spec), origin)
-    return Planned(task, spec, source, folder, data, exp,
+    return PreparedRun(task, spec, source, folder, data, exp,
                    result_path(cfg.results_dir, cfg.model.name, exp.folder, spec.mteb_task))
 
 
@@ -93,18 +93,18 @@ def task_and_data(spec: TaskSpec, folder: Path | None) -> tuple[Any, BeirData | 
     task = get_mteb_task(spec, all_subsets=True)
     if not isinstance(task, AbsTaskRetrieval):
         load_mteb_folder(task, folder, spec.hf_subsets)
-        return task, None, local_data(folder.resolve().name, loaded_fingerprint(task))
+        return task, None, local_data(folder.resolve().name, task_data_fingerprint(task))
     if spec.type in ("Reranking", "InstructionReranking"):
         raise EvalkitError(f"data_dir: {spec.mteb_task} reranks each query's candidate list (mteb's top_ranked), "
                            f"which a BEIR folder does not hold; a BEIR folder would score full retrieval instead")
     data = read_beir_folder(folder, spec.split)
-    return get_mteb_task(spec), data, local_data(folder.resolve().name, fingerprint(data))
+    return get_mteb_task(spec), data, local_data(folder.resolve().name, beir_data_fingerprint(data))
 
 
-def finished(planned: Planned, overwrite: bool) -> bool:
+def finished(prepared: PreparedRun, overwrite: bool) -> bool:
     """Whether the result file already holds this very experiment (then a re-run is skipped unless overwrite).
     A file of another experiment, or one whose identity is unknown, is never replaced: one line says why."""
-    out = planned.path
+    out = prepared.path
     if not out.exists():
         return False
     record = read_record(out) or {}
@@ -113,20 +113,20 @@ def finished(planned: Planned, overwrite: bool) -> bool:
         raise EvalkitError(f"{out} has no experiment identity (its run record is missing, unreadable, or from an "
                            f"older evalkit), so evalkit cannot tell whether it is this experiment and will not replace "
                            f"it: move or delete {out.parent} to recompute, or pass another results_dir")
-    if stored != planned.experiment.identity:
-        raise EvalkitError(f"{out} holds another experiment ({first_difference(stored, planned.experiment.identity)}) "
+    if stored != prepared.experiment.identity:
+        raise EvalkitError(f"{out} holds another experiment ({first_difference(stored, prepared.experiment.identity)}) "
                            f"and is never replaced, overwrite=true included: move or delete {out.parent}, "
                            f"or pass another results_dir")
     return not overwrite
 
 
-def load_task(planned: Planned):
+def load_task(prepared: PreparedRun):
     """The mteb task with its data loaded: the local folder's when given, else the hub's."""
-    spec, task = planned.spec, planned.task
-    if planned.data is not None:
-        attach_to_task(task, planned.data, spec.split, spec.hf_subset)
+    spec, task = prepared.spec, prepared.task
+    if prepared.data is not None:
+        attach_to_task(task, prepared.data, spec.split, spec.hf_subset)
         return task
-    if task.data_loaded:  # a local mteb dataset folder, loaded when the run was planned
+    if task.data_loaded:  # a local mteb dataset folder, loaded when the run was prepared
         return task
     what = f"the data of {spec.mteb_task}"
     fix = ("pass data_dir=<folder> or data_root=<folder of folders> (BEIR folders for retrieval, the task's "
@@ -136,8 +136,8 @@ def load_task(planned: Planned):
         task.load_data()
     except Exception as exc:  # datasets raises many kinds; the user needs one line
         if hub_offline():
-            raise offline_error(what, fix) from None
-        raise EvalkitError(f"cannot load the data of {spec.mteb_task}: {first_line(exc)}") from None
+            raise offline_error(what, fix) from exc
+        raise EvalkitError(f"cannot load the data of {spec.mteb_task}: {first_line(exc)}") from exc
     return task
 
 
@@ -163,13 +163,13 @@ def run(cfg: RunConfig) -> RunSummary:
     import mteb
 
     init_from_env()  # under torchrun: join the ranks; they share the encoding, rank 0 writes
-    planned = plan_run(cfg)
-    spec, out = planned.spec, planned.path
+    prepared = prepare_run(cfg)
+    spec, out = prepared.spec, prepared.path
     summary = RunSummary(spec.name, spec.mteb_task, spec.metric, out, main_rank=rank() == 0, skipped=True)
-    if finished(planned, cfg.overwrite):
+    if finished(prepared, cfg.overwrite):
         return summary
     check_writable(cfg.results_dir, "results_dir")
-    task = load_task(planned)
+    task = load_task(prepared)
     encoder = Encoder(cfg.model, {name: spec for name in subtask_names(task)}, cfg.encode)
     per_query = capture_per_query(task)
     per_item = itemscores.capture(task, spec.metric)
@@ -185,9 +185,9 @@ def run(cfg: RunConfig) -> RunSummary:
         raise EvalkitError(f"mteb wrote no {spec.split}/{spec.hf_subset} scores for {spec.mteb_task}")
     score = float(entry[spec.metric])
     items = itemscores.verified(per_item.get(spec.hf_subset), score, spec.mteb_task)
-    record = run_record(cfg, encoder, wall, score, planned, per_query, items)
+    record = run_record(cfg, encoder, wall, score, prepared, per_query, items)
     if rank() == 0:  # mteb reads model_meta's revision as the folder's: an experiment folder is its own revision
-        meta = encoder.mteb_model_meta.model_copy(update={"revision": planned.experiment.folder})
+        meta = encoder.mteb_model_meta.model_copy(update={"revision": prepared.experiment.folder})
         write_result(out, task_result, record, meta)
     barrier()  # no rank reports done before the file exists
     shown = {k: entry[k] for k in SUMMARY_METRICS if k in entry and k != spec.metric}
@@ -196,10 +196,10 @@ def run(cfg: RunConfig) -> RunSummary:
     return summary
 
 
-def run_record(cfg: RunConfig, encoder: Encoder, wall: float, score: float, planned: Planned, per_query: dict,
+def run_record(cfg: RunConfig, encoder: Encoder, wall: float, score: float, prepared: PreparedRun, per_query: dict,
                per_item: dict | None) -> dict[str, Any]:
     """What a reader needs to trust a result; the spec as run (instruction resolved, subsets evaluated)."""
-    spec, folder, exp = planned.spec, planned.folder, planned.experiment
+    spec, folder, exp = prepared.spec, prepared.folder, prepared.experiment
     return {
         "identity": exp.identity,
         "experiment": {"folder": exp.folder, "differs": exp.differs, "published_data": exp.published_data},
@@ -212,7 +212,7 @@ def run_record(cfg: RunConfig, encoder: Encoder, wall: float, score: float, plan
         "metric": spec.metric,
         "score": score,
         "instruction": spec.instruction if cfg.model.prompt else None,
-        "instruction_source": planned.instruction_source,  # task.instruction, conf/tasks/<Task>.yaml, or mteb's prompts
+        "instruction_source": prepared.instruction_source,  # task.instruction, conf/tasks/<Task>.yaml, or mteb's prompts
         "normalized": encoder.normalizes(spec.type),  # embeddings L2-normalized (e5: not for classification)
         "prompts": encoder.prompts_used,  # "<task>/<side>" -> the prompt each side got and where it came from
         "model_folder": folder_record(cfg.model),  # a folder model: what was read, from where, which path ran

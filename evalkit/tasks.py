@@ -63,7 +63,7 @@ def complete_spec(spec: TaskSpec, given: frozenset[str] = frozenset(FROM_MTEB)) 
     try:
         meta = mteb.get_task(spec.mteb_task).metadata
     except (KeyError, ValueError) as exc:
-        raise EvalkitError(f"mteb has no task {spec.mteb_task!r} (tasks/{spec.name}.yaml): {exc}") from None
+        raise EvalkitError(f"mteb has no task {spec.mteb_task!r} (tasks/{spec.name}.yaml): {exc}") from exc
     derived = spec_from_mteb(meta)
     return replace(spec, **{key: getattr(derived, key) for key in missing})
 
@@ -77,7 +77,7 @@ def _read_task_files(files: tuple[tuple[str, Path], ...]) -> dict[str, tuple[Tas
         try:
             data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
         except yaml.YAMLError as exc:
-            raise EvalkitError(f"{where}: not valid YAML ({first_line(exc)})") from None
+            raise EvalkitError(f"{where}: not valid YAML ({first_line(exc)})") from exc
         if not isinstance(data, dict):
             raise EvalkitError(f"{where}: expected a mapping of keys (instruction: ..., aliases: [...])")
         spec = check_task(structured(TaskSpec, {"name": path.stem, "mteb_task": path.stem, **data}, where), where)
@@ -195,7 +195,7 @@ def get_mteb_task(spec: TaskSpec, all_subsets: bool = False):
     try:
         task = mteb.get_task(spec.mteb_task, eval_splits=[spec.split], hf_subsets=subsets)
     except (KeyError, ValueError) as exc:
-        raise EvalkitError(f"mteb has no task {spec.mteb_task!r} (tasks/{spec.name}.yaml): {exc}") from None
+        raise EvalkitError(f"mteb has no task {spec.mteb_task!r} (tasks/{spec.name}.yaml): {exc}") from exc
     return task
 
 
@@ -228,5 +228,5 @@ def sweep_suites() -> dict[str, dict]:
         try:
             suites.update(yaml.safe_load(path.read_text(encoding="utf-8")) or {})
         except yaml.YAMLError as exc:
-            raise EvalkitError(f"{shown(path)}: not valid YAML ({first_line(exc)})") from None
+            raise EvalkitError(f"{shown(path)}: not valid YAML ({first_line(exc)})") from exc
     return suites

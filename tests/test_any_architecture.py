@@ -18,7 +18,7 @@ from evalkit.encoding.architecture import attention_for
 
 from benchmarks.random_models import st_folder
 from test_cli import assert_one_line_error, evalkit
-from test_fast_packing import TEXTS, min_cosine, with_encode
+from test_packing import TEXTS, min_cosine, with_encode
 
 
 @pytest.fixture(scope="module")

@@ -210,3 +210,28 @@ def test_cli_records_passes_fails_and_writes_junit(tmp_path, capsys):
     failed = [c for c in suite_el.iter("testcase") if c.find("failure") is not None]
     assert [(c.get("classname"), c.get("name")) for c in failed] == [("tiny.golden/tiny_mistral", "setup")]
     assert ET.parse(tmp_path / "ok.xml").getroot().find("testsuite").get("failures") == "0"
+
+
+@pytest.mark.unit
+def test_golden_only_on_a_suite_without_golden_checks_is_an_error_not_a_pass(tmp_path, capsys):
+    suite = tmp_path / "scores_only.yaml"
+    suite.write_text(f"scores: {{model: tiny_mistral, tasks: [{{task: SciFact, data_dir: {tmp_path}}}]}}\n")
+    assert main([f"suite={suite}", "--golden-only", "--baseline", str(tmp_path / "b.json")]) == 2
+    out, err = capsys.readouterr()
+    assert "PASS" not in out and "has no golden checks: --golden-only would check nothing" in err
+
+
+@pytest.mark.unit
+def test_a_gate_where_no_check_held_fails(tmp_path):
+    from evalkit.check.__main__ import report
+    from evalkit.check.gate import Outcome
+
+    outcome = Outcome("t", Path("b.json"), scores.compare(score_suite(Path("beir")), {}, None))
+    assert [r.verdict for r in outcome.rows] == ["skipped", "skipped"] and not outcome.ok
+    text = report(outcome, "baseline b.json: none yet")
+    assert "PASS" not in text and "FAIL: no check held (2 skipped" in text
+    from evalkit.check import junit
+
+    junit.write(tmp_path / "j.xml", "t", outcome.rows, 0.0)
+    suite_el = ET.parse(tmp_path / "j.xml").getroot().find("testsuite")
+    assert (suite_el.get("failures"), suite_el.get("skipped"), suite_el.get("tests")) == ("1", "2", "3")

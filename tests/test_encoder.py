@@ -231,11 +231,11 @@ def test_where_random_weights_are_drawn_is_decided_once(monkeypatch):
     """The cache key and the weights fingerprint name the device `model.random_init_device` decides."""
     from evalkit.encoding import model
     from evalkit.encoding.cache import model_identity
-    from evalkit.encoding.fingerprint import model_fingerprint
+    from evalkit.encoding.weights_fingerprint import weights_fingerprint
 
     cfg = load_model_config("tiny_mistral")
     assert model_identity(cfg, "cpu", "w")["random_init"]["drawn_on"] == "cpu"
-    on_cpu = model_fingerprint(cfg, "cpu")
+    on_cpu = weights_fingerprint(cfg, "cpu")
     monkeypatch.setattr(model, "random_init_device", lambda device_type: "cuda")
     assert model_identity(cfg, "cpu", "w")["random_init"]["drawn_on"] == "cuda"
-    assert model_fingerprint(cfg, "cpu") == model_fingerprint(cfg, "cuda") != on_cpu
+    assert weights_fingerprint(cfg, "cpu") == weights_fingerprint(cfg, "cuda") != on_cpu

@@ -19,7 +19,7 @@ ROOT = Path(evalkit.__file__).parent
 LAYERS = (
     ("evalkit.errors", "evalkit.files", "evalkit.versions", "evalkit.conf_path", "evalkit.config", "evalkit.hub",
      "evalkit.distributed"),
-    ("evalkit.mteb_hooks", "evalkit.tasks", "evalkit.instructions", "evalkit.data", "evalkit.task_data",
+    ("evalkit.mteb_hooks", "evalkit.tasks", "evalkit.instructions", "evalkit.beir_folder", "evalkit.mteb_folder",
      "evalkit.textsets", "evalkit.itemscores"),
     ("evalkit.encoding",),
     ("evalkit.identity",),

@@ -16,7 +16,7 @@ from evalkit.results import record_path
 from evalkit.runner import run
 from evalkit.tasks import get_task_spec
 
-from test_task_data import STS_ROWS, write_jsonl
+from test_mteb_folder import STS_ROWS, write_jsonl
 
 
 WORDS = "cat river volcano chess bread comet violin glacier lamp orbit".split()

@@ -15,7 +15,7 @@ import pytest
 
 from evalkit.config import EncodeConfig, RunConfig, load_model_config
 from evalkit.results import task_score
-from evalkit.runner import finished, plan_run, run
+from evalkit.runner import finished, prepare_run, run
 from evalkit.tasks import get_task_spec
 
 from conftest import shared_path
@@ -46,12 +46,12 @@ def scored(cfg: RunConfig, gate_results: str | None) -> Path:
     else a fresh run's."""
     if gate_results is None:
         return run(cfg).path
-    planned = plan_run(replace(cfg, results_dir=gate_results))
-    if not planned.path.exists():
-        pytest.fail(f"--gate-results {gate_results}: the gate wrote no {planned.path} (run "
+    prepared = prepare_run(replace(cfg, results_dir=gate_results))
+    if not prepared.path.exists():
+        pytest.fail(f"--gate-results {gate_results}: the gate wrote no {prepared.path} (run "
                     f"`python -m evalkit.check suite=ci --keep-going` first)", pytrace=False)
-    assert finished(planned, overwrite=False)  # raises when the file holds another experiment
-    return planned.path
+    assert finished(prepared, overwrite=False)  # raises when the file holds another experiment
+    return prepared.path
 
 
 @pytest.mark.realdata
@@ -94,6 +94,6 @@ def test_the_ci_gate_scores_the_very_experiments_reproduced_here(tmp_path, monke
             scores.measure(one, tmp_path / "gate", scores.specs_with())
     assert sorted(seen) == ["NFCorpus", "SciFact"]
     for alias, task in (("scifact", "SciFact"), ("nfcorpus", "NFCorpus")):
-        gate, ours = plan_run(seen[task]), plan_run(reproduction(alias, tmp_path / "gate"))
+        gate, ours = prepare_run(seen[task]), prepare_run(reproduction(alias, tmp_path / "gate"))
         assert gate.experiment.identity == ours.experiment.identity, task
         assert gate.path == ours.path

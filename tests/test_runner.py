@@ -11,7 +11,7 @@ from mteb.results import TaskResult
 
 from evalkit.config import EncodeConfig, RunConfig, load_model_config
 from evalkit.results import record_path
-from evalkit.runner import plan_run, run
+from evalkit.runner import prepare_run, run
 from evalkit.tasks import get_task_spec
 
 from test_cli import evalkit
@@ -40,7 +40,7 @@ def test_cli_run_writes_a_result_mteb_can_load(small_beir, tmp_path):
 def test_run_record_holds_what_a_reader_needs(small_beir, tmp_path):
     cfg = tiny_run(tmp_path, small_beir)
     summary = run(cfg)
-    record = json.loads(record_path(plan_run(cfg).path).read_text())
+    record = json.loads(record_path(prepare_run(cfg).path).read_text())
     assert record["instruction"] == get_task_spec("scifact").instruction
     assert record["special_tokens"]["eos_token"] == {"token": "</s>", "id": 2}
     query = record["encode"]["samples"]["query"]
@@ -58,9 +58,9 @@ def test_run_record_holds_what_a_reader_needs(small_beir, tmp_path):
 def test_a_finished_task_is_skipped_unless_overwrite(small_beir, tmp_path):
     cfg = tiny_run(tmp_path, small_beir)
     assert run(cfg).skipped is False
-    before = plan_run(cfg).path.read_text()
+    before = prepare_run(cfg).path.read_text()
     assert run(cfg).skipped is True
-    assert plan_run(cfg).path.read_text() == before
+    assert prepare_run(cfg).path.read_text() == before
     cfg.overwrite = True
     assert run(cfg).skipped is False
 
@@ -75,8 +75,8 @@ def test_a_failed_run_leaves_no_result(small_beir, tmp_path, monkeypatch):
     monkeypatch.setattr(TaskResult, "to_disk", broken)
     with pytest.raises(RuntimeError, match="disk full"):
         run(cfg)
-    folder = plan_run(cfg).path.parent
-    assert not plan_run(cfg).path.exists()
+    folder = prepare_run(cfg).path.parent
+    assert not prepare_run(cfg).path.exists()
     assert not [p for p in folder.rglob("*") if p.name.endswith(".tmp")]
 
 

@@ -12,7 +12,7 @@ from evalkit.__main__ import canonical_overrides
 from evalkit.config import EncodeConfig, RunConfig, load_model_config
 from evalkit.plan import make_plan, plan_from_stats
 from evalkit.results import record_path
-from evalkit.runner import plan_run, run
+from evalkit.runner import prepare_run, run
 from evalkit.tasks import get_task_spec, suite_task_names
 
 from test_cli import evalkit
@@ -58,7 +58,7 @@ def test_plan_counts_the_tokens_a_real_run_encodes(small_beir, tmp_path):
     cfg = RunConfig(task=get_task_spec("scifact"), model=load_model_config("tiny_mistral"), data_dir=str(small_beir),
                     results_dir=str(tmp_path / "results"), encode=EncodeConfig(cache=False, show_progress=False))
     run(cfg)
-    record = json.loads(record_path(plan_run(cfg).path).read_text())
+    record = json.loads(record_path(prepare_run(cfg).path).read_text())
     assert (plan.source, plan.texts) == ("local", record["encode"]["texts"]) == ("local", 12)
     assert plan.tokens == record["encode"]["tokens"]
 

@@ -71,7 +71,7 @@ def test_model_defaults_are_read_again_when_the_folders_or_a_file_change(tmp_pat
 
 @pytest.mark.unit
 def test_beir_is_neither_a_dependency_nor_recorded():
-    """Nothing imports beir (local BEIR folders are read by evalkit.data): not declared, not in run records."""
+    """Nothing imports beir (local BEIR folders are read by evalkit.beir_folder): not declared, not in run records."""
     from evalkit.results import PACKAGES
 
     project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]

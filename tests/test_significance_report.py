@@ -114,8 +114,11 @@ def test_per_item_scores_that_do_not_give_the_score_are_not_used(tmp_path):
               per_query=default)  # a record that is not this result's
     write_run(results, "rev__max_length-32__abcd1234", "SciFact", "ndcg_at_10", float(np.mean(list(default.values()))),
               per_query=default, differs={"max_length": "32"})
-    row = report(tmp_path)["SciFact"]
-    assert row["note"].startswith("no paired test (A: per-query scores give 0.5") and row["p_value"] == ""
+    # the report flags the contradiction (exit 3) and never pairs the contradicted scores
+    assert report_main([str(results), "--out", str(tmp_path / "out")]) == 3
+    with open(tmp_path / "out" / "comparisons.csv", encoding="utf-8", newline="") as handle:
+        row = {r["task"]: r for r in csv.DictReader(handle)}["SciFact"]
+    assert row["note"].startswith("no paired test (A: its result file contradicts its run record") and row["p_value"] == ""
 
 
 def sts_entry(gold, noise: float, seed: int) -> dict:

@@ -23,11 +23,11 @@ from evalkit.config import EncodeConfig, load_model_config
 from evalkit.encoding.cache import EmbeddingCache, model_identity, text_key
 from evalkit.encoding.cache_cli import main
 from evalkit.encoding.encoder import Encoder
-from evalkit.encoding.fingerprint import model_fingerprint
+from evalkit.encoding.weights_fingerprint import weights_fingerprint
 from evalkit.encoding.model import resolve_path
 
 from conftest import REPO
-from test_fast_cache import cached
+from test_encode_cache import cached
 
 DOCS = [f"note {i} on {'rivers ' * (i % 4)}and {'comets ' * (i % 3)}the end" for i in range(24)]
 
@@ -92,7 +92,7 @@ def test_a_checkpoint_retrained_in_place_is_not_served_from_the_cache(tmp_path):
 @pytest.mark.unit
 def test_the_cache_key_holds_the_weights_fingerprint():
     cfg = load_model_config("tiny_mistral")
-    assert model_identity(cfg)["weights"] == model_fingerprint(cfg)
+    assert model_identity(cfg)["weights"] == weights_fingerprint(cfg)
     assert model_identity(cfg, weights="sha256:0") != model_identity(cfg, weights="sha256:1")
 
 

@@ -23,7 +23,7 @@ from evalkit.encoding.encoder import Encoder  # noqa: E402
 from evalkit.encoding.loaded import LoadedModel  # noqa: E402
 from evalkit.encoding.store import EmbeddingStore  # noqa: E402
 from evalkit.encoding.model import load_tokenizer, resolve_path  # noqa: E402
-from evalkit.runner import plan_run, run  # noqa: E402
+from evalkit.runner import prepare_run, run  # noqa: E402
 from evalkit.tasks import get_task_spec  # noqa: E402
 
 pytestmark = pytest.mark.unit
@@ -68,7 +68,7 @@ def test_a_nan_embedding_from_the_model_is_refused_and_no_result_is_written(smal
     message = str(info.value)
     assert "\n" not in message and "non-finite" in message
     assert "1 of 8 document texts" in message and "id 'd5'" in message
-    assert not plan_run(cfg).path.exists()
+    assert not prepare_run(cfg).path.exists()
     assert not [p for p in (tmp_path / "results").rglob("*") if p.is_file()]  # no result, no run record
 
 

@@ -21,7 +21,7 @@ import pytest
 
 from evalkit import EvalkitError
 from evalkit.config import EncodeConfig, RunConfig, load_model_config
-from evalkit.data import fingerprint, read_beir_folder
+from evalkit.beir_folder import beir_data_fingerprint, read_beir_folder
 from evalkit.identity import Data, experiment, local_data, published_test_sets
 from evalkit.results import record_path
 from evalkit.runner import run
@@ -268,7 +268,7 @@ def test_the_shipped_fingerprints_are_those_of_the_local_beir_test_sets():
     for name in ("scifact", "nfcorpus", "arguana"):
         spec = get_task_spec(name)
         data = read_beir_folder(shared_path("data", "beir", name), spec.split)
-        assert shipped[(spec.mteb_task, spec.split, spec.hf_subset)] == {fingerprint(data)}, name
+        assert shipped[(spec.mteb_task, spec.split, spec.hf_subset)] == {beir_data_fingerprint(data)}, name
 
 
 @pytest.mark.unit
@@ -279,8 +279,8 @@ def test_the_published_test_set_on_the_default_protocol_writes_to_the_revision_f
     assert experiment(cfg, Data({"source": "hub", "datasets": ["mteb/scifact@d5646"]})).folder == "seed0"
     other = experiment(cfg, Data({"source": "local", "fingerprint": "sha256:0123456789abcdef"}, "mine"))
     assert other.folder.startswith("seed0__data-mine-01234567__") and not other.published_data
-    cfg.model.name = "someone/else"  # no model config names it: its defaults are unknown, never the default folder
-    assert experiment(cfg, Data({"source": "hub", "datasets": []})).folder.startswith("seed0__model_config-unknown__")
+    cfg.model.name = "someone/else"  # no model config names it: named after its weights, never the default folder
+    assert experiment(cfg, Data({"source": "hub", "datasets": []})).folder.startswith("seed0__weights-random-mistral__")
 
 
 @pytest.mark.unit
@@ -308,9 +308,9 @@ def test_another_serialisation_of_the_same_data_has_the_same_fingerprint(small_b
                                                + "\r\n" for r in rows))
     with (copy / "queries.jsonl").open("a") as fh:
         fh.write(json.dumps({"_id": "q-train", "text": "not in the qrels"}) + "\n")
-    assert fingerprint(read_beir_folder(copy, "test")) == fingerprint(data)
+    assert beir_data_fingerprint(read_beir_folder(copy, "test")) == beir_data_fingerprint(data)
     data.corpus["d0"]["text"] += " "
-    assert fingerprint(data) != fingerprint(read_beir_folder(copy, "test"))
+    assert beir_data_fingerprint(data) != beir_data_fingerprint(read_beir_folder(copy, "test"))
 
 
 # -- data checks that change numbers ---------------------------------------------------------------------

@@ -1,6 +1,7 @@
 """`python -m evalkit.check suite=<name>`: the embedding-quality gate for CI.
 
-Exit status: 0 every check held (or the baseline was rewritten), 1 a check failed, 2 bad input.
+Exit status: 0 every check held and at least one ran (or the baseline was rewritten), 1 a check failed or
+nothing was checked, 2 bad input (such as --golden-only on a suite without golden checks).
 torch, transformers and mteb load only once a suite runs, so --help and --list are fast.
 """
 
@@ -12,6 +13,7 @@ import sys
 from pathlib import Path
 
 from evalkit import EvalkitError
+from evalkit.errors import print_error
 
 EPILOG = """examples:
   python -m evalkit.check suite=ci --junit results/check/ci.junit.xml
@@ -73,9 +75,10 @@ def report(outcome, baseline_note: str) -> str:
         lines.append(f"baseline rewritten: {outcome.baseline_path} ({took})")
         lines += [f"  {c}" for c in outcome.changes] or ["  nothing changed"]
     elif outcome.ok:
-        lines.append(f"PASS: {sum(r.ok is True for r in outcome.rows)} checks held"
-                     f"{', ' + str(sum(r.ok is None for r in outcome.rows)) + ' skipped' if any(r.ok is None for r in outcome.rows) else ''}"
-                     f" ({took})")
+        skipped = sum(r.ok is None for r in outcome.rows)
+        lines.append(f"PASS: {outcome.held} checks held{f', {skipped} skipped' if skipped else ''} ({took})")
+    elif not outcome.failed:
+        lines.append(f"FAIL: no check held ({len(outcome.rows)} skipped, {took}): the gate checked nothing")
     else:
         lines.append(f"FAIL: {len(outcome.failed)} of {len(outcome.rows)} checks failed ({took}). If the change is "
                      f"intended, rerun with --update-baseline and commit {outcome.baseline_path.name}.")
@@ -120,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
                         golden_only=args.golden_only, keep_going=args.keep_going, model_overrides=model_overrides,
                         alpha=args.alpha, adjustment=args.adjust)
     except EvalkitError as exc:
-        print(f"evalkit.check: error: {exc}", file=sys.stderr)
+        print_error("evalkit.check", exc)
         return 2
     text = report(outcome, note)
     print(text)

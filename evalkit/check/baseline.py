@@ -27,7 +27,7 @@ def load(path: Path) -> dict[str, Any] | None:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise EvalkitError(f"{path}: not a valid baseline file ({exc})") from None
+        raise EvalkitError(f"{path}: not a valid baseline file ({exc})") from exc
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise EvalkitError(f"{path}: not a baseline file of format {FORMAT} (rewrite it with --update-baseline)")
     data.setdefault("golden", {})

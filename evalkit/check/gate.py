@@ -28,8 +28,13 @@ class Outcome:
     environment_note: str = ""
 
     @property
+    def held(self) -> int:
+        return sum(r.ok is True for r in self.rows)
+
+    @property
     def ok(self) -> bool:
-        return all(r.ok is not False for r in self.rows)
+        """No check failed and at least one held: a gate that checked nothing has not passed."""
+        return self.held > 0 and all(r.ok is not False for r in self.rows)
 
     @property
     def failed(self) -> list[Row]:
@@ -80,6 +85,9 @@ def check(suite: Suite, path: Path | None = None, *, results_dir: Path | None = 
     """Run the suite and compare. Golden failures stop before the scores unless keep_going or update. Scores
     fail beyond their tolerance, and on a paired drop significant at `alpha` (0: off) after `adjustment`."""
     start = time.perf_counter()
+    if golden_only and suite.golden is None:
+        raise EvalkitError(f"suite {suite.name} has no golden checks: --golden-only would check nothing "
+                           f"(drop --golden-only to run its score checks)")
     path = path or baseline_path(suite)
     if update:
         refuse_packaged_baseline(path)

@@ -33,7 +33,7 @@ def sha(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-def fingerprint(probes: Mapping[str, Mapping[str, Any]], part: str) -> str:
+def probes_fingerprint(probes: Mapping[str, Mapping[str, Any]], part: str) -> str:
     """sha256 over every probe's rendered-text hash, token ids or vector rounded to 4 decimals."""
     h = hashlib.sha256()
     for pid in sorted(probes):
@@ -56,7 +56,7 @@ def measure(encoder, probes: list[Probe], specs: Mapping[str, TaskSpec]) -> dict
     return {
         "setup": setup(encoder),
         "dim": int(len(decode_vector(next(iter(out.values()))["vector"]))) if out else 0,
-        "fingerprint": {part: fingerprint(out, part) for part in ("text_sha256", "token_ids", "vector")},
+        "fingerprint": {part: probes_fingerprint(out, part) for part in ("text_sha256", "token_ids", "vector")},
         "probes": out,
     }
 

@@ -9,12 +9,16 @@ from evalkit.check.rows import Row, table
 
 
 def write(path: Path, suite: str, rows: list[Row], seconds: float, extra: str = "") -> None:
-    failures = sum(1 for r in rows if r.ok is False)
+    nothing = not any(r.ok is True for r in rows)  # a gate that checked nothing has failed, in JUnit too
+    failures = sum(1 for r in rows if r.ok is False) + nothing
     skipped = sum(1 for r in rows if r.ok is None)
-    root = ET.Element("testsuites", name="evalkit.check", tests=str(len(rows)), failures=str(failures),
-                      time=f"{seconds:.1f}")
-    ts = ET.SubElement(root, "testsuite", name=f"evalkit.check.{suite}", tests=str(len(rows)),
+    tests = str(len(rows) + nothing)
+    root = ET.Element("testsuites", name="evalkit.check", tests=tests, failures=str(failures), time=f"{seconds:.1f}")
+    ts = ET.SubElement(root, "testsuite", name=f"evalkit.check.{suite}", tests=tests,
                        failures=str(failures), errors="0", skipped=str(skipped), time=f"{seconds:.1f}")
+    if nothing:
+        case = ET.SubElement(ts, "testcase", classname=f"{suite}.gate", name="checks held")
+        ET.SubElement(case, "failure", message="no check held: the gate checked nothing").text = "0 checks held"
     for row in rows:
         case = ET.SubElement(ts, "testcase", classname=f"{suite}.{row.task}", name=row.metric)
         summary = f"baseline {row.baseline}, now {row.now}, Δ {row.delta}, tolerance {row.tolerance}" + (

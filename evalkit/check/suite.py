@@ -79,7 +79,7 @@ def _read_yaml(path: Path, where: str) -> Any:
     try:
         return yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except yaml.YAMLError as exc:
-        raise EvalkitError(f"{where}: not valid YAML ({first_line(exc)})") from None
+        raise EvalkitError(f"{where}: not valid YAML ({first_line(exc)})") from exc
 
 
 def suite_names() -> list[str]:

@@ -106,12 +106,12 @@ class Batch:
 
 
 class Feeder:
-    """Iterates Batches; a daemon thread tokenizes, plans and builds them up to `depth` ahead."""
+    """Iterates Batches; a daemon thread tokenizes, groups and builds them up to `depth` ahead."""
 
     def __init__(self, texts: list[str], tokenize: Callable[[list[str]], list[list[int]]],
-                 plan: Callable[[list[int]], Iterator[list[int]]], build: Callable[[list[list[int]]], Any],
+                 batch_indices: Callable[[list[int]], Iterator[list[int]]], build: Callable[[list[list[int]]], Any],
                  padded: bool, window: int = WINDOW_TEXTS, depth: int = 4) -> None:
-        self.texts, self.tokenize, self.plan, self.build = texts, tokenize, plan, build
+        self.texts, self.tokenize, self.batch_indices, self.build = texts, tokenize, batch_indices, build
         self.padded, self.window = padded, window
         self.queue: queue.Queue = queue.Queue(maxsize=depth)
         self.stop = threading.Event()
@@ -129,7 +129,7 @@ class Feeder:
             for span in self._windows():
                 ids = self.tokenize(self.texts[span.start:span.stop])
                 lengths = [len(s) for s in ids]
-                for local in self.plan(lengths):
+                for local in self.batch_indices(lengths):
                     seqs = [ids[i] for i in local]
                     width = max(lengths[i] for i in local)
                     computed = len(local) * width if self.padded else sum(lengths[i] for i in local)

@@ -5,7 +5,7 @@
     <root>/<model key>/index.sqlite               key -> (shard, row); rebuilt from the shards at will
 
 The model key hashes everything that changes an embedding: the weights and tokenizer fingerprint
-(`fingerprint.model_fingerprint`: file contents, not sizes or times), model name and path, revision,
+(`weights_fingerprint.weights_fingerprint`: file contents, not sizes or times), model name and path, revision,
 random init, pooling, max length, dtype and evalkit's token-id scheme. A text's key is the sha256 of
 the rendered text, instruction included. Vectors are the raw pooled ones (normalization is applied
 after reading), in the forward pass's dtype where pooling picks one token (lossless), else float32.
@@ -69,7 +69,7 @@ def model_identity(cfg, device_type: str = "cpu", weights: str | None = None) ->
     the weights and tokenizer (`weights`, computed here when not given).
 
     Random weights are drawn differently on a GPU and a CPU, so for them the device counts."""
-    from evalkit.encoding.fingerprint import model_fingerprint
+    from evalkit.encoding.weights_fingerprint import weights_fingerprint
     from evalkit.encoding.model import random_init_device
     from evalkit.encoding.st_folder import protocol_extras
 
@@ -78,7 +78,7 @@ def model_identity(cfg, device_type: str = "cpu", weights: str | None = None) ->
         random_init = {**asdict(cfg.random_init), "drawn_on": random_init_device(device_type)}
     return {
         "name": cfg.name, "name_or_path": cfg.name_or_path, "revision": cfg.revision, "tokenizer": cfg.tokenizer,
-        "weights": weights if weights is not None else model_fingerprint(cfg, device_type),
+        "weights": weights if weights is not None else weights_fingerprint(cfg, device_type),
         "random_init": random_init, "pooling": cfg.pooling, "max_length": cfg.max_length, "dtype": cfg.dtype,
         "trust_remote_code": cfg.trust_remote_code, "id_scheme": ID_SCHEME, **protocol_extras(cfg),
     }
@@ -101,7 +101,7 @@ def check_cache_writable(root: Path) -> None:
     try:
         probe_writable(root)
     except OSError as exc:
-        raise cache_error(Path(root), exc) from None
+        raise cache_error(Path(root), exc) from exc
 
 
 def _damaged(exc: sqlite3.DatabaseError) -> bool:
@@ -124,7 +124,7 @@ class EmbeddingCache:
             if not (self.dir / "model.json").exists():
                 atomic_write(self.dir / "model.json", json.dumps(identity, indent=1, sort_keys=True))
         except OSError as exc:
-            raise cache_error(self.root, exc) from None
+            raise cache_error(self.root, exc) from exc
         self.db: sqlite3.Connection | None = None
         self._recovering = False
         self.adopt_orphans()  # opens the index (see _sql)
@@ -147,7 +147,7 @@ class EmbeddingCache:
             return work(self.db)
         except sqlite3.DatabaseError as exc:
             if self._recovering or not _damaged(exc):
-                raise cache_error(self.root, exc) from None
+                raise cache_error(self.root, exc) from exc
             self._drop_index(exc)
         self._recovering = True
         try:
@@ -155,7 +155,7 @@ class EmbeddingCache:
             self.adopt_orphans()
             return work(self.db)
         except sqlite3.DatabaseError as exc:
-            raise cache_error(self.root, exc) from None
+            raise cache_error(self.root, exc) from exc
         finally:
             self._recovering = False
 
@@ -169,7 +169,7 @@ class EmbeddingCache:
             for suffix in ("", "-journal", "-wal", "-shm"):
                 Path(f"{path}{suffix}").unlink(missing_ok=True)
         except OSError as err:
-            raise cache_error(self.root, err) from None
+            raise cache_error(self.root, err) from err
 
     # -- reading ---------------------------------------------------------------------------------
     def lookup(self, keys: list[bytes]) -> dict[bytes, tuple[str, int]]:
@@ -238,7 +238,7 @@ class EmbeddingCache:
         try:
             path.unlink(missing_ok=True)
         except OSError as exc:
-            raise cache_error(self.root, exc) from None
+            raise cache_error(self.root, exc) from exc
         self._forget(name)
 
     # -- writing ---------------------------------------------------------------------------------
@@ -249,7 +249,7 @@ class EmbeddingCache:
         try:
             atomic_write(path, lambda tmp: write_shard(tmp, keys, vectors))
         except OSError as exc:
-            raise cache_error(self.root, exc) from None
+            raise cache_error(self.root, exc) from exc
         self._index(name, keys)
         if self.max_bytes is not None:
             evict(self.root, self.max_bytes, keep=path)
@@ -277,7 +277,7 @@ class EmbeddingCache:
         try:
             on_disk = {p.stem for p in self.shards.glob("*.safetensors")}
         except OSError as exc:
-            raise cache_error(self.root, exc) from None
+            raise cache_error(self.root, exc) from exc
         known = set(self._sql(lambda db: [name for (name,) in db.execute("SELECT name FROM shards")]))
         for name in known - on_disk:
             self._forget(name)

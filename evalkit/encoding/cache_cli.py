@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from evalkit import EvalkitError
 from evalkit.files import cache_root  # evalkit.encoding.cache (torch) loads after parsing: --help is fast
 
 
@@ -104,7 +105,11 @@ def main(argv: list[str] | None = None) -> int:
         return 1 if bad else 0
     chosen = [r for r in rows if args.model is None or args.model in r["name"]]
     for r in chosen:
-        shutil.rmtree(root / r["key"])
+        try:
+            shutil.rmtree(root / r["key"])
+        except OSError as exc:
+            raise EvalkitError(f"cannot remove {root / r['key']} ({exc.strerror or exc}); nothing after it was "
+                               f"removed") from exc
     print(f"removed {len(chosen)} model folder(s), {sum(r['bytes'] for r in chosen) / 1e6:.1f} MB, from {root}")
     return 0
 

@@ -14,7 +14,7 @@ from typing import Any
 import torch
 
 from evalkit.config import DType, ModelConfig
-from evalkit.encoding.fingerprint import model_fingerprint
+from evalkit.encoding.weights_fingerprint import weights_fingerprint
 from evalkit.encoding.model import (check_model_folder, device_name, forward_padded, load_model, load_tokenizer,
                                     pick_device, token_ids)
 from evalkit.encoding.packing import PackedDecoder
@@ -115,12 +115,12 @@ class LoadedModel:
         self._decoder = None
 
     def weights_fingerprint(self) -> str:
-        """`fingerprint.model_fingerprint` of these weights (hashed once per model)."""
+        """`weights_fingerprint.weights_fingerprint` of these weights (hashed once per model)."""
         cfg = self.cfg
         which = json.dumps([cfg.name_or_path, cfg.revision, cfg.tokenizer, cfg.random_init and asdict(cfg.random_init)],
                            default=str)
         if which not in self._fingerprints:
-            self._fingerprints[which] = model_fingerprint(cfg, self.device.type)
+            self._fingerprints[which] = weights_fingerprint(cfg, self.device.type)
         return self._fingerprints[which]
 
     def special_tokens(self) -> dict[str, Any]:

@@ -147,8 +147,8 @@ def _from_hub(cls, source: str, **kwargs):
         return cls.from_pretrained(source, **kwargs)
     except OSError as exc:
         if (hub_offline() or kwargs.get("local_files_only")) and not is_local(source):
-            raise offline_error(repr(source), fix) from None
-        raise EvalkitError(f"cannot load {source!r}: {first_line(exc)}") from None
+            raise offline_error(repr(source), fix) from exc
+        raise EvalkitError(f"cannot load {source!r}: {first_line(exc)}") from exc
 
 
 def pick_device(name: str) -> torch.device:
@@ -158,7 +158,7 @@ def pick_device(name: str) -> torch.device:
 
 
 def token_ids(tokenizer, texts: list[str], cfg: ModelConfig) -> list[list[int]]:
-    """Token ids per text. Last pooling: [BOS] + text[: max_length - 2] + [EOS], asserted."""
+    """Token ids per text. Last pooling: [BOS] + text[: max_length - 2] + [EOS], checked (EvalkitError)."""
     if cfg.pooling != "last":
         return tokenizer(texts, truncation=True, max_length=cfg.max_length)["input_ids"]
     bos, eos = tokenizer.bos_token_id, tokenizer.eos_token_id
@@ -169,7 +169,10 @@ def token_ids(tokenizer, texts: list[str], cfg: ModelConfig) -> list[list[int]]:
     bodies = tokenizer(texts, add_special_tokens=False)["input_ids"]
     ids = [head + body[:room] + [eos] for body in bodies]
     for seq in ids:
-        assert seq[-1] == eos and (bos is None or seq[0] == bos) and len(seq) <= cfg.max_length
+        if seq[-1] != eos or (bos is not None and seq[0] != bos) or len(seq) > cfg.max_length:
+            raise EvalkitError(f"{cfg.name}: a tokenized text is not [BOS] + text + [EOS] within max_length="
+                               f"{cfg.max_length} (got {len(seq)} tokens); last-token pooling would read the wrong "
+                               f"token")
     return ids
 
 

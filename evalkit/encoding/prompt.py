@@ -157,6 +157,6 @@ def mteb_metadata(mteb_task: str):
 
     try:
         return mteb.get_task(mteb_task).metadata
-    except KeyError:
+    except KeyError as exc:
         raise EvalkitError(f"no instruction for mteb task {mteb_task!r}: mteb knows no such task; pass "
-                           f"instructions= or add conf/tasks/{mteb_task}.yaml") from None
+                           f"instructions= or add conf/tasks/{mteb_task}.yaml") from exc

@@ -55,14 +55,14 @@ def read_shard(path: Path) -> tuple[torch.Tensor, torch.Tensor]:
     except FileNotFoundError:
         raise
     except OSError as exc:
-        raise DamagedShard(f"unreadable ({exc.strerror or exc})") from None
+        raise DamagedShard(f"unreadable ({exc.strerror or exc})") from exc
     try:
         size = int.from_bytes(data[:8], "little")
         meta = json.loads(data[8:8 + size]).get("__metadata__") or {}
         tensors = load(data)
         keys, vectors = tensors["keys"], tensors["embeddings"]
     except Exception as exc:  # safetensors, json and key errors alike: the file is not a whole shard
-        raise DamagedShard(f"unreadable or truncated ({type(exc).__name__})") from None
+        raise DamagedShard(f"unreadable or truncated ({type(exc).__name__})") from exc
     if meta.get("format") != FORMAT or "sha256" not in meta:
         raise DamagedShard("no checksum (not written by this evalkit)")
     if keys.dtype != torch.uint8 or keys.dim() != 2 or keys.shape[1] != 32 or len(keys) != len(vectors):
@@ -82,7 +82,7 @@ def read_keys(path: Path) -> list[bytes]:
     except FileNotFoundError:
         raise
     except Exception as exc:
-        raise DamagedShard(f"unreadable or truncated ({type(exc).__name__})") from None
+        raise DamagedShard(f"unreadable or truncated ({type(exc).__name__})") from exc
     if raw.ndim != 2 or raw.shape[1] != 32:
         raise DamagedShard("its keys are not sha256 digests")
     return [bytes(row) for row in raw]

@@ -98,7 +98,7 @@ def load_json(path: Path, what: str) -> dict[str, Any]:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
-        raise EvalkitError(f"{path}: cannot read {what}: {first_line(exc)}") from None
+        raise EvalkitError(f"{path}: cannot read {what}: {first_line(exc)}") from exc
     return data
 
 
@@ -120,7 +120,7 @@ def module_kind(type_name: str) -> str:
             import sentence_transformers
 
             raise EvalkitError(f"modules.json names {type_name!r}, which sentence-transformers "
-                               f"{sentence_transformers.__version__} does not know ({exc})") from None
+                               f"{sentence_transformers.__version__} does not know ({exc})") from exc
         for kind, canonical in CANONICAL.items():
             if cls is import_from_string(canonical):
                 return kind
@@ -302,8 +302,8 @@ def local_folder(name_or_path: str, revision: str | None) -> Path:
         return Path(snapshot_download(source, revision=revision, local_files_only=hub_offline()))
     except Exception as exc:  # hub errors come in many kinds; the user needs one line
         if hub_offline():
-            raise offline_error(repr(source), fix) from None
-        raise EvalkitError(f"cannot fetch {source!r}: {first_line(exc)}") from None
+            raise offline_error(repr(source), fix) from exc
+        raise EvalkitError(f"cannot fetch {source!r}: {first_line(exc)}") from exc
 
 
 def folder_name(name_or_path: str) -> str:

@@ -2,8 +2,8 @@
 
     python -m evalkit.report results/ --compare intfloat/e5-mistral-7b-instruct --out report/
 
-Each problem with the input is one line on stderr; the exit code is non-zero only when nothing at all
-could be rendered.
+Each problem with the input is one line on stderr. Exit status: 0 written; 1 nothing at all could be
+rendered; 3 written, but a result file contradicts its run record (that score is flagged in every table).
 """
 
 from __future__ import annotations
@@ -12,6 +12,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from evalkit import EvalkitError
+from evalkit.errors import print_error
 from evalkit.report.compare import load_references, warn_missing_published
 from evalkit.report.published import available_models, mteb_english_tasks
 from evalkit.report.runs import find_runs, name_runs, warn
@@ -25,9 +27,9 @@ def level(text: str) -> float:
     return value
 
 
-def parse_args(argv: list[str] | None) -> argparse.Namespace:
+def parse_args(argv: list[str] | None, prog: str = "evalkit report") -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        prog="python -m evalkit.report",
+        prog=prog,
         description="Paper-style tables (Markdown, LaTeX, CSV) and plots from results folders, "
         "compared with published numbers.",
     )
@@ -48,8 +50,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
+def render(argv: list[str] | None = None, prog: str = "evalkit report") -> int:
+    args = parse_args(argv, prog)
     runs = [run for folder in args.results
             for run in find_runs(folder, specs_by_mteb_name(), args.seed, args.resamples)]
     if not runs:
@@ -80,8 +82,22 @@ def main(argv: list[str] | None = None) -> int:
         written += plots.write_plots(runs, references, args.out / "plots")
         written += plots.write_forest(pairs, args.alpha, args.out / "plots")
     print(f"evalkit.report: wrote {len(written)} files to {args.out}/")
+    flagged = [f"{s.task} ({run.label})" for run in runs for s in run.scores.values() if s.mismatch]
+    if flagged:
+        warn(f"{len(flagged)} result file(s) contradict their run records, flagged in every table: "
+             f"{', '.join(flagged)}")
+        return 3
     return 0
 
 
+def main(argv: list[str] | None = None, prog: str = "evalkit report") -> int:
+    """`render`, with an error as one line on stderr (its traceback and causes too under EVALKIT_DEBUG=1), exit 2."""
+    try:
+        return render(argv, prog)
+    except EvalkitError as exc:
+        print_error("evalkit.report", exc)
+        return 2
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(prog="python -m evalkit.report"))

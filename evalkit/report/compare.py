@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from evalkit.report.metrics import CATEGORIES, metric_label
-from evalkit.report.published import Published, available_models, load_published
+from evalkit.report.published import Published, available_models, load_published, mteb_english_tasks
 from evalkit.report.runs import Run, warn
 
 
@@ -20,6 +20,12 @@ class Comparison:
     published: float | None
     ci: tuple[float, float] | None
     note: str | None = None  # why the published score is not comparable: its Δ is explained, not a regression
+
+    @property
+    def shown(self) -> str:
+        """The task's name for a plot, with the metric where it is not the task's main one (`task.metric=`)."""
+        main = mteb_english_tasks().get(self.task, (None, None))[1]
+        return self.task if main in (None, self.metric) else f"{self.task} ({metric_label(self.metric)})"
 
     @property
     def delta(self) -> float | None:
@@ -64,7 +70,7 @@ def comparisons(run: Run, reference: Published | None) -> list[Comparison]:
     for s in scores:
         same = reference is not None and s.comparable and reference.matches(s.task, s.hf_subset)
         published = reference.score(s.task, s.metric) if same else None
-        note = reference.note(s.task) if published is not None else None
+        note = (s.flag or reference.note(s.task)) if published is not None else None
         out.append(Comparison(s.task, s.type, s.metric, s.score, published, s.ci, note))
     return out
 

@@ -85,7 +85,7 @@ def bars(rows: list[Comparison], ours: str, published: str):
         short = CATEGORY_LABELS.get(category, category)
         ax.text(1, header, category if short == category else f"{category} ({short})", va="center",
                 fontsize=9, fontweight="bold", color=_color(category))
-    ax.set_yticks(positions, [r.task for r in ordered], fontsize=8)
+    ax.set_yticks(positions, [r.shown for r in ordered], fontsize=8)
     ax.set_ylim(y - 0.6, -0.7)
     ax.set_xlim(0, 100)
     ax.set_xlabel("Score of the task's main metric (points, 0–100)")
@@ -142,7 +142,7 @@ def _margin_labels(ax, outliers: list[Comparison]) -> None:
     heights = _spread([r.ours for r in rows], (high - low) * 0.032, low, high)
     x = ax.get_xlim()[1] + (high - low) * 0.03
     for row, y in zip(rows, heights):
-        ax.annotate(f"{row.task} ({row.delta:+.1f})", (row.published, row.ours), (x, y), ha="left", va="center",
+        ax.annotate(f"{row.shown} ({row.delta:+.1f})", (row.published, row.ours), (x, y), ha="left", va="center",
                     fontsize=7, annotation_clip=False, arrowprops=LEADER)
 
 
@@ -159,7 +159,7 @@ def delta(rows: list[Comparison], ours: str, published: str):
             ax.errorbar(r.delta, i, xerr=[[r.ours - r.ci[0]], [r.ci[1] - r.ours]], fmt="none", ecolor="black",
                         capsize=2, lw=0.8)
     ax.axvline(0, color="black", lw=0.8)
-    ax.set_yticks(list(positions), [r.task + (" (not comparable)" if r.note else "") for r in rows], fontsize=8)
+    ax.set_yticks(list(positions), [r.shown + (" (not comparable)" if r.note else "") for r in rows], fontsize=8)
     ax.set_ylim(len(rows) - 0.5, -0.5)
     ax.set_xlabel("Δ = ours − published (points)")
     ax.set_title(f"Δ per task: {ours} − {published}")

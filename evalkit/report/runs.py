@@ -11,18 +11,22 @@ from __future__ import annotations
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
+from statistics import fmean
 from typing import Any, Mapping
 
 from evalkit import units as item_units
 from evalkit.identity import describe, is_published
+from evalkit.itemscores import statistic
 from evalkit.report.metrics import short_model_name, to_points
 from evalkit.results import identify_model, read_run_records, result_files, scores_entry
-from evalkit.errors import first_line
+from evalkit.errors import first_line, show_traceback
 from evalkit.stats import bootstrap_ci, statistic_ci
 
 SPEC_KEYS = ("type", "split", "hf_subset", "metric")
 SUBSET_PREFERENCE = ("default", "en", "en-en")
 CI_TYPES = ("Retrieval", "STS", "PairClassification", "Summarization")  # where a run record can give a CI
+FILE_ROUNDING = 5e-5 + 1e-9  # points: mteb writes a result file's scores to 6 decimals of a fraction
+QUERY_MEAN_ROUNDING = 5e-4 + 1e-9  # points: mteb rounds the mean of per-query retrieval scores to 5 decimals
 
 
 class ReportInputError(Exception):
@@ -40,11 +44,19 @@ class TaskScore:
     hf_subset: str = "default"  # the subset the score is of
     units: item_units.Units | None = None  # the per-item (or per-experiment) scores behind it, for comparisons
     no_units: str | None = None  # why there are none
+    mismatch: str | None = None  # why the score contradicts its run record (flagged in every table), or None
 
     @property
     def comparable(self) -> bool:
         """Whether a published number of this task may be set against it (not when the data is known to differ)."""
         return self.data != "local"
+
+    @property
+    def flag(self) -> str | None:
+        """The note every table prints beside a score that contradicts its run record, or None."""
+        return None if self.mismatch is None else (
+            f"{self.task}: {self.mismatch}: the result file was edited or is not this run's; not trusted "
+            f"(no CI; its Δ is not counted; left out of the averages)")
 
 
 @dataclass
@@ -88,8 +100,8 @@ def _mteb_spec(result) -> dict:
 
     try:
         meta = mteb.get_task(result.task_name).metadata
-    except Exception:
-        raise ReportInputError(f"task {result.task_name!r} is neither in tasks/ nor known to mteb") from None
+    except (KeyError, ValueError) as exc:
+        raise ReportInputError(f"task {result.task_name!r} is neither in tasks/ nor known to mteb") from exc
     split = next((s for s in meta.eval_splits if s in result.scores), next(iter(result.scores), None))
     subsets = [entry.get("hf_subset") for entry in result.scores.get(split, [])]
     subset = next((s for s in SUBSET_PREFERENCE if s in subsets), subsets[0] if subsets else "default")
@@ -114,7 +126,7 @@ def read_task_score(path: Path, registry: Mapping[str, Any], record: dict | None
     try:
         result = TaskResult.from_disk(path)
     except Exception as exc:
-        raise ReportInputError(f"not an mteb TaskResult ({first_line(exc, 160, with_type=True)})") from None
+        raise ReportInputError(f"not an mteb TaskResult ({first_line(exc, 160, with_type=True)})") from exc
     spec = task_spec(result, registry, record)
     entry = scores_entry(result.scores, spec["split"], spec["hf_subset"])
     if entry is None or spec["metric"] not in entry:
@@ -122,7 +134,7 @@ def read_task_score(path: Path, registry: Mapping[str, Any], record: dict | None
     try:
         score = to_points(entry[spec["metric"]])
     except (TypeError, ValueError) as exc:
-        raise ReportInputError(str(exc)) from None
+        raise ReportInputError(str(exc)) from exc
     task_score = TaskScore(result.task_name, spec["type"], spec["metric"], score, data=data_status(record),
                            hf_subset=spec["hf_subset"])
     try:
@@ -134,7 +146,7 @@ def read_task_score(path: Path, registry: Mapping[str, Any], record: dict | None
             data = ((record or {}).get("identity") or {}).get("data") or {"dataset_revision": result.dataset_revision}
             task_score.units, task_score.no_units = item_units.from_result(entry, spec["metric"], spec["type"], data)
     except (TypeError, ValueError, KeyError, IndexError, AttributeError) as exc:
-        task_score.no_units = f"unusable per-item scores ({_first_line(exc)})"
+        task_score.no_units = f"unusable per-item scores ({first_line(exc, 160, with_type=True)})"
     return task_score
 
 
@@ -166,6 +178,29 @@ def score_ci(score: TaskScore, seed: int, resamples: int) -> str | None:
     return None
 
 
+def record_mismatch(score: TaskScore, record: dict | None) -> str | None:
+    """Why the result file's score contradicts its run record: the score the record holds, the mean of its
+    per-query scores or the metric recomputed from its per-item scores, each within mteb's rounding; None when
+    they agree or the record has none of them for this metric and subset."""
+    if not record or record.get("metric") != score.metric or record.get("hf_subset", score.hf_subset) != score.hf_subset:
+        return None
+    shown = f"the result file says {score.score:.4f}"
+    stored = record.get("score")
+    if isinstance(stored, (int, float)) and abs(to_points(stored) - score.score) > FILE_ROUNDING:
+        return f"{shown}, its run record {to_points(stored):.4f}"
+    per_query = (record.get("per_query") or {}).get(score.metric)
+    if per_query and len(record.get("hf_subsets") or [score.hf_subset]) == 1:
+        mean = to_points(fmean(per_query.values()))
+        if abs(mean - score.score) > QUERY_MEAN_ROUNDING:
+            return f"{shown}, the mean of its {len(per_query)} per-query scores {mean:.4f}"
+    per_item = record.get("per_item") or {}
+    if per_item.get("metric") == score.metric:
+        again = to_points(statistic(per_item))
+        if abs(again - score.score) > FILE_ROUNDING:
+            return f"{shown}, its per-item scores give {again:.4f}"
+    return None
+
+
 def load_run(folder: Path, registry: Mapping[str, Any], seed: int = 0, resamples: int = 1000) -> Run:
     records, problems = read_run_records(folder)
     for problem in problems:
@@ -179,10 +214,18 @@ def load_run(folder: Path, registry: Mapping[str, Any], seed: int = 0, resamples
         try:
             score = read_task_score(path, registry, records.get(path.stem))
         except ReportInputError as exc:
+            show_traceback(exc)
             warn(f"{path}: {exc}; skipped")
             continue
         run.scores[score.task] = score
-        if score.type in CI_TYPES:
+        try:
+            score.mismatch = record_mismatch(score, records.get(score.task))
+        except (TypeError, ValueError, KeyError, IndexError) as exc:
+            score.mismatch = f"its run record's scores are unusable ({first_line(exc, 160, with_type=True)})"
+        if score.mismatch:
+            warn(f"{path}: {score.flag}")
+            score.units, score.no_units = None, "its result file contradicts its run record"  # never compared
+        elif score.type in CI_TYPES:
             reason = score_ci(score, seed, resamples)
             if reason:
                 no_ci.append(f"{score.task} ({reason})")

@@ -24,6 +24,12 @@ BLANK = "–"
 TABLE1_COLUMNS = (*CATEGORY_LABELS.values(), "Avg", "BEIR")
 MARKS = "¹²³⁴⁵⁶⁷⁸⁹"
 NOT_COMPARABLE = "not comparable"
+FLAG = "(contradicts its run record)"  # beside a score whose result file disagrees with its run record
+
+
+def _main_metric(task: str) -> str | None:
+    """The task's main metric in the paper's Table 1 (mteb v2 key), where the task is one of its 56."""
+    return mteb_english_tasks().get(task, (None, None))[1]
 
 
 def significance_heading(run: Run, marks: Marks) -> str:
@@ -31,30 +37,37 @@ def significance_heading(run: Run, marks: Marks) -> str:
 
 
 def per_task_frame(runs: list[Run], references: list[Published], marks: Marks | None = None) -> pd.DataFrame:
-    """One row per task run: our scores (+ CI), the published scores, Δ against each run's reference, and
-    whether each run differs significantly from the reference run (with `marks`)."""
+    """One row per task and metric: the scores of the runs whose headline metric it is (+ CI), the published
+    scores of that metric, Δ against each run's reference, and whether each run differs significantly from the
+    reference run (with `marks`). A run is in the rows of the metrics it has."""
     first = {}
     for run in runs:
         for score in run.scores.values():
-            first.setdefault(score.task, score)
+            first.setdefault((score.task, score.metric), score)
     rows = []
-    for task in sorted(first, key=lambda t: task_order(t, first[t].type)):
-        row = {"Task": task, "Type": first[task].type, "Metric": metric_label(first[task].metric)}
+    for task, metric in sorted(first, key=lambda k: (task_order(k[0], first[k].type), k[1] != _main_metric(k[0]),
+                                                      k[1])):
+        row = {"Task": task, "Type": first[task, metric].type, "Metric": metric_label(metric)}
         for run in runs:
             score = run.scores.get(task)
+            score = score if score is not None and score.metric == metric else None
             row[run.label] = score.score if score else None
             row[f"{run.name} CI low"], row[f"{run.name} CI high"] = score.ci if score and score.ci else (None, None)
+            if any(s.flag for s in run.scores.values()):  # the column exists only when a score is flagged
+                row[f"{run.name} check"] = score.flag if score else None
         for reference in references:
-            row[reference.label] = reference.score(task, first[task].metric)
+            row[reference.label] = reference.score(task, metric)
         for run in runs:
             reference = reference_for(run, references)
-            mine = [c for c in comparisons(run, reference) if c.task == task] if reference else []
+            mine = [c for c in comparisons(run, reference) if (c.task, c.metric) == (task, metric)] if reference else []
             row[delta_heading(run, reference)] = mine[0].delta if mine else None
             row[f"Δ {run.name} outside CI"] = mine[0].outside_ci if mine else None
             row[f"Δ {run.name} note"] = mine[0].note if mine else None
         for run in runs if marks else []:
             if run is not marks.reference:
-                row[significance_heading(run, marks)] = marks.tasks.get(run.name, {}).get(task)
+                own = run.scores.get(task)
+                row[significance_heading(run, marks)] = (marks.tasks.get(run.name, {}).get(task)
+                                                         if own is not None and own.metric == metric else None)
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -64,9 +77,9 @@ def footnotes(raw: pd.DataFrame, runs: list[Run]) -> dict[str, str]:
     marks: dict[str, str] = {}
     for _, row in raw.iterrows():
         for run in runs:
-            note = row[f"Δ {run.name} note"]
-            if isinstance(note, str) and note not in marks:
-                marks[note] = MARKS[len(marks) % len(MARKS)]
+            for note in (row.get(f"{run.name} check"), row[f"Δ {run.name} note"]):
+                if isinstance(note, str) and note not in marks:
+                    marks[note] = MARKS[len(marks) % len(MARKS)]
     return marks
 
 
@@ -82,38 +95,39 @@ def _means(main: dict[str, float], beir: dict[str, float]) -> dict[str, tuple[fl
     return cells
 
 
-def table1_rows(runs: list[Run], references: list[Published]) -> list[tuple[str, dict, int]]:
-    """(row name, Table-1 cells, decimals): ours, then each published row under them."""
+def table1_rows(runs: list[Run], references: list[Published]) -> list[tuple[str, dict, int, frozenset]]:
+    """(row name, Table-1 cells, decimals, the tasks averaged): ours, then each published row under them."""
     english = mteb_english_tasks()
     rows = []
     for run in runs:
-        main = {t: s.score for t, s in run.scores.items() if t in english}
-        beir = {t: s.score for t, s in run.scores.items()
-                if t in english and english[t][0] == "Retrieval" and s.metric == BEIR_METRIC}
-        rows.append((run.label, _means(main, beir), 2))
+        main = {t: s.score for t, s in run.scores.items() if s.metric == _main_metric(t) and not s.mismatch}
+        beir = {t: v for t, v in main.items() if english[t][0] == "Retrieval" and run.scores[t].metric == BEIR_METRIC}
+        rows.append((run.label, _means(main, beir), 2, frozenset(main)))
     for ref in references:
         if ref.averages:
-            full_row = (f"{ref.name} (published, paper: all 56 tasks)", ref.averages, ref.averages_decimals)
             full_tasks = set(english)
+            full_row = (f"{ref.name} (published, paper: all 56 tasks)", ref.averages, ref.averages_decimals,
+                        frozenset(full_tasks))
         else:
             main = {t: ref.score(t, m) for t, (_, m) in english.items() if ref.score(t, m) is not None}
             beir = {t: ref.score(t, BEIR_METRIC) for t, (ty, _) in english.items()
                     if ty == "Retrieval" and ref.score(t, BEIR_METRIC) is not None}
-            full_row = (f"{ref.name} (published, all {len(main)} of its tasks)", _means(main, beir), 2)
             full_tasks = set(main)
+            full_row = (f"{ref.name} (published, all {len(main)} of its tasks)", _means(main, beir), 2,
+                        frozenset(full_tasks))
         same: dict[frozenset, tuple[list[str], dict]] = {}  # like-for-like task set -> (runs, Table-1 cells)
         for run in runs:
-            like = {c.task: c for c in comparisons(run, ref) if c.task in english and c.like_for_like}
+            like = {c.task: c for c in comparisons(run, ref) if c.metric == _main_metric(c.task) and c.like_for_like}
             if not like or set(like) == full_tasks:
                 continue
             cells = _means({t: c.published for t, c in like.items()}, _beir(like, "published"))
             same.setdefault(frozenset(like), ([], cells))[0].append(run.name)
-            if set(like) != {t for t in run.scores if t in english}:  # ours over exactly those tasks too
+            if set(like) != {t for t, s in run.scores.items() if s.metric == _main_metric(t) and not s.mismatch}:
                 rows.append((f"{run.label}, same tasks as {ref.name} published",
-                             _means({t: c.ours for t, c in like.items()}, _beir(like, "ours")), 2))
-        for names, cells in same.values():
+                             _means({t: c.ours for t, c in like.items()}, _beir(like, "ours")), 2, frozenset(like)))
+        for tasks, (names, cells) in same.items():
             which = "same tasks" if len(runs) == 1 else f"same tasks as {' and '.join(names)}"
-            rows.append((f"{ref.name} (published, {which})", cells, 2))
+            rows.append((f"{ref.name} (published, {which})", cells, 2, tasks))
         rows.append(full_row)  # after the like-for-like rows: its tasks are not those run
     return rows
 
@@ -124,9 +138,9 @@ def _beir(like: dict, side: str) -> dict[str, float]:
     return {t: getattr(c, side) for t, c in like.items() if english[t][0] == "Retrieval" and c.metric == BEIR_METRIC}
 
 
-def table1_frame(rows: list[tuple[str, dict, int]]) -> pd.DataFrame:
+def table1_frame(rows: list[tuple[str, dict, int, frozenset]]) -> pd.DataFrame:
     records = []
-    for name, cells, _ in rows:
+    for name, cells, _, _ in rows:
         record = {"Model": name}
         for column in TABLE1_COLUMNS:
             record[column], record[f"{column} n"] = cells[column]
@@ -154,8 +168,10 @@ def _bold_max(values: dict[str, float | None]) -> set[str]:
 def per_task_display(raw: pd.DataFrame, runs: list[Run], references: list[Published], sig: Marks | None = None):
     """Formatted cells, and per row the best score (the LaTeX bold), for the per-task table. A Δ against a
     published score that is not comparable carries a footnote mark, and is not counted as outside the CI; a
-    score that differs significantly from the reference run's carries a `*`."""
-    score_columns = [run.label for run in runs] + [ref.label for ref in references]
+    score that differs significantly from the reference run's carries a `*`; a score that contradicts its run
+    record is flagged and never bold."""
+    labels = [run.label for run in runs]
+    score_columns = labels + [ref.label for ref in references]
     marks = footnotes(raw, runs)
     cells, bold = [], []
     for _, row in raw.iterrows():
@@ -163,7 +179,9 @@ def per_task_display(raw: pd.DataFrame, runs: list[Run], references: list[Publis
         for run in runs:
             low, high = row[f"{run.name} CI low"], row[f"{run.name} CI high"]
             significant = sig is not None and row.get(significance_heading(run, sig)) is True
-            out[run.label] = _fmt(row[run.label]) + ("*" if significant else "")
+            flag = row.get(f"{run.name} check")
+            out[run.label] = (_fmt(row[run.label]) + ("*" if significant else "")
+                              + (f"{marks[flag]} {FLAG}" if isinstance(flag, str) else ""))
             out[f"{run.name} 95% CI"] = BLANK if pd.isna(low) else f"[{low:.2f}, {high:.2f}]"
         for ref in references:
             out[ref.label] = _fmt(row[ref.label])
@@ -175,25 +193,28 @@ def per_task_display(raw: pd.DataFrame, runs: list[Run], references: list[Publis
             out[f"Δ {run.name} outside CI"] = NOT_COMPARABLE + mark if mark else (
                 BLANK if outside is None or pd.isna(outside) else ("yes" if outside else "no"))
         cells.append(out)
-        bold.append(_bold_max({c: row[c] for c in score_columns}))
+        trusted = [run.label for run in runs if not isinstance(row.get(f"{run.name} check"), str)]  # never bold a flag
+        bold.append(_bold_max({c: row[c] for c in score_columns if c in trusted or c not in labels}))
     return pd.DataFrame(cells, columns=list(cells[0]) if cells else None), bold
 
 
-def table1_display(rows: list[tuple[str, dict, int]], starred: dict[str, set[str]] | None = None):
-    """Formatted "mean (k/K)" cells, and per row the cells that are best in their column; the columns named in
-    `starred` (row name -> columns) carry a `*`."""
+def table1_display(rows: list[tuple[str, dict, int, frozenset]], starred: dict[str, set[str]] | None = None):
+    """Formatted "mean (k/K)" cells, and per row the cells that are best in their column among the rows that
+    average the same tasks (averages over different task sets are never ranked against each other); the columns
+    named in `starred` (row name -> columns) carry a `*`."""
     english = mteb_english_tasks()
     totals = {label: sum(t == cat for t, _ in english.values()) for cat, label in CATEGORY_LABELS.items()}
     totals.update(Avg=len(english), BEIR=totals["Retr."])
     cells = []
-    for name, row, decimals in rows:
+    for name, row, decimals, _ in rows:
         out = {"Model": name}
         for column in TABLE1_COLUMNS:
             value, n = row[column]
             star = "*" if column in (starred or {}).get(name, ()) else ""
             out[column] = BLANK if value is None else f"{value:.{decimals}f}{star} ({n}/{totals[column]})"
         cells.append(out)
-    best = {c: _bold_max({i: row[c][0] for i, (_, row, _) in enumerate(rows)}) for c in TABLE1_COLUMNS}
+    best = {c: set().union(*(_bold_max({i: row[c][0] for i, (_, row, _, same) in enumerate(rows) if same == tasks})
+                             for tasks in {r[3] for r in rows})) for c in TABLE1_COLUMNS}
     bold = [{c for c in TABLE1_COLUMNS if i in best[c]} for i in range(len(rows))]
     return pd.DataFrame(cells), bold
 
@@ -256,6 +277,9 @@ def write_tables(runs: list[Run], references: list[Published], out: Path, *, see
              "'outside CI': the published score lies outside it.",
              *([marks.note("per task")] if marks and marks.tested else []),
              *[f"{mark} {note}" for note, mark in footnotes(raw, runs).items()], *source_notes(runs, references)]
+    if any(s.metric != _main_metric(s.task) for run in runs for s in run.scores.values() if _main_metric(s.task)):
+        notes.insert(1, "A row is one metric: a run scored with another headline metric (task.metric=) is in the "
+                        "row of that metric, next to the published number of that metric.")
     written = _write(out / "per_task", "Per-task scores", display, bold, raw, notes)  # the CSV keeps each Δ's note
 
     rows = table1_rows(runs, references)
@@ -264,7 +288,7 @@ def write_tables(runs: list[Run], references: list[Published], out: Path, *, see
     display, bold = table1_display(rows, starred)
     english = mteb_english_tasks()
     extra = sorted({t for run in runs for t in run.scores if t not in english})
-    names = [name for name, _, _ in rows]
+    names = [name for name, _, _, _ in rows]
     notes = ["Mean of the main metric (points) over the tasks present; (k/K): k of the K MTEB-English tasks "
              "of that column were present. Avg: all tasks present; BEIR: mean nDCG@10 of the 15 retrieval tasks."]
     if any("(published, paper" in name for name in names):
@@ -283,6 +307,15 @@ def write_tables(runs: list[Run], references: list[Published], out: Path, *, see
     notes += source_notes(runs, references)
     if extra:
         notes.append(f"Not MTEB-English tasks, left out of this table: {', '.join(extra)}.")
+    other = sorted({f"{s.task} ({metric_label(s.metric)}, {run.label})" for run in runs for s in run.scores.values()
+                    if s.task in english and s.metric != english[s.task][1]})
+    flagged = sorted(f"{s.task} ({run.label})" for run in runs for s in run.scores.values() if s.mismatch)
+    if flagged:
+        notes.append(f"Left out of the averages, their result files contradicting their run records (see the "
+                     f"per-task table): {', '.join(flagged)}.")
+    if other:
+        notes.append(f"Scored with another headline metric than the task's main one, left out of this table: "
+                     f"{', '.join(other)}.")
     return written + _write(out / "table1", "Table 1 layout (MTEB English, 56 tasks)", display, bold,
                             table1_frame(rows), notes)
 

@@ -36,7 +36,7 @@ DECISIVE = ("*.safetensors", "config.json", "*.py", "tokenizer*", "vocab*", "mer
 CHUNK = 1 << 24
 
 
-def model_fingerprint(cfg: ModelConfig, device_type: str = "cpu") -> str:
+def weights_fingerprint(cfg: ModelConfig, device_type: str = "cpu") -> str:
     """A short stable id of the weights and tokenizer `cfg` loads (see the module docstring)."""
     from evalkit.encoding.model import is_local, random_init_device, resolve_path
 
@@ -45,16 +45,16 @@ def model_fingerprint(cfg: ModelConfig, device_type: str = "cpu") -> str:
         weights = "random:" + _digest(json.dumps(drawn, sort_keys=True, default=str).encode())
     else:
         source = resolve_path(cfg.name_or_path)
-        weights = folder_fingerprint(Path(source)) if is_local(source) else hub_fingerprint(source, cfg.revision)
+        weights = model_folder_fingerprint(Path(source)) if is_local(source) else hub_commit_fingerprint(source, cfg.revision)
     if cfg.tokenizer is None:
         return weights
     tok = resolve_path(cfg.tokenizer)
-    tokenizer = (file_fingerprint(Path(tok)) if os.path.isfile(tok) else folder_fingerprint(Path(tok))
-                 ) if is_local(tok) else hub_fingerprint(tok, cfg.revision)
+    tokenizer = (tokenizer_file_fingerprint(Path(tok)) if os.path.isfile(tok) else model_folder_fingerprint(Path(tok))
+                 ) if is_local(tok) else hub_commit_fingerprint(tok, cfg.revision)
     return f"{weights}+tok:{tokenizer}"
 
 
-def folder_fingerprint(folder: Path) -> str:
+def model_folder_fingerprint(folder: Path) -> str:
     """sha256 (16 hex digits) over the decisive files of a model folder: names and contents."""
     if not folder.is_dir():
         raise EvalkitError(f"model path is not a folder: {folder}")
@@ -81,25 +81,25 @@ def module_patterns(folder: Path) -> tuple[str, ...]:
                  for kind in ("*.safetensors", "*.json", "*.txt", "*.model"))
 
 
-def file_fingerprint(path: Path) -> str:
+def tokenizer_file_fingerprint(path: Path) -> str:
     known = _load_known()
     digest = _file_sha256(path, known)
     _save_known(known)
     return "sha256:" + digest[:16]
 
 
-def hub_fingerprint(repo: str, revision: str | None) -> str:
+def hub_commit_fingerprint(repo: str, revision: str | None) -> str:
     """`hub:<repo>@<commit>`: the commit of the snapshot the local hub cache holds for this revision."""
     from huggingface_hub import snapshot_download
     from huggingface_hub.errors import LocalEntryNotFoundError
 
     try:
         snapshot = snapshot_download(repo, revision=revision, local_files_only=True)
-    except (LocalEntryNotFoundError, OSError, ValueError):
+    except (LocalEntryNotFoundError, OSError, ValueError) as exc:
         if revision and len(revision) == 40 and all(c in "0123456789abcdef" for c in revision):
             return f"hub:{repo}@{revision}"  # pinned by commit: the hub serves exactly these files
         raise EvalkitError(f"{repo}@{revision or 'main'} is not in the local Hugging Face cache, so which weights "
-                           f"it names cannot be pinned; pin model.revision to a commit, or download it first") from None
+                           f"it names cannot be pinned; pin model.revision to a commit, or download it first") from exc
     return f"hub:{repo}@{Path(snapshot).name}"
 
 

@@ -53,7 +53,7 @@ def _lines(path: Path):
                 text = raw.decode("utf-8")
             except UnicodeDecodeError as exc:
                 raise EvalkitError(f"{path}:{number}: text is not valid UTF-8 ({exc.reason} at byte {exc.start})"
-                                   ) from None
+                                   ) from exc
             if text.strip():
                 yield number, text
 
@@ -65,7 +65,7 @@ def json_objects(path: Path):
         try:
             row = json.loads(text)
         except json.JSONDecodeError as exc:
-            raise EvalkitError(f"{path}:{number}: malformed JSON ({exc.msg}, column {exc.colno})") from None
+            raise EvalkitError(f"{path}:{number}: malformed JSON ({exc.msg}, column {exc.colno})") from exc
         if not isinstance(row, dict):
             raise EvalkitError(f"{path}:{number}: expected a JSON object, got {type(row).__name__}")
         yield number, row
@@ -187,7 +187,7 @@ def _checked(root: Path, corpus: dict, raw_queries: dict, qrels: dict, qrels_fil
     return BeirData(corpus=corpus, queries=queries, qrels=kept)
 
 
-def fingerprint(data: BeirData) -> str:
+def beir_data_fingerprint(data: BeirData) -> str:
     """sha256 (16 hex digits) of the data as evaluated: the corpus in file order (order can break ties), the
     evaluated queries and the judgements sorted. Another serialisation of the same data (key order, escaping,
     metadata, extra queries) gives the same fingerprint; any change to a text, id or judgement another."""

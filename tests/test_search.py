@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from evalkit.config import EncodeConfig, load_model_config
-from evalkit.data import attach_to_task, read_beir_folder
+from evalkit.beir_folder import attach_to_task, read_beir_folder
 from evalkit.encoding.encoder import Encoder
 from evalkit.search import ExactSearch, RunningTopK
 from evalkit.tasks import get_mteb_task, get_task_spec

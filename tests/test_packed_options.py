@@ -20,7 +20,7 @@ from evalkit.encoding.encoder import Encoder
 from evalkit.encoding.packing import PackedDecoder
 from evalkit.encoding.varlen import pack
 
-from test_fast_packing import TEXTS, min_cosine, with_encode
+from test_packing import TEXTS, min_cosine, with_encode
 
 
 @pytest.fixture(scope="module")

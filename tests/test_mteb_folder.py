@@ -11,7 +11,7 @@ from datasets import Dataset, DatasetDict
 from evalkit import EvalkitError
 from evalkit.runner import task_and_data
 from evalkit.identity import published_test_sets
-from evalkit.task_data import load_mteb_folder, loaded_fingerprint, read_config
+from evalkit.mteb_folder import load_mteb_folder, read_config, task_data_fingerprint
 from evalkit.tasks import get_mteb_task, get_task_spec
 
 from conftest import shared_path
@@ -78,7 +78,7 @@ def test_every_layout_gives_the_same_data(tmp_path, layout):
     task = mteb_task("SIB200ClusteringS2S")
     assert load_mteb_folder(task, folder) == ["eng_Latn", "fra_Latn"]
     assert as_dicts(task.dataset) == as_dicts(reference.dataset)
-    assert loaded_fingerprint(task) == loaded_fingerprint(reference)  # the data, not its serialisation
+    assert task_data_fingerprint(task) == task_data_fingerprint(reference)  # the data, not its serialisation
 
 
 @pytest.mark.unit
@@ -122,7 +122,7 @@ def test_the_shipped_fingerprints_are_those_of_the_local_mteb_folders(task, fold
     spec = get_task_spec(task)
     loaded = get_mteb_task(spec, all_subsets=True)
     load_mteb_folder(loaded, shared_path("data", "mteb", folder))
-    assert published_test_sets()[(spec.mteb_task, spec.split, spec.hf_subset)] == {loaded_fingerprint(loaded)}
+    assert published_test_sets()[(spec.mteb_task, spec.split, spec.hf_subset)] == {task_data_fingerprint(loaded)}
 
 
 @pytest.mark.unit
@@ -131,7 +131,7 @@ def test_another_row_order_is_another_fingerprint(tmp_path):
     first, second = mteb_task("STSBenchmark"), mteb_task("STSBenchmark")
     load_mteb_folder(first, write_jsonl(tmp_path / "a" / "test.jsonl", STS_ROWS).parent)
     load_mteb_folder(second, write_jsonl(tmp_path / "b" / "test.jsonl", STS_ROWS[::-1]).parent)
-    assert loaded_fingerprint(first) != loaded_fingerprint(second)
+    assert task_data_fingerprint(first) != task_data_fingerprint(second)
 
 
 # --- bad folders: one line each ------------------------------------------------------------------------

@@ -16,7 +16,7 @@ import json
 from pathlib import Path
 
 from evalkit import EvalkitError
-from evalkit.data import json_objects
+from evalkit.beir_folder import json_objects
 from evalkit.errors import first_line
 
 SPLIT_FILES = (".jsonl", ".parquet")
@@ -41,7 +41,7 @@ def _read_split(path: Path):
     except EvalkitError:
         raise
     except Exception as exc:  # pyarrow and datasets raise many kinds; the user needs one line
-        raise EvalkitError(f"{path}: unreadable ({first_line(exc, 160, with_type=True)})") from None
+        raise EvalkitError(f"{path}: unreadable ({first_line(exc, 160, with_type=True)})") from exc
 
 
 def read_config(folder: Path):
@@ -122,7 +122,7 @@ def load_mteb_folder(task, folder: Path, hf_subsets: list[str] | None = None) ->
         raise
     except Exception as exc:  # a task's dataset_transform meeting columns it does not expect
         raise EvalkitError(f"{name}: loading {folder} as mteb does failed "
-                           f"({first_line(exc, 200, with_type=True)})") from None
+                           f"({first_line(exc, 200, with_type=True)})") from exc
     if multilingual:
         if hf_subsets and any(s not in task.dataset for s in hf_subsets):
             missing = [s for s in hf_subsets if s not in task.dataset]
@@ -134,7 +134,7 @@ def load_mteb_folder(task, folder: Path, hf_subsets: list[str] | None = None) ->
     return list(task.hf_subsets) if multilingual else ["default"]
 
 
-def loaded_fingerprint(task) -> str:
+def task_data_fingerprint(task) -> str:
     """sha256 (16 hex digits) of a loaded task's data as mteb evaluates it: every subset, split and row, in
     order (row order can matter: classification samples its training sets by position), after
     dataset_transform. Another layout of the same data (parquet, save_to_disk, key order) gives the same."""

@@ -7,7 +7,7 @@ import logging
 import pytest
 
 from evalkit import EvalkitError
-from evalkit.data import attach_to_task, read_beir_folder
+from evalkit.beir_folder import attach_to_task, read_beir_folder
 from evalkit.tasks import get_mteb_task, get_task_spec
 
 from conftest import write_beir

@@ -9,8 +9,8 @@ import pytest
 
 from evalkit import EvalkitError
 from evalkit.config import load_model_config
-from evalkit.encoding import fingerprint
-from evalkit.encoding.fingerprint import folder_fingerprint, model_fingerprint
+import evalkit.encoding.weights_fingerprint as weights_module
+from evalkit.encoding.weights_fingerprint import model_folder_fingerprint, weights_fingerprint
 from evalkit.encoding.model import resolve_path
 
 pytestmark = pytest.mark.unit
@@ -25,7 +25,7 @@ def checkpoint(tmp_path, monkeypatch):
 
 
 def test_retrained_in_place_with_the_same_size_and_mtime_changes_the_fingerprint(checkpoint):
-    before = folder_fingerprint(checkpoint)
+    before = model_folder_fingerprint(checkpoint)
     weights = checkpoint / "model.safetensors"
     stat = weights.stat()
     data = bytearray(weights.read_bytes())
@@ -33,40 +33,40 @@ def test_retrained_in_place_with_the_same_size_and_mtime_changes_the_fingerprint
     weights.write_bytes(bytes(data))
     os.utime(weights, ns=(stat.st_atime_ns, stat.st_mtime_ns))  # size and mtime exactly as before
     assert weights.stat().st_size == stat.st_size and weights.stat().st_mtime_ns == stat.st_mtime_ns
-    assert folder_fingerprint(checkpoint) != before
+    assert model_folder_fingerprint(checkpoint) != before
 
 
 def test_an_unchanged_folder_is_hashed_once(checkpoint, monkeypatch):
-    first = folder_fingerprint(checkpoint)
-    monkeypatch.setattr(fingerprint, "CHUNK", None)  # reading any file now would fail
-    assert folder_fingerprint(checkpoint) == first
+    first = model_folder_fingerprint(checkpoint)
+    monkeypatch.setattr(weights_module, "CHUNK", None)  # reading any file now would fail
+    assert model_folder_fingerprint(checkpoint) == first
 
 
 def test_a_config_or_tokenizer_change_counts_and_other_files_do_not(checkpoint):
-    before = folder_fingerprint(checkpoint)
+    before = model_folder_fingerprint(checkpoint)
     (checkpoint / "README.md").write_text("edited")
-    assert folder_fingerprint(checkpoint) == before
+    assert model_folder_fingerprint(checkpoint) == before
     (checkpoint / "tokenizer_config.json").write_text((checkpoint / "tokenizer_config.json").read_text() + " ")
-    assert folder_fingerprint(checkpoint) != before
+    assert model_folder_fingerprint(checkpoint) != before
 
 
 def test_the_models_own_code_counts(checkpoint):
     """A modeling_*.py beside the weights is what trust_remote_code runs: editing it is another model."""
     (checkpoint / "modeling_custom.py").write_text("SCALE = 1.0\n")
-    before = folder_fingerprint(checkpoint)
+    before = model_folder_fingerprint(checkpoint)
     (checkpoint / "modeling_custom.py").write_text("SCALE = 2.0\n")
-    assert folder_fingerprint(checkpoint) != before
+    assert model_folder_fingerprint(checkpoint) != before
 
 
 def test_models_of_every_kind_have_a_fingerprint(tmp_path, monkeypatch):
     monkeypatch.setenv("EVALKIT_CACHE", str(tmp_path))
-    assert model_fingerprint(load_model_config("minilm")).startswith("sha256:")
-    tiny = model_fingerprint(load_model_config("tiny_mistral"))
+    assert weights_fingerprint(load_model_config("minilm")).startswith("sha256:")
+    tiny = weights_fingerprint(load_model_config("tiny_mistral"))
     assert tiny.startswith("random:") and "+tok:sha256:" in tiny
-    assert tiny != model_fingerprint(load_model_config("tiny_mistral", random_init={"seed": 1}))
-    e5 = model_fingerprint(load_model_config("e5_mistral_7b"))  # offline, not cached: pinned by its commit
+    assert tiny != weights_fingerprint(load_model_config("tiny_mistral", random_init={"seed": 1}))
+    e5 = weights_fingerprint(load_model_config("e5_mistral_7b"))  # offline, not cached: pinned by its commit
     assert e5 == "hub:intfloat/e5-mistral-7b-instruct@07163b72af1488142a360786df853f237b1a3ca1"
     with pytest.raises(EvalkitError, match="not in the local Hugging Face cache"):
-        model_fingerprint(load_model_config("e5_mistral_7b", revision="main"))
+        weights_fingerprint(load_model_config("e5_mistral_7b", revision="main"))
     with pytest.raises(EvalkitError, match="holds no model files"):
-        folder_fingerprint(tmp_path)
+        model_folder_fingerprint(tmp_path)

@@ -12,7 +12,7 @@ import shutil
 from evalkit.config import EncodeConfig, RunConfig, load_model_config
 from evalkit.plan import make_plan, measured_rate, plan_from_stats, suite_run_order
 from evalkit.results import record_path
-from evalkit.runner import plan_run, run
+from evalkit.runner import prepare_run, run
 from evalkit.tasks import get_task_spec, suite_task_names
 from evalkit.textsets import count_new
 
@@ -80,7 +80,7 @@ def test_the_second_task_on_a_shared_corpus_does_no_forward_pass_for_it(tmp_path
         cfg = RunConfig(task=get_task_spec(task), model=load_model_config("tiny_mistral"), data_root=str(root),
                         results_dir=str(tmp_path / "results"), encode=EncodeConfig(show_progress=False))
         run(cfg)
-        records[task] = json.loads(record_path(plan_run(cfg).path).read_text())["encode"]["by_side"]
+        records[task] = json.loads(record_path(prepare_run(cfg).path).read_text())["encode"]["by_side"]
     first, second = (records[task] for task in order)
     assert first["document"]["forward_passes"] >= 1 and first["document"]["cache_hits"] == 0
     assert second["document"] == {"texts": 12, "cache_hits": 12, "forward_passes": 0, "tokens": 0}
