@@ -22,6 +22,7 @@ import torch
 from evalkit.config import EncodeConfig, ModelConfig, TaskSpec, load_model_config
 from evalkit.encoding.cache import check_cache_writable
 from evalkit.encoding.loaded import LoadedModel
+from evalkit.encoding.model import pick_device
 from evalkit.encoding.planner import BatchPlanner
 from evalkit.encoding.prompt import Resolved, TaskPrompts, resolve_prompt
 from evalkit.encoding.stats import EncodeStats
@@ -50,7 +51,12 @@ class Encoder:
         if not isinstance(model, LoadedModel):
             if encode.cache:  # before any work: a cache that cannot be written fails now, not hours later
                 check_cache_writable(cache_root(encode))
-            model = LoadedModel.load(model)
+            if model.encode_with == "sentence_transformers":  # modules evalkit does not implement: st_encode
+                from evalkit.encoding.st_encode import SentenceTransformerModel
+
+                model = SentenceTransformerModel.load(model, pick_device(model.device))
+            else:
+                model = LoadedModel.load(model)
         self.loaded = model
         self.prompts = TaskPrompts(instructions, strict_instructions)
         self.stats = EncodeStats(attn_implementation=model.attn_implementation, device=model.device_name)

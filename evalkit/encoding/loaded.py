@@ -39,15 +39,12 @@ class LoadedModel:
         self._fingerprints: dict[str, str] = {}
         self.prompt_tokens = 0  # the current call's prompt tokens pooling leaves out (include_prompt: false)
 
-    runs_itself = False  # True: a model that batches its own texts (st_encode.SentenceTransformerModel)
+    runs_itself = False  # True: a model that batches its own texts (st_encode.SentenceTransformerModel, which
+    # the Encoder loads for `encode_with: sentence_transformers`)
 
     @classmethod
     def load(cls, cfg: ModelConfig) -> LoadedModel:
         device = pick_device(cfg.device)
-        if cfg.encode_with == "sentence_transformers":  # modules evalkit does not implement: st_encode
-            from evalkit.encoding.st_encode import SentenceTransformerModel
-
-            return SentenceTransformerModel.load(cfg, device)
         check_model_folder(cfg)
         tokenizer = load_tokenizer(cfg)
         return cls(cfg, device, tokenizer, load_model(cfg, device))

@@ -74,10 +74,22 @@ def load_tokenizer(cfg: ModelConfig, local_only: bool = False):
     if tok.pad_token_id is None:
         tok.pad_token = tok.eos_token  # e5-mistral pads with EOS; the mask says which tokens are real
     if cfg.lower_case:
-        from evalkit.encoding.st_folder import lowercase_tokenizer
-
         lowercase_tokenizer(tok)
     return tok
+
+
+def lowercase_tokenizer(tokenizer) -> None:
+    """Make the tokenizer lower-case its input as sentence-transformers' do_lower_case does: a Lowercase
+    normalizer in front of the fast tokenizer's own (unless it has one); the prompt is lower-cased too."""
+    if not getattr(tokenizer, "is_fast", False):
+        raise EvalkitError("do_lower_case needs a fast tokenizer (tokenizer.json)")
+    from tokenizers.normalizers import Lowercase, Sequence
+
+    backend = tokenizer.backend_tokenizer
+    current = backend.normalizer
+    parts = list(current) if isinstance(current, Sequence) else [] if current is None else [current]
+    if not any(isinstance(part, Lowercase) for part in parts):
+        backend.normalizer = Sequence([Lowercase(), *parts])
 
 
 def check_model_folder(cfg: ModelConfig) -> None:

@@ -260,20 +260,6 @@ def seq_length(folder: StFolder) -> int:
     return min(candidates)
 
 
-def lowercase_tokenizer(tokenizer) -> None:
-    """Make the tokenizer lower-case its input as sentence-transformers' do_lower_case does: a Lowercase
-    normalizer in front of the fast tokenizer's own (unless it has one); the prompt is lower-cased too."""
-    if not getattr(tokenizer, "is_fast", False):
-        raise EvalkitError("do_lower_case needs a fast tokenizer (tokenizer.json)")
-    from tokenizers.normalizers import Lowercase, Sequence
-
-    backend = tokenizer.backend_tokenizer
-    current = backend.normalizer
-    parts = list(current) if isinstance(current, Sequence) else [] if current is None else [current]
-    if not any(isinstance(part, Lowercase) for part in parts):
-        backend.normalizer = Sequence([Lowercase(), *parts])
-
-
 def prompt_token_count(tokenizer, prompt: str) -> int:
     """How many tokens sentence-transformers leaves out of pooling for `prompt` (include_prompt: false): the
     prompt tokenized alone with the tokenizer's special tokens, less a trailing special token ([SEP], EOS)."""
