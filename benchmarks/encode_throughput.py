@@ -15,7 +15,8 @@ Decoder workloads (a randomly initialised Mistral of `--shape`; texts of random 
 
 Encoder-only (`--st minilm|base-mpnet|base-bert`, on a CPU): evalkit against sentence-transformers' own
 `encode` (batch 32) on the same texts (`--texts-file` a BEIR corpus.jsonl, else synthetic English-like words),
-evalkit with its CPU token budget calibrated in this run and with `--max-tokens` if given.
+evalkit with its CPU token budget calibrated in this run and with `--max-tokens` if given, and evalkit running the
+folder as `model=<folder>` reads it (its own modules and settings, no evalkit YAML).
 
 Every path is warmed up, then timed `--repeat` times with the paths interleaved round by round (a change in
 load hits every path alike); the best round counts. Printed: real tokens/s, ratio to the first path (mteb, or
@@ -264,6 +265,12 @@ def st_paths(args, device) -> tuple[list[Timed], list[str], str, object]:
     encoders = {k: Encoder(cfg, instructions={}, encode=EncodeConfig(cache=False, show_progress=False,
                                                                      max_tokens_per_batch=v))
                 for k, v in variants.items()}
+    # the folder read as its authors defined it (model=<folder>: modules.json, pooling, Normalize), no evalkit YAML
+    from evalkit.encoding.st_folder import folder_model_config
+
+    from_folder = replace(folder_model_config(str(folder)), device=str(device), name=f"bench/{args.st}-folder")
+    encoders["model=<folder>"] = Encoder(from_folder, instructions={}, encode=EncodeConfig(cache=False,
+                                                                                             show_progress=False))
     encoder = next(iter(encoders.values()))
     lengths = [len(ids) for ids in encoder.tokenize(texts)]
     what = (f"device: {device_name(device)} (torch {torch.__version__}, sentence-transformers "

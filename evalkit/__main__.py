@@ -124,9 +124,7 @@ def canonical_overrides(argv: list[str]) -> list[str]:
         elif eq and key == "task":
             value = ",".join(resolve_task_name(v.strip()) for v in value.split(","))
         elif eq and key == "model":
-            for name in value.split(","):
-                if name.strip() not in model_names():
-                    raise EvalkitError(f"unknown model {name.strip()!r}{suggest(name.strip(), model_names())}")
+            value = ",".join(model_choice(name.strip(), argv) for name in value.split(","))
         out.append(f"{key}={value}" if eq else arg)
     return hydra_flags_first([*out, searchpath_override()])
 
@@ -168,6 +166,32 @@ def hydra_flags_first(argv: list[str]) -> list[str]:
             else:
                 overrides.append(value)
     return [*flags, *overrides]
+
+
+def model_choice(name: str, argv: list[str]) -> str:
+    """The model config a `model=` value names: a config file; the config whose `name` is that hub id; else a
+    sentence-transformers folder or hub id, read now and registered as a config of its own (`encoding.sources`)."""
+    if name in model_names():
+        return name
+    looks_like_source = "/" in name or os.path.isdir(name)
+    if not looks_like_source:
+        raise EvalkitError(f"unknown model {name!r}{suggest(name, model_names())} (or a sentence-transformers "
+                           f"folder or hub id: model=<path> / model=<org>/<name>)")
+    from evalkit.encoding.sources import evalkit_config_named, folder_model
+
+    named = evalkit_config_named(name)
+    if named is not None:
+        return named
+    given = dict(arg.partition("=")[::2] for arg in argv if arg.startswith(("model.revision=", "model.trust_remote")))
+    trust = given.get("model.trust_remote_code", "false").strip().lower() in ("true", "1", "yes")
+    cfg, _ = folder_model(name, given.get("model.revision") or None, trust)
+    import hashlib
+
+    from hydra.core.config_store import ConfigStore
+
+    node = "folder-" + hashlib.sha256(f"{name}|{cfg.revision}|{trust}".encode()).hexdigest()[:10]
+    ConfigStore.instance().store(group="model", name=node, node=cfg)
+    return node
 
 
 def register_configs(argv: list[str] = ()) -> None:

@@ -56,6 +56,24 @@ class Pooling(Choice):
     last = "last"  # the final hidden state of the EOS evalkit appends
     mean = "mean"
     cls = "cls"
+    # sentence-transformers' other modes, as its Pooling computes them (tokens as the tokenizer makes them)
+    lasttoken = "lasttoken"
+    weightedmean = "weightedmean"
+    max = "max"
+    mean_sqrt_len_tokens = "mean_sqrt_len_tokens"
+
+
+class Similarity(Choice):
+    """How embeddings are scored (sentence-transformers' similarity_fn_name, as mteb scores them)."""
+
+    cosine = "cosine"
+    dot = "dot"
+    euclidean = "euclidean"
+
+
+class EncodeWith(Choice):
+    evalkit = "evalkit"  # evalkit's own forward pass, pooling and head
+    sentence_transformers = "sentence_transformers"  # SentenceTransformer.encode itself (modules evalkit lacks)
 
 
 class DType(Choice):
@@ -148,6 +166,15 @@ class ModelConfig:
     attn_implementation: str = "auto"  # auto: the best the architecture supports (flash, sdpa, else eager)
     trust_remote_code: bool = False
     prompt: Optional[PromptConfig] = None  # None: the model takes no instruction
+    # a sentence-transformers prompts dict, or fixed query/document prefixes (evalkit.encoding.prompt)
+    prompts: Optional[dict[str, Optional[str]]] = None
+    default_prompt_name: Optional[str] = None  # sentence-transformers' default_prompt_name
+    include_prompt: bool = True  # false: pooling leaves the prompt's tokens out (sentence-transformers' Pooling)
+    dense: list[str] = field(default_factory=list)  # the folder's Dense modules after pooling, in order
+    lower_case: bool = False  # the tokenizer lower-cases its input (sentence-transformers' do_lower_case)
+    similarity: Similarity = Similarity.cosine
+    from_folder: bool = False  # the protocol is the sentence-transformers folder's own (model=<folder or hub id>)
+    encode_with: EncodeWith = EncodeWith.evalkit
     random_init: Optional[RandomInit] = None
     # what mteb's ModelMeta says of the model (model_meta.json); mteb's own registry entry is used where it has one
     license: Optional[str] = None  # e.g. mit, apache-2.0 (the model card's license id)
@@ -199,6 +226,9 @@ def structured(schema: type, data: Any, where: str):
 def check_model(model: ModelConfig, where: str = "model config") -> ModelConfig:
     if model.max_length < 2:
         raise EvalkitError(f"{where}: max_length must be at least 2, got {model.max_length}")
+    if model.prompt is not None and model.prompts is not None:
+        raise EvalkitError(f"{where}: both prompt (an instruction template) and prompts (prefixes) are set; "
+                           f"a model has one prompt scheme")
     return model
 
 

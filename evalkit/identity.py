@@ -89,7 +89,8 @@ def experiment(cfg: RunConfig, data: Data) -> Experiment:
     from evalkit.encoding.cache import ID_SCHEME
     from evalkit.encoding.model import pick_device
     from evalkit.encoding.pipeline import normalizes
-    from evalkit.encoding.prompt import instructed
+    from evalkit.encoding.prompt import instructed, resolve_prompt
+    from evalkit.encoding.st_folder import protocol_extras
 
     model, spec = cfg.model, cfg.task
     prompt = model.prompt
@@ -105,11 +106,19 @@ def experiment(cfg: RunConfig, data: Data) -> Experiment:
             "template": prompt.template if prompt else None,
             "instruction": spec.instruction if prompt else None,
             "instructed": {side: instructed(prompt, spec, spec.type, side) for side in ("query", "document")},
+            **protocol_extras(model),
         },
         "task": {"mteb_task": spec.mteb_task, "type": str(spec.type), "split": spec.split,
                  "hf_subset": spec.hf_subset, "hf_subsets": spec.hf_subsets, "metric": spec.metric},
         "data": data.identity,
     }
+    if model.prompts is not None:  # each side's prefix, as resolve_prompt gives it (None: mteb gives no side)
+        identity["protocol"]["prompts"] = {str(side): resolve_prompt(model, spec, str(spec.type), side).prefix
+                                           for side in ("query", "document", None)}
+    if model.similarity != "cosine":
+        identity["protocol"]["similarity"] = str(model.similarity)
+    if model.from_folder:
+        identity["protocol"]["from_folder"] = True
     identity = json.loads(json.dumps(identity))  # as the run record stores it, so a re-run compares like with like
     published = is_published(data.identity, spec.mteb_task, spec.split, spec.hf_subset)
     differs = model_differences(model, identity["model"]["weights"]) | task_differences(spec, model)
@@ -178,22 +187,40 @@ def _model_defaults(key: tuple[tuple[str, int, int], ...]) -> dict[str, ModelCon
 def _model_settings(model: ModelConfig) -> dict[str, Any]:
     """The protocol settings a model config fixes for every task (for the folder hash; the weights fingerprint
     stands for name_or_path, tokenizer and random_init)."""
-    return {key: getattr(model, key) for key in ("pooling", "max_length", "dtype", "normalize", "unnormalized_types",
-                                                  "padding_side", "trust_remote_code", "prompt")}
+    settings = {key: getattr(model, key) for key in ("pooling", "max_length", "dtype", "normalize", "unnormalized_types",
+                                                      "padding_side", "trust_remote_code", "prompt")}
+    from evalkit.encoding.st_folder import protocol_extras
+
+    extras = protocol_extras(model)  # only where they differ from the defaults: other models' folders unchanged
+    if model.prompts is not None:
+        extras["prompts"] = model.prompts
+    return {**settings, **extras}
 
 
 def model_differences(model: ModelConfig, weights_fingerprint: str) -> dict[str, str]:
-    """Readable settings of `model` that differ from its config file's; all of them when no file names it."""
-    default = _model_defaults(model_files()).get(model.name)
+    """Readable settings of `model` that differ from its config file's (a folder model: from what its folder
+    says); all of them when no file names it."""
+    if model.from_folder:
+        from evalkit.encoding.sources import folder_model
+
+        default = replace(folder_model(model.name_or_path, model.revision, model.trust_remote_code)[0],
+                          name=model.name, device=model.device, attn_implementation=model.attn_implementation)
+    else:
+        default = _model_defaults(model_files()).get(model.name)
     if default is None:
         return {"weights": _given(model.name_or_path)}  # a model given by overrides: named after its weights
     out = {}
     if (model.name_or_path, model.tokenizer, model.random_init) != (
             default.name_or_path, default.tokenizer, default.random_init):
         out["weights"] = _short(weights_fingerprint, 8)
-    for key in ("pooling", "max_length", "dtype", "normalize", "padding_side", "trust_remote_code"):
+    for key in ("pooling", "max_length", "dtype", "normalize", "padding_side", "trust_remote_code", "include_prompt",
+                "lower_case", "similarity", "encode_with", "default_prompt_name", "from_folder"):
         if getattr(model, key) != getattr(default, key):
             out[key] = str(getattr(model, key)).lower()
+    if list(model.dense) != list(default.dense):
+        out["dense"] = "+".join(model.dense) or "none"
+    if model.prompts != default.prompts:
+        out["prompts"] = "none" if model.prompts is None else _short(json.dumps(model.prompts, sort_keys=True))
     if sorted(model.unnormalized_types) != sorted(default.unnormalized_types):
         out["unnormalized_types"] = "+".join(sorted(map(str, model.unnormalized_types))) or "none"
     if (model.prompt is None) != (default.prompt is None):

@@ -65,7 +65,7 @@ def _text_stats(stats: dict, split: str, subset: str) -> dict[str, dict]:
 
 def _prefix(spec: TaskSpec, model: ModelConfig, side: str) -> str:
     """What the model reads around a text of this side: the instruction, or nothing."""
-    return render([SENTINEL], model.prompt, spec, spec.type, side)[0]
+    return render([SENTINEL], model, spec, spec.type, side)[0]
 
 
 def _prefix_tokens(prefix: str) -> int:
@@ -118,7 +118,7 @@ def plan_from_folder(spec: TaskSpec, model: ModelConfig, folder: Path) -> TaskPl
                                     ("queries", "query", PromptType.query)):
         raw = loader_texts(retrieval_loader(data["corpus" if part == "documents" else part], task.metadata,
                                             prompt_type))
-        texts = render(raw, model.prompt, spec, spec.type, side)
+        texts = render(raw, model, spec, spec.type, side)
         if tokenizer is not None:
             tokens = [len(ids) for ids in token_ids(tokenizer, texts, model)]
         else:

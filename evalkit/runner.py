@@ -15,6 +15,7 @@ from evalkit.config import RunConfig, TaskSpec, hub_offline
 from evalkit.beir_folder import BeirData, attach_to_task, beir_data_fingerprint, local_data_dir, read_beir_folder
 from evalkit.distributed import barrier, init_from_env, rank, world_size
 from evalkit.encoding.encoder import Encoder
+from evalkit.encoding.sources import folder_record
 from evalkit.errors import first_line
 from evalkit.files import check_writable
 from evalkit.hub import check_reachable, offline_error
@@ -282,6 +283,8 @@ def run_record(cfg: RunConfig, encoder: Encoder, wall: float, score: float, prep
         "instruction": spec.instruction if cfg.model.prompt else None,
         "instruction_source": prepared.instruction_source,  # task.instruction, conf/tasks/<Task>.yaml, or mteb's prompts
         "normalized": encoder.normalizes(spec.type),  # embeddings L2-normalized (e5: not for classification)
+        "prompts": encoder.prompts_used,  # "<task>/<side>" -> the prompt each side got and where it came from
+        "model_folder": folder_record(cfg.model),  # a folder model: what was read, from where, which path ran
         "model": asdict(cfg.model),
         "config": asdict(cfg),
         "data_dir": str(folder.resolve()) if folder else None,

@@ -7,8 +7,8 @@ operations and a 1.4 GB score matrix per chunk. Here the corpus is encoded chunk
 the encoder, so the embedding cache still applies), and a running top-k lives on the encoder's
 device: each query block is scored against the chunk and merged with `torch.topk` over
 [current top-k | new scores]. Memory: one corpus chunk of embeddings plus at most `score_bytes`
-of scores, whatever the corpus size. Scores are mteb's cosine (float32, both sides normalized),
-so results are mteb's; only documents tied exactly at the k-th score may be picked differently.
+of scores, whatever the corpus size. Scores are the model's similarity as mteb computes it (float32:
+cosine, both sides normalized; dot; euclidean, the negative distance), so results are mteb's; only documents tied exactly at the k-th score may be picked differently.
 
 Reranking (`top_ranked` given) is left to mteb's wrapper: its candidate lists are small.
 """
@@ -24,8 +24,12 @@ import torch.nn.functional as F
 class RunningTopK:
     """The k best (score, document index) per query, merged chunk by chunk on `device`."""
 
-    def __init__(self, queries, k: int, device: torch.device, score_bytes: int = 256 << 20) -> None:
-        self.queries = F.normalize(torch.as_tensor(queries, dtype=torch.float32).to(device), p=2, dim=1)
+    def __init__(self, queries, k: int, device: torch.device, score_bytes: int = 256 << 20,
+                 similarity: str = "cosine") -> None:
+        if similarity not in ("cosine", "dot", "euclidean"):
+            raise ValueError(f"unknown similarity {similarity!r}")
+        self.similarity = similarity
+        self.queries = self._prepare(queries, device)
         self.k, self.device, self.score_bytes = k, device, score_bytes
         n = len(self.queries)
         self.values = torch.empty((n, 0), dtype=torch.float32, device=device)
@@ -33,7 +37,7 @@ class RunningTopK:
 
     def add(self, documents, offset: int) -> None:
         """Score a chunk of document embeddings whose first row is corpus row `offset`."""
-        docs = F.normalize(torch.as_tensor(documents, dtype=torch.float32).to(self.device), p=2, dim=1)
+        docs = self._prepare(documents, self.device)
         width = self.values.shape[1] + len(docs)
         keep = min(self.k, width)
         block = max(1, self.score_bytes // (4 * width))
@@ -42,11 +46,17 @@ class RunningTopK:
         index = torch.empty((len(self.queries), keep), dtype=torch.long, device=self.device)
         for start in range(0, len(self.queries), block):
             rows = slice(start, start + block)
-            scores = torch.cat([self.values[rows], self.queries[rows] @ docs.T], dim=1)
+            scored = (-torch.cdist(self.queries[rows], docs, p=2.0) if self.similarity == "euclidean"
+                      else self.queries[rows] @ docs.T)
+            scores = torch.cat([self.values[rows], scored], dim=1)
             candidates = torch.cat([self.index[rows], ids.expand(scores.shape[0], -1)], dim=1)
             values[rows], where = scores.topk(keep, dim=1)
             index[rows] = candidates.gather(1, where)
         self.values, self.index = values, index
+
+    def _prepare(self, vectors, device: torch.device) -> torch.Tensor:
+        vectors = torch.as_tensor(vectors, dtype=torch.float32).to(device)
+        return F.normalize(vectors, p=2, dim=1) if self.similarity == "cosine" else vectors
 
     def result(self) -> tuple[list[list[float]], list[list[int]]]:
         return self.values.cpu().tolist(), self.index.cpu().tolist()
@@ -101,7 +111,8 @@ class ExactSearch:
             loader = retrieval_loader(dataset, task_metadata, prompt_type, encode_kwargs.get("batch_size", 32), num_proc)
             return self.encoder.encode(loader, prompt_type=prompt_type, **where, **encode_kwargs)
 
-        best = RunningTopK(embed(queries, PromptType.query), top_k, self.encoder.device, self.score_bytes)
+        similarity = str(getattr(self.encoder.cfg, "similarity", "cosine"))
+        best = RunningTopK(embed(queries, PromptType.query), top_k, self.encoder.device, self.score_bytes, similarity)
         for start in range(0, len(self.corpus), self.corpus_chunk_size):
             chunk = self.corpus.select(range(start, min(start + self.corpus_chunk_size, len(self.corpus))))
             best.add(embed(chunk, PromptType.document), offset=start)

@@ -102,8 +102,9 @@ def test_unknown_model_key_is_rejected():
 
 @pytest.mark.unit
 def test_bad_choice_is_rejected():
-    with pytest.raises(EvalkitError, match=r"pooling: Invalid value .max., expected one of \[last, mean, cls\]"):
-        load_model_config("minilm", pooling="max")
+    with pytest.raises(EvalkitError, match=r"pooling: Invalid value .median., expected one of \[last, mean, cls, "
+                                           r"lasttoken, weightedmean, max, mean_sqrt_len_tokens\]"):
+        load_model_config("minilm", pooling="median")
 
 
 def compose_run(*overrides: str):

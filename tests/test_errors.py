@@ -146,6 +146,8 @@ BROAD_EXCEPTS = {
     "report/runs.py": (1, "mteb's TaskResult parsing raises many kinds: ReportInputError from exc"),
     "results.py": (1, "removes the record of a result never written (Ctrl-C included), then re-raises the same"),
     "report/leaderboard.py": (1, "mteb's TaskResult parsing raises many kinds: that published file is named, skipped"),
+    "encoding/st_folder.py": (1, "hub errors come in many kinds: EvalkitError (or the offline line) from exc"),
+    "encoding/st_encode.py": (1, "a module's own loading code raises anything: EvalkitError from exc"),
 }
 
 

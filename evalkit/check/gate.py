@@ -104,7 +104,7 @@ def check(suite: Suite, path: Path | None = None, *, results_dir: Path | None = 
                                            suite.golden.min_cosine, namers[name])
     scores_now = None
     if suite.scores:
-        run_scores = not golden_only and (outcome.ok or keep_going or update)
+        run_scores = not golden_only and (not outcome.failed or keep_going or update)  # no golden row failed
         if run_scores:
             t = time.perf_counter()
             scores_now = scores.measure(suite, results_dir or default_results_dir(suite.name), specs, model_overrides)

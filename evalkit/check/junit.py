@@ -9,7 +9,7 @@ from evalkit.check.rows import Row, table
 
 
 def write(path: Path, suite: str, rows: list[Row], seconds: float, extra: str = "") -> None:
-    nothing = not any(r.ok is True for r in rows)  # a gate that checked nothing has failed, in JUnit too
+    nothing = all(r.ok is None for r in rows)  # a gate that checked nothing (all skipped) has failed, in JUnit too
     failures = sum(1 for r in rows if r.ok is False) + nothing
     skipped = sum(1 for r in rows if r.ok is None)
     tests = str(len(rows) + nothing)

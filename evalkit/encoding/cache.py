@@ -77,6 +77,7 @@ def model_identity(cfg, device_type: str = "cpu", weights: str | None = None) ->
     Random weights are drawn differently on a GPU and a CPU, so for them the device counts."""
     from evalkit.encoding.weights_fingerprint import weights_fingerprint
     from evalkit.encoding.model import random_init_device
+    from evalkit.encoding.st_folder import protocol_extras
 
     random_init = None
     if cfg.random_init is not None:
@@ -85,7 +86,7 @@ def model_identity(cfg, device_type: str = "cpu", weights: str | None = None) ->
         "name": cfg.name, "name_or_path": cfg.name_or_path, "revision": cfg.revision, "tokenizer": cfg.tokenizer,
         "weights": weights if weights is not None else weights_fingerprint(cfg, device_type),
         "random_init": random_init, "pooling": cfg.pooling, "max_length": cfg.max_length, "dtype": cfg.dtype,
-        "trust_remote_code": cfg.trust_remote_code, "id_scheme": ID_SCHEME,
+        "trust_remote_code": cfg.trust_remote_code, "id_scheme": ID_SCHEME, **protocol_extras(cfg),
     }
 
 

@@ -1,7 +1,8 @@
 """The mteb-protocol adapter: mteb's `encode` calls in, rendered texts to the embedding store, arrays out.
 
-`Encoder.encode` is what `mteb.evaluate` calls. Which inputs get the instruction is read from the model
-config (`prompt`) and the task spec (`symmetric`) by `prompt.render`; nothing task-specific is in code. The
+`Encoder.encode` is what `mteb.evaluate` calls. Which prompt each input gets is decided by
+`prompt.resolve_prompt` from the model config (an instruction template, or a prompts dict) and the task spec;
+nothing task-specific is in code; `prompts_used` records each task side's prompt and its source. The
 work is done by the parts the encoder holds: `loaded` (`loaded.LoadedModel`: tokenizer, weights, pooling and
 head steps), `planner` (`planner.BatchPlanner`: packed or padded, tokens per batch), `store`
 (`store.EmbeddingStore`: cache, duplicates, torchrun ranks, refusing holes) and `prompts`
@@ -21,8 +22,9 @@ import torch
 from evalkit.config import EncodeConfig, ModelConfig, TaskSpec, load_model_config
 from evalkit.encoding.cache import check_cache_writable
 from evalkit.encoding.loaded import LoadedModel
+from evalkit.encoding.model import pick_device
 from evalkit.encoding.planner import BatchPlanner
-from evalkit.encoding.prompt import TaskPrompts, render
+from evalkit.encoding.prompt import Resolved, TaskPrompts, resolve_prompt
 from evalkit.encoding.stats import EncodeStats
 from evalkit.encoding.store import EmbeddingStore, cache_root
 
@@ -49,12 +51,18 @@ class Encoder:
         if not isinstance(model, LoadedModel):
             if encode.cache:  # before any work: a cache that cannot be written fails now, not hours later
                 check_cache_writable(cache_root(encode))
-            model = LoadedModel.load(model)
+            if model.encode_with == "sentence_transformers":  # modules evalkit does not implement: st_encode
+                from evalkit.encoding.st_encode import SentenceTransformerModel
+
+                model = SentenceTransformerModel.load(model, pick_device(model.device))
+            else:
+                model = LoadedModel.load(model)
         self.loaded = model
         self.prompts = TaskPrompts(instructions, strict_instructions)
         self.stats = EncodeStats(attn_implementation=model.attn_implementation, device=model.device_name)
         self.planner = BatchPlanner(model, encode, self.stats)
         self.store = EmbeddingStore(self.planner, encode, self.stats)
+        self.prompts_used: dict[str, dict] = {}  # "<mteb task>/<side>" -> the prompt and where it came from
         if encode.cache:
             model.weights_fingerprint()  # hash a local checkpoint now, before any encoding
 
@@ -80,35 +88,51 @@ class Encoder:
     def encode(self, inputs: DataLoader[BatchedInput], *, task_metadata: TaskMetadata, hf_split: str,
                hf_subset: str, prompt_type: PromptType | None = None, **kwargs: Any) -> Array:
         texts, ids = loader_rows(inputs)
-        side = "document" if getattr(prompt_type, "value", prompt_type) == "document" else "query"
-        rendered = self.render(texts, task_metadata.name, task_metadata.type, side, task_metadata)
+        given = getattr(prompt_type, "value", prompt_type)  # query, document, or None (mteb gives no side)
+        side = "document" if given == "document" else "query"
+        resolved = self.resolve(task_metadata.name, task_metadata.type, given, task_metadata)
+        rendered = [resolved.apply(t) for t in texts] if resolved.template or resolved.prefix else texts
         counts = self.stats.inputs.setdefault(side, {"texts": 0, "instructed": 0})
         counts["texts"] += len(texts)
         counts["instructed"] += sum(r != t for r, t in zip(rendered, texts))
-        return self.embed(rendered, normalize=self.normalizes(task_metadata.type), side=side, ids=ids)
+        return self.embed(rendered, normalize=self.normalizes(task_metadata.type), side=side, ids=ids,
+                          prompt=resolved, prompt_side=given)
 
     def similarity(self, embeddings1: Array, embeddings2: Array) -> Array:
-        from mteb.similarity_functions import cos_sim
+        from mteb.models.model_meta import ScoringFunction
+        from mteb.similarity_functions import select_similarity
 
-        return cos_sim(embeddings1, embeddings2)
+        return select_similarity(embeddings1, embeddings2, ScoringFunction(str(self.cfg.similarity)))
 
     def similarity_pairwise(self, embeddings1: Array, embeddings2: Array) -> Array:
-        from mteb.similarity_functions import pairwise_cos_sim
+        from mteb.models.model_meta import ScoringFunction
+        from mteb.similarity_functions import select_pairwise_similarity
 
-        return pairwise_cos_sim(embeddings1, embeddings2)
+        return select_pairwise_similarity(embeddings1, embeddings2, ScoringFunction(str(self.cfg.similarity)))
 
     @property
     def mteb_model_meta(self):
         from evalkit.encoding.meta import model_meta
 
-        return model_meta(self.cfg, self.model)
+        return model_meta(self.cfg, self.model if self.model is not None else self.loaded.st, self.loaded.dimension)
 
     # -- the protocol's steps, usable on their own -----------------------------------------
-    def render(self, texts: list[str], mteb_task: str, task_type: str, side: str, task_metadata=None) -> list[str]:
-        """Texts with the instruction where the config says it goes."""
-        if self.cfg.prompt is None:
-            return texts
-        return render(texts, self.cfg.prompt, self.task_spec(mteb_task, task_metadata), task_type, side)
+    def render(self, texts: list[str], mteb_task: str, task_type: str, side: str | None, task_metadata=None
+               ) -> list[str]:
+        """Texts with the prompt `prompt.resolve_prompt` gives them."""
+        resolved = self.resolve(mteb_task, task_type, side, task_metadata)
+        return [resolved.apply(t) for t in texts] if resolved.template or resolved.prefix else texts
+
+    def resolve(self, mteb_task: str, task_type: str, side: str | None, task_metadata=None) -> Resolved:
+        """The prompt of one side of a task (`prompt.resolve_prompt`), recorded in `prompts_used`."""
+        if self.cfg.prompt is None and self.cfg.prompts is None:
+            resolved = Resolved()
+        else:
+            spec = self.task_spec(mteb_task, task_metadata) if self.cfg.prompt is not None else TaskSpec(
+                name=mteb_task, mteb_task=mteb_task, type=task_type)
+            resolved = resolve_prompt(self.cfg, spec, task_type, side)
+        self.prompts_used[f"{mteb_task}/{side or 'no side'}"] = resolved.record()
+        return resolved
 
     def task_spec(self, mteb_task: str, task_metadata=None) -> TaskSpec:
         """The spec (instruction, symmetric) of a task: from the mapping, else resolved once, as a run would."""
@@ -122,11 +146,14 @@ class Encoder:
         """The token ids the model gets for `texts`; every embedding evalkit computes starts here."""
         return self.loaded.tokenize(texts)
 
-    def embed(self, texts: list[str], normalize: bool = True, side: str = "query", ids: list | None = None
-              ) -> np.ndarray:
+    def embed(self, texts: list[str], normalize: bool = True, side: str = "query", ids: list | None = None,
+              prompt: Resolved | None = None, prompt_side: str | None = None) -> np.ndarray:
         """Embeddings (N, H) float32, in the order of `texts`, from `store.embed` (cached ones are read, not
-        computed; holes and non-finite rows refused), L2-normalized where `normalize`."""
+        computed; holes and non-finite rows refused), L2-normalized where `normalize`. `prompt`: the prompt the
+        texts were rendered with, and `prompt_side` mteb's side, where pooling leaves the prompt out
+        (include_prompt: false) or sentence-transformers places it itself."""
         start, sample = time.perf_counter(), None
+        self.loaded.set_prompt(prompt, prompt_side)
         if texts and side not in self.stats.samples:
             sample = self.stats.samples[side] = {"text": texts[0], "token_ids": self.tokenize(texts[:1])[0]}
         raw = self.store.embed(texts, side, ids)

@@ -37,6 +37,10 @@ class LoadedModel:
         self.device_name = device_name(device)
         self._decoder: PackedDecoder | None = None  # built on the first packed batch
         self._fingerprints: dict[str, str] = {}
+        self.prompt_tokens = 0  # the current call's prompt tokens pooling leaves out (include_prompt: false)
+
+    runs_itself = False  # True: a model that batches its own texts (st_encode.SentenceTransformerModel, which
+    # the Encoder loads for `encode_with: sentence_transformers`)
 
     @classmethod
     def load(cls, cfg: ModelConfig) -> LoadedModel:
@@ -54,6 +58,25 @@ class LoadedModel:
         return int(self.backbone.config.hidden_size)
 
     @property
+    def dimension(self) -> int:
+        """The embedding's width: the backbone's, or the last head's (a Dense layer)."""
+        heads = self.pipeline.heads
+        return int(heads[-1].weight.shape[0]) if heads and hasattr(heads[-1], "weight") else self.hidden_size
+
+    def set_prompt(self, prompt, side: str | None) -> None:
+        """The prompt the next texts were rendered with (`prompt.Resolved`) and mteb's side for them: pooling
+        leaves the prompt's tokens out where the config says (include_prompt: false)."""
+        self.prompt_tokens = 0
+        if prompt is not None and prompt.prefix and not self.cfg.include_prompt:
+            from evalkit.encoding.st_folder import prompt_token_count
+
+            self.prompt_tokens = prompt_token_count(self.tokenizer, prompt.prefix)
+
+    def cache_text(self, text: str) -> str:
+        """What a text's cache key is computed from: with the prompt's token count where pooling leaves it out."""
+        return f"{self.prompt_tokens}\x00{text}" if self.prompt_tokens else text
+
+    @property
     def dtype(self) -> torch.dtype:
         """The dtype the forward passes run in."""
         return next(self.backbone.parameters()).dtype
@@ -65,7 +88,7 @@ class LoadedModel:
     def forward_padded(self, ids: torch.Tensor, mask: torch.Tensor, use_mask: bool = True) -> torch.Tensor:
         """Padded ids and mask -> the pipeline's embeddings before normalization, float32 on the device."""
         return self.pipeline.head(forward_padded(self.backbone, ids, mask, self.pipeline.pooling, self.device,
-                                                 use_mask))
+                                                 use_mask, self.prompt_tokens))
 
     def forward_packed(self, batch: Packed, kernel: str, expand_kv: bool = False, fused: str = "none",
                        compiled: bool = False) -> torch.Tensor:

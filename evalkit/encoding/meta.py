@@ -33,8 +33,8 @@ def declared(cfg: ModelConfig) -> dict:
     return {key: getattr(cfg, key) for key in DECLARED if getattr(cfg, key) is not None}
 
 
-def model_meta(cfg: ModelConfig, model):
-    """The ModelMeta of the model as loaded and run."""
+def model_meta(cfg: ModelConfig, model, embed_dim: int | None = None):
+    """The ModelMeta of the model as loaded and run (`embed_dim`: the embedding's width where a head changes it)."""
     from mteb.models.model_meta import ModelMeta, ScoringFunction
 
     n_parameters = sum(p.numel() for p in model.parameters())
@@ -42,11 +42,11 @@ def model_meta(cfg: ModelConfig, model):
         "name": cfg.name,
         "revision": cfg.revision or "no_revision_available",
         "n_parameters": n_parameters,
-        "n_embedding_parameters": model.get_input_embeddings().weight.numel(),
+        "n_embedding_parameters": embedding_parameters(model),
         "memory_usage_mb": round(n_parameters * 4 / 2**20),  # mteb's convention: float32 weights
-        "embed_dim": int(model.config.hidden_size),
-        "similarity_fn_name": ScoringFunction.COSINE,  # evalkit scores by cosine
-        "use_instructions": cfg.prompt is not None,
+        "embed_dim": embed_dim or int(model.config.hidden_size),
+        "similarity_fn_name": ScoringFunction(str(cfg.similarity)),  # as evalkit scored
+        "use_instructions": cfg.prompt is not None or any((cfg.prompts or {}).values()),
         "loader": None,  # evalkit's encoder produced the results, not mteb's loader for the model
         "loader_kwargs": {},
     }
@@ -54,7 +54,7 @@ def model_meta(cfg: ModelConfig, model):
     if known is None:
         return ModelMeta.create_empty(overwrites={
             **declared(cfg), **measured,
-            "max_tokens": getattr(model.config, "max_position_embeddings", None) or cfg.max_length,
+            "max_tokens": getattr(getattr(model, "config", None), "max_position_embeddings", None) or cfg.max_length,
             "open_weights": True,
             "framework": ["PyTorch", "Transformers"],
             "modalities": ["text"],
@@ -64,3 +64,9 @@ def model_meta(cfg: ModelConfig, model):
             log.warning("model config says %s=%r for %s, mteb's registry %r: the config's is written",
                         key, value, cfg.name, getattr(known, key))
     return known.model_copy(update={**declared(cfg), **measured})
+
+
+def embedding_parameters(model) -> int | None:
+    """The input embedding's parameters, where the model exposes one (a SentenceTransformer may not)."""
+    embeddings = getattr(model, "get_input_embeddings", None)
+    return embeddings().weight.numel() if embeddings is not None else None

@@ -22,7 +22,7 @@ import torch
 from evalkit import EvalkitError
 from evalkit.config import ModelConfig, hub_offline
 from evalkit.encoding.architecture import attention_for, check_positions
-from evalkit.encoding.pooling import pool
+from evalkit.encoding.pooling import pool_modes
 from evalkit.files import atomic_write, cache_root
 from evalkit.hub import check_reachable, offline_error
 from evalkit.errors import first_line
@@ -109,7 +109,23 @@ def load_tokenizer(cfg: ModelConfig, local_only: bool = False):
     tok = _from_hub(AutoTokenizer, source, revision=revision, trust_remote_code=cfg.trust_remote_code, **extra)
     if tok.pad_token_id is None:
         tok.pad_token = tok.eos_token  # e5-mistral pads with EOS; the mask says which tokens are real
+    if cfg.lower_case:
+        lowercase_tokenizer(tok)
     return tok
+
+
+def lowercase_tokenizer(tokenizer) -> None:
+    """Make the tokenizer lower-case its input as sentence-transformers' do_lower_case does: a Lowercase
+    normalizer in front of the fast tokenizer's own (unless it has one); the prompt is lower-cased too."""
+    if not getattr(tokenizer, "is_fast", False):
+        raise EvalkitError("do_lower_case needs a fast tokenizer (tokenizer.json)")
+    from tokenizers.normalizers import Lowercase, Sequence
+
+    backend = tokenizer.backend_tokenizer
+    current = backend.normalizer
+    parts = list(current) if isinstance(current, Sequence) else [] if current is None else [current]
+    if not any(isinstance(part, Lowercase) for part in parts):
+        backend.normalizer = Sequence([Lowercase(), *parts])
 
 
 def check_model_folder(cfg: ModelConfig) -> None:
@@ -245,14 +261,16 @@ def mask_needed(model, padding_side: str, trust_remote_code: bool = False) -> bo
 
 @torch.inference_mode()
 def forward_padded(model, ids: torch.Tensor, mask: torch.Tensor, pooling: str, device: torch.device,
-                   use_mask: bool = True) -> torch.Tensor:
+                   use_mask: bool = True, prompt_tokens: int | None = None) -> torch.Tensor:
     """Padded ids and mask (any device) -> pooled float32 embeddings (B, H) on `device`.
 
     Without `use_mask` the model gets no attention mask, so sdpa takes its causal flash path;
-    only right for a causal decoder padded on the right (see `mask_needed`)."""
+    only right for a causal decoder padded on the right (see `mask_needed`). `prompt_tokens`: each row's first
+    that many real tokens are left out of the pooling (include_prompt: false)."""
     ids, mask = ids.to(device, non_blocking=True), mask.to(device, non_blocking=True)
     out = model(input_ids=ids, attention_mask=mask if use_mask else None, use_cache=False)
-    return pool(pooling, out.last_hidden_state, mask)
+    lengths = None if not prompt_tokens else torch.full((ids.shape[0],), prompt_tokens, device=device)
+    return pool_modes((str(pooling),), out.last_hidden_state, mask, lengths)
 
 
 def device_name(device: torch.device) -> str:

@@ -47,6 +47,8 @@ def padding_reason(packing: str, model, cfg) -> str | None:
     """Why the forward passes must run padded, or None when they may run packed."""
     if packing == "padded":
         return "encode.packing=padded"
+    if str(cfg.pooling) not in ("last", "cls", "mean") or not cfg.include_prompt:
+        return f"pooling {cfg.pooling}" + ("" if cfg.include_prompt else " without the prompt") + " runs padded only"
     return packable(model, cfg.max_length, cfg.trust_remote_code)
 
 

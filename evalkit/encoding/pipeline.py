@@ -3,9 +3,8 @@
     backbone hidden states -> pooling (`Pipeline.pooling`, done inside the forward pass) -> heads -> [cache]
     -> normalize (per task type, after the cache: cached vectors are the raw ones)
 
-`heads` is empty for every model evalkit runs today; a step that maps pooled vectors to other vectors (a
-sentence-transformers Dense layer) is added there, and the forward passes, the cache and the mteb adapter
-take it as they are. Whether a task's embeddings are normalized is decided here only (`Normalize.applies`),
+`heads` holds a sentence-transformers folder's Dense layers (`evalkit.encoding.head`, empty for other models):
+the forward passes, the cache and the mteb adapter take them as they are. Whether a task's embeddings are normalized is decided here only (`Normalize.applies`),
 for the encoder and for the experiment identity alike.
 """
 
@@ -57,7 +56,9 @@ class Pipeline:
 
     @classmethod
     def from_config(cls, cfg: ModelConfig) -> Pipeline:
-        return cls(pooling=str(cfg.pooling), normalize=Normalize.from_config(cfg))
+        from evalkit.encoding.head import load_head
+
+        return cls(pooling=str(cfg.pooling), heads=load_head(cfg), normalize=Normalize.from_config(cfg))
 
     def head(self, pooled: torch.Tensor) -> torch.Tensor:
         """The heads applied to pooled embeddings (unchanged when there are none)."""

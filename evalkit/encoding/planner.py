@@ -171,7 +171,7 @@ class BatchPlanner:
 
     def embed_ids(self, seqs: list[list[int]]) -> np.ndarray:
         """Embeddings (N, H) before normalization of ready token id lists: no cache (benchmarks time this)."""
-        out = np.full((len(seqs), self.model.hidden_size), np.nan, dtype=np.float32)
+        out = np.full((len(seqs), self.model.dimension), np.nan, dtype=np.float32)
         for rows, pooled in self.batches(seqs, lambda part: part):
             out[rows] = pooled.numpy()
         self.stats.texts += len(seqs)

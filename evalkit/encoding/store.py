@@ -61,10 +61,10 @@ class EmbeddingStore:
         was never filled is refused with one line naming the first such text (by its id in `ids` where given,
         else its position and start)."""
         stats = self.stats
-        out = np.full((len(texts), self.model.hidden_size), np.nan, dtype=np.float32)
+        out = np.full((len(texts), self.model.dimension), np.nan, dtype=np.float32)
         filled = np.zeros(len(texts), dtype=bool)
         cache = self.cache()
-        keys = [text_key(t) for t in texts] if cache is not None else None
+        keys = [text_key(self.model.cache_text(t)) for t in texts] if cache is not None else None
         # with a cache, decided once by rank 0's for every rank: ranks whose caches differ still agree on the work
         decide = lambda: still_to_encode(cache, keys, len(texts))  # noqa: E731
         found, vectors, todo, copies = from_rank0(decide) if cache is not None else decide()
@@ -96,7 +96,9 @@ class EmbeddingStore:
         """The texts at positions `todo` through the model into out[todo], and into the cache; the rows written."""
         written: list[int] = []
         shard = ShardBuffer(cache, self.encode.cache_shard_texts, self.model.storage_dtype())
-        for batch_rows, pooled in self.planner.batches([texts[i] for i in todo], self.model.tokenize):
+        items = [texts[i] for i in todo]
+        batches = self.model.batches(items) if self.model.runs_itself else self.planner.batches(items, self.model.tokenize)
+        for batch_rows, pooled in batches:
             rows = [todo[r] for r in batch_rows]
             out[rows] = pooled.numpy()
             written.extend(rows)

@@ -58,7 +58,7 @@ def model_folder_fingerprint(folder: Path) -> str:
     """sha256 (16 hex digits) over the decisive files of a model folder: names and contents."""
     if not folder.is_dir():
         raise EvalkitError(f"model path is not a folder: {folder}")
-    files = sorted({p for pattern in DECISIVE for p in folder.glob(pattern) if p.is_file()})
+    files = sorted({p for pattern in (*DECISIVE, *module_patterns(folder)) for p in folder.glob(pattern) if p.is_file()})
     if not files:
         raise EvalkitError(f"{folder} holds no model files (no config.json, *.safetensors or tokenizer files)")
     known = _load_known()
@@ -67,6 +67,18 @@ def model_folder_fingerprint(folder: Path) -> str:
         h.update(f"{path.relative_to(folder).as_posix()}={_file_sha256(path, known)};".encode())
     _save_known(known)
     return "sha256:" + h.hexdigest()[:16]
+
+
+def module_patterns(folder: Path) -> tuple[str, ...]:
+    """The weights and settings inside each sentence-transformers module folder modules.json names (a
+    StaticEmbedding's or a custom module's weights live there, not beside config.json)."""
+    try:
+        modules = json.loads((folder / "modules.json").read_text(encoding="utf-8"))
+        paths = [str(m.get("path") or "") for m in modules]
+    except (OSError, ValueError, AttributeError, TypeError):
+        return ()
+    return tuple(f"{path}/{kind}" for path in paths if path and ".." not in path
+                 for kind in ("*.safetensors", "*.json", "*.txt", "*.model"))
 
 
 def tokenizer_file_fingerprint(path: Path) -> str:
