@@ -135,7 +135,7 @@ def check_data(task) -> None:
             if isinstance(task, a.AbsTaskSTS):
                 _check_values(data, "score", where, _is_number, "a number")
             elif isinstance(task, a.AbsTaskPairClassification):
-                _check_values(data, task.label_column_name, where, lambda v: _is_number(v) and v in (0, 1), "0 or 1")
+                _check_values(data, task.label_column_name, where, _is_binary, "0 or 1")
             elif _trains(task) and task.label_column_name in data.column_names:
                 label_kinds[split] = {_kind(v) for v in _flat(data[task.label_column_name])}
         if len({frozenset(k) for k in label_kinds.values()}) > 1:
@@ -149,6 +149,11 @@ def _trains(task) -> bool:
     from mteb import abstasks as a
 
     return isinstance(task, a.AbsTaskClassification) and not getattr(task, "is_cross_validation", False)
+
+
+def _is_binary(value) -> bool:
+    """A pair label mteb scores: 0 or 1, or a bool (True and False are 1 and 0 to its average precision)."""
+    return isinstance(value, bool) or (_is_number(value) and value in (0, 1))
 
 
 def _is_number(value) -> bool:
