@@ -27,7 +27,6 @@ import re
 from dataclasses import asdict, dataclass, field, replace
 from functools import lru_cache
 from importlib.resources import files
-from pathlib import Path
 from typing import Any
 
 from evalkit import EvalkitError

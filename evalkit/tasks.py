@@ -17,7 +17,6 @@ from pathlib import Path
 from evalkit import EvalkitError
 from evalkit.conf_path import CONF_DIR, config_dirs, config_files, shown
 from evalkit.config import TASK_TYPES, TaskSpec, TaskType, check_task, load_yaml, structured, suggest
-from evalkit.errors import first_line
 from evalkit.files import atomic_write, cache_root
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from evalkit import EvalkitError, mteb_hooks
-from evalkit.mteb_hooks import HOOKS, check, mteb_version
+from evalkit.mteb_hooks import HOOKS, mteb_version
 
 
 def noop(*args, **kwargs):
